@@ -1,0 +1,66 @@
+# Shared helpers for the local sandbox scripts (sourced, not run).
+# Everything lives under $MSSGW_SANDBOX (default: <repo>/.sandbox) and listens on loopback only.
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SANDBOX="${MSSGW_SANDBOX:-$REPO_ROOT/.sandbox}"
+LOCAL_DIR="$REPO_ROOT/deploy/local"
+LOG_DIR="$SANDBOX/log"
+mkdir -p "$SANDBOX" "$LOG_DIR"
+
+# Ports of the sandbox; the gateway's demo defaults (libs/config) use the same numbers.
+REDIS_PORT="${MSSGW_SANDBOX_REDIS_PORT:-16379}"
+KAFKA_PORT="${MSSGW_SANDBOX_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${MSSGW_SANDBOX_KAFKA_CONTROLLER_PORT:-19093}"
+SMTP_SUBMISSION_PORT="${MSSGW_SANDBOX_SMTP_PORT:-10587}"
+SMTP_INJECT_PORT="${MSSGW_SANDBOX_SMTP_INJECT_PORT:-10025}"
+IMAP_PORT="${MSSGW_SANDBOX_IMAP_PORT:-10143}"
+PROMETHEUS_PORT="${MSSGW_SANDBOX_PROMETHEUS_PORT:-19090}"
+GATEWAY_HTTP_PORT="${MSSGW_SANDBOX_GATEWAY_HTTP_PORT:-8088}"
+
+say() { printf '[sandbox] %s\n' "$*"; }
+die() { printf '[sandbox] error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "$1 needs root (it installs Debian packages or starts system daemons); run as root or install it yourself: $2"
+}
+
+# apt_install PKG... : install only the Debian packages that are missing.
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  need_root "installing ${missing[*]}" "apt-get install ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$LOG_DIR/apt.log" 2>&1; then
+    apt-get update -qq >>"$LOG_DIR/apt.log" 2>&1 || die "apt-get update failed (is Debian's package mirror reachable?); see $LOG_DIR/apt.log"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$LOG_DIR/apt.log" 2>&1 \
+      || die "could not install ${missing[*]}; see $LOG_DIR/apt.log"
+  fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT NAME SECONDS [LOGFILE]
+wait_port() {
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do port_open "$1" && return 0; sleep 0.1; done
+  [ -n "${4:-}" ] && [ -f "$4" ] && tail -n 30 "$4" >&2
+  die "$2 did not open port $1 within $3 s"
+}
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid PIDFILE NAME: TERM, wait, then KILL.
+stop_pid() {
+  local pidfile=$1 name=$2 i
+  if pid_alive "$pidfile"; then
+    local pid; pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    say "$name stopped"
+  fi
+  rm -f "$pidfile"
+}

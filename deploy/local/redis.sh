@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Redis for the queues and the status store: AOF on, no eviction (BullMQ requires it), loopback only.
+source "$(dirname "$0")/lib.sh"
+DIR="$SANDBOX/redis"; PIDFILE="$DIR/redis.pid"
+
+case "${1:-up}" in
+  install) apt_install redis-server ;;
+  up)
+    apt_install redis-server
+    if pid_alive "$PIDFILE" && port_open "$REDIS_PORT"; then say "redis already up on 127.0.0.1:$REDIS_PORT"; exit 0; fi
+    mkdir -p "$DIR"
+    cat >"$DIR/redis.conf" <<CONF
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize yes
+pidfile $PIDFILE
+dir $DIR
+logfile $LOG_DIR/redis.log
+appendonly yes
+appendfsync ${MSSGW_SANDBOX_REDIS_FSYNC:-everysec}
+save ""
+maxmemory-policy noeviction
+CONF
+    redis-server "$DIR/redis.conf"
+    wait_port "$REDIS_PORT" redis 15 "$LOG_DIR/redis.log"
+    say "redis up on 127.0.0.1:$REDIS_PORT (AOF, data in $DIR)"
+    ;;
+  down) stop_pid "$PIDFILE" redis ;;
+  status) pid_alive "$PIDFILE" && port_open "$REDIS_PORT" && say "redis up on 127.0.0.1:$REDIS_PORT" || { say "redis down"; exit 1; } ;;
+  *) die "usage: redis.sh [install|up|down|status]" ;;
+esac
