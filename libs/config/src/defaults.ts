@@ -1,0 +1,65 @@
+import path from 'node:path';
+import type { GatewayConfig } from './schema.ts';
+
+/** Where deploy/local/*.sh keep the sandbox operator, its PKI and secrets. */
+export const sandboxDir = (): string =>
+  process.env['MSSGW_SANDBOX'] ?? path.resolve(import.meta.dirname, '../../../.sandbox');
+
+/**
+ * The embedded defaults: the demo on the local sandbox (deploy/local). With no configuration file at all
+ * the gateway runs against it. Ports match deploy/local/lib.sh.
+ */
+export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
+  const pki = path.join(sandbox, 'pki');
+  const mailbox = (address: string, displayName: string, sources: string[]) => ({
+    address,
+    displayName,
+    sources,
+    certFile: path.join(pki, 'clients', `${address}.pem`),
+    keyFile: path.join(pki, 'clients', `${address}.key`),
+    imapPassword: { file: path.join(sandbox, 'secrets', `${address}.imap-password`) },
+  });
+  return {
+    environment: 'demo',
+    redis: { url: 'redis://127.0.0.1:16379', prefix: 'mssgw' },
+    kafka: {
+      enabled: false,
+      brokers: ['127.0.0.1:19092'],
+      clientId: 'mssgw',
+      groupId: 'mssgw-intake',
+      intakeTopics: ['mssgw.results.in'],
+      deadLetterTopic: 'mssgw.results.dlq',
+      statusTopic: 'mssgw.status',
+    },
+    http: { host: '127.0.0.1', port: 8088 },
+    mllp: {
+      listeners: [
+        { source: 'lab', host: '127.0.0.1', port: 2575, maxMessageBytes: 32 * 1024 * 1024, idleTimeoutMs: 300_000 },
+        { source: 'imaging', host: '127.0.0.1', port: 2576, maxMessageBytes: 32 * 1024 * 1024, idleTimeoutMs: 300_000 },
+      ],
+    },
+    operator: {
+      smtpHost: '127.0.0.1',
+      smtpPort: 10587,
+      smtpImplicitTls: false,
+      imapHost: '127.0.0.1',
+      imapPort: 10143,
+      imapImplicitTls: false,
+      caFile: path.join(pki, 'ca.pem'),
+      tlsServerName: 'mail.operator.test',
+      maxConnections: 4,
+      maxMessagesPerConnection: 1000,
+    },
+    mailboxes: [
+      mailbox('labo-noreply@chu-demo.mssante.test', 'Laboratoire CHU Demo', ['lab']),
+      mailbox('imagerie-noreply@chu-demo.mssante.test', 'Imagerie CHU Demo', ['imaging']),
+    ],
+    mssante: {
+      productReference: 'MSSGW-DEMO-0001',
+      whitelistDomains: ['chu-demo.mssante.test', 'cabinet-demo.mssante.test', 'patient.mssante.fr'],
+    },
+    receipts: { sweepIntervalMs: 30_000, confirmationTimeoutMs: 24 * 3600 * 1000 },
+    dispatcher: { attempts: 8, backoffMs: 2_000, concurrency: 16 },
+    logLevel: 'info',
+  };
+}

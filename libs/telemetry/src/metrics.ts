@@ -1,0 +1,79 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric the gateway exports, in one place so that the Grafana dashboard and the alert rules can be checked
+ * against it. Labels carry sources, mailboxes (applicative, not personal), queues, reasons and reply classes: never a
+ * patient, a practitioner or a recipient address.
+ */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'mssgw_process_' });
+
+const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+
+export const metrics = {
+  resultsReceived: new Counter({
+    name: 'mssgw_results_received_total', help: 'Results received, per source and transport',
+    labelNames: ['source', 'transport'] as const, registers: [registry],
+  }),
+  resultsAcknowledged: new Counter({
+    name: 'mssgw_results_acknowledged_total', help: 'Results acknowledged to the producer after durable queueing (MSA AA or Kafka commit)',
+    labelNames: ['source', 'transport'] as const, registers: [registry],
+  }),
+  resultsRejected: new Counter({
+    name: 'mssgw_results_rejected_total', help: 'Results refused at intake, per source and HL7 error code (table 0357)',
+    labelNames: ['source', 'transport', 'code'] as const, registers: [registry],
+  }),
+  resultsDuplicate: new Counter({
+    name: 'mssgw_results_duplicate_total', help: 'Results acknowledged but not processed again (same sender and control id)',
+    labelNames: ['source'] as const, registers: [registry],
+  }),
+  ackLatency: new Histogram({
+    name: 'mssgw_ack_latency_seconds', help: 'From the last byte of a result to its acknowledgement',
+    labelNames: ['transport'] as const, buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry],
+  }),
+  recipientsResolved: new Counter({
+    name: 'mssgw_recipients_resolved_total', help: 'Recipients a result will be sent to, per kind (professional, organisation, application, patient)',
+    labelNames: ['kind'] as const, registers: [registry],
+  }),
+  recipientsRefused: new Counter({
+    name: 'mssgw_recipients_refused_total', help: 'Recipients not served, per reason (not-whitelisted, ins-not-qualified, ...)',
+    labelNames: ['reason'] as const, registers: [registry],
+  }),
+  mailsQueued: new Counter({
+    name: 'mssgw_mails_queued_total', help: 'Mails put on a send queue', labelNames: ['mailbox'] as const, registers: [registry],
+  }),
+  mailsSent: new Counter({
+    name: 'mssgw_mails_sent_total', help: 'Mails accepted by the operator (SMTP 250)', labelNames: ['mailbox'] as const, registers: [registry],
+  }),
+  mailsRetried: new Counter({
+    name: 'mssgw_mails_retried_total', help: 'Send attempts that failed transiently and will be retried',
+    labelNames: ['mailbox', 'reply_class'] as const, registers: [registry],
+  }),
+  mailsFailed: new Counter({
+    name: 'mssgw_mails_failed_total', help: 'Recipients refused for good by the operator or dead-lettered',
+    labelNames: ['mailbox', 'reply_class'] as const, registers: [registry],
+  }),
+  intakeToSmtp: new Histogram({
+    name: 'mssgw_intake_to_smtp_seconds', help: 'From acknowledgement of a result to SMTP acceptance of its mail',
+    labelNames: ['mailbox'] as const, buckets: latencyBuckets, registers: [registry],
+  }),
+  smtpToDsn: new Histogram({
+    name: 'mssgw_smtp_to_dsn_seconds', help: 'From SMTP acceptance to the DSN of a recipient',
+    labelNames: ['mailbox'] as const, buckets: latencyBuckets, registers: [registry],
+  }),
+  receipts: new Counter({
+    name: 'mssgw_receipts_total', help: 'Receipts read from applicative mailboxes, per kind (dsn, mdn, other) and outcome',
+    labelNames: ['mailbox', 'kind', 'outcome'] as const, registers: [registry],
+  }),
+  operatorDsnSupported: new Gauge({
+    name: 'mssgw_operator_dsn_supported', help: '1 when the operator advertises DSN (RFC 3461) to the mailbox, 0 when tracking degrades',
+    labelNames: ['mailbox'] as const, registers: [registry],
+  }),
+  queueJobs: new Gauge({
+    name: 'mssgw_queue_jobs', help: 'Jobs per queue and state', labelNames: ['queue', 'state'] as const, registers: [registry],
+  }),
+  certificateExpiry: new Gauge({
+    name: 'mssgw_tls_certificate_expiry_timestamp_seconds', help: 'Expiry time (Unix seconds) of each TLS certificate in use',
+    labelNames: ['usage', 'subject'] as const, registers: [registry],
+  }),
+};
