@@ -1,0 +1,93 @@
+import type { MailSpec, QueuedResult } from '@mssgw/queue';
+import type { Recipient } from '@mssgw/routing';
+import { DEFAULT_BODIES, fillTemplate, type Audience } from './templates.ts';
+
+export interface SenderMailbox {
+  address: string;
+  displayName?: string;
+}
+
+export interface MailAttachment {
+  filename: string;
+  contentType: string;
+  sha256: string;
+}
+
+export interface MailInput {
+  resultId: string;
+  result: QueuedResult;
+  recipients: Recipient[];
+  replyTo?: string;
+  mailbox: SenderMailbox;
+  /** X-MSS-NIL: the product reference (ECO.2.4.3), on every mail. */
+  productReference: string;
+  /** IHE_XDM.ZIP when the result has CDA documents, then the PDF(s) or the report itself. */
+  attachments: MailAttachment[];
+  /** CDA codes of the documents in the XDM archive (X-MSS-CODECDA, absent without a CDA). */
+  cdaCodes: string[];
+  /** Whether the XDM archive holds a qualified INS (X-MSS-INS). */
+  qualifiedIns: boolean;
+}
+
+/** DD/MM/YYYY from YYYYMMDD. */
+const frenchDate = (d?: string) => (d && /^\d{8}/.test(d) ? `${d.slice(6, 8)}/${d.slice(4, 6)}/${d.slice(0, 4)}` : '');
+
+/** ECO.2.1.3: XDM/1.0/DDM+<libellé> <NOM> <prénom> <date de naissance>. */
+export function mssanteSubject(result: QueuedResult): string {
+  const p = result.patient;
+  return ['XDM/1.0/DDM+' + (result.documentLabel || 'Document'), p.family.toUpperCase(), p.given, frenchDate(p.birthDate)]
+    .filter(Boolean)
+    .join(' ');
+}
+
+/** ECO.2.1.6: <date de l'acte>_<type document>_<NOM>_<prénom>.pdf */
+export function pdfFileName(result: QueuedResult, actDate: string): string {
+  const clean = (s: string) => s.replace(/[\\/:*?"<>|]+/g, ' ').trim();
+  return `${actDate.slice(0, 8)}_${clean(result.documentLabel || 'Document')}_${clean(result.patient.family.toUpperCase())}_${clean(result.patient.given)}.pdf`;
+}
+
+const domainOf = (a: string) => a.slice(a.lastIndexOf('@') + 1);
+
+/**
+ * The mails for one result: one to the professionals (and organisations, applications), one to the patient,
+ * since a patient's copy differs (X-MSS-MES, body, no Reply-To to an unattended box). Message ids are derived from
+ * the result so a retried routing job builds the same mails.
+ */
+export function buildMailSpecs(input: MailInput): MailSpec[] {
+  const { result } = input;
+  const groups: [Audience, Recipient[]][] = [
+    ['professional', input.recipients.filter((r) => r.kind !== 'patient')],
+    ['patient', input.recipients.filter((r) => r.kind === 'patient')],
+  ];
+  const specs: MailSpec[] = [];
+  for (const [audience, recipients] of groups) {
+    if (recipients.length === 0) continue;
+    const mailId = `${input.resultId}-${audience === 'patient' ? 'pat' : 'ps'}`;
+    const producerBody = audience === 'patient' ? result.mailBody.patient : result.mailBody.professional;
+    const text = producerBody ?? fillTemplate(DEFAULT_BODIES[audience][result.action], { label: result.documentLabel || 'document' });
+    const headers: Record<string, string> = { 'X-MSS-NIL': input.productReference };
+    if (input.cdaCodes.length) {
+      headers['X-MSS-CODECDA'] = input.cdaCodes.join(',');
+      headers['X-MSS-INS'] = input.qualifiedIns ? 'O' : 'N';
+    }
+    if (audience === 'patient' && result.noReplyToPatient) headers['X-MSS-MES'] = 'FIN';
+    const readReceipt = result.flags['ACK_LECTURE_MSS'] === true;
+    if (readReceipt) headers['Disposition-Notification-To'] = input.mailbox.address;
+    specs.push({
+      mailId,
+      resultId: input.resultId,
+      messageId: `<${mailId}@${domainOf(input.mailbox.address)}>`,
+      from: input.mailbox.address,
+      ...(input.mailbox.displayName ? { fromName: input.mailbox.displayName } : {}),
+      to: recipients.map((r) => r.address),
+      ...(input.replyTo ? { replyTo: input.replyTo } : {}),
+      subject: mssanteSubject(result),
+      text,
+      headers,
+      attachments: input.attachments,
+      audience,
+      readReceipt,
+    });
+  }
+  return specs;
+}

@@ -1,0 +1,38 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/**
+ * Content-addressed store for documents (CDA, PDF, XDM archives): each distinct document is written once, whatever
+ * the number of results, mails and retries that reference it; jobs carry only the SHA-256.
+ */
+export class DocumentStore {
+  private readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly ttlSeconds: number;
+
+  constructor(redis: Redis, prefix: string, ttlSeconds = 30 * 24 * 3600) {
+    this.redis = redis;
+    this.prefix = prefix;
+    this.ttlSeconds = ttlSeconds;
+  }
+
+  static hash(content: Buffer): string {
+    return createHash('sha256').update(content).digest('hex');
+  }
+
+  private key(sha256: string): string {
+    return `${this.prefix}:doc:${sha256}`;
+  }
+
+  /** Stores the content if absent and extends its life; returns its reference. */
+  async put(content: Buffer, sha256 = DocumentStore.hash(content)): Promise<string> {
+    await this.redis.set(this.key(sha256), content, 'EX', this.ttlSeconds);
+    return sha256;
+  }
+
+  async get(sha256: string): Promise<Buffer> {
+    const content = await this.redis.getBuffer(this.key(sha256));
+    if (!content) throw new Error(`document ${sha256} is not in the store (expired or never written)`);
+    return content;
+  }
+}

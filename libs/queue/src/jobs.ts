@@ -1,0 +1,105 @@
+import { z } from 'zod';
+
+/**
+ * The contracts between services: what goes on each queue. Jobs are validated when a worker takes them, so a job
+ * written by another version of the gateway fails loudly instead of half-working.
+ */
+
+const DocumentRef = z.object({
+  kind: z.enum(['cda', 'pdf', 'text', 'other']),
+  mediaType: z.string(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  code: z.string(),
+  label: z.string(),
+  segmentIndex: z.number().int(),
+});
+export type DocumentRef = z.infer<typeof DocumentRef>;
+
+/** A result accepted at intake: the normalised message with its documents replaced by references. */
+export const IntakeJob = z.object({
+  resultId: z.string(),
+  source: z.string(),
+  transport: z.enum(['mllp', 'kafka']),
+  receivedAt: z.number(),
+  acknowledgedAt: z.number().optional(),
+  result: z.object({
+    messageType: z.string(),
+    event: z.string(),
+    version: z.string(),
+    controlId: z.string(),
+    sendingApplication: z.string(),
+    sendingFacility: z.string(),
+    receivingApplication: z.string(),
+    receivingFacility: z.string(),
+    profile: z.enum(['cisis', 'raw']),
+    charset: z.string(),
+    action: z.enum(['initial', 'replace', 'delete']),
+    patient: z.object({
+      ins: z.object({ value: z.string(), oid: z.string(), qualified: z.boolean() }).optional(),
+      ipp: z.string().optional(),
+      family: z.string(),
+      given: z.string(),
+      birthDate: z.string().optional(),
+      sex: z.string().optional(),
+      identityReliability: z.string().optional(),
+    }),
+    participants: z.array(
+      z.object({
+        role: z.enum(['sender', 'recipient', 'reply', 'ordering', 'copy', 'interpreter']),
+        kind: z.enum(['person', 'organisation', 'application', 'patient']),
+        id: z.string().optional(),
+        idType: z.string().optional(),
+        idAuthority: z.string().optional(),
+        address: z.string().optional(),
+        family: z.string().optional(),
+        given: z.string().optional(),
+        origin: z.string(),
+      }),
+    ),
+    documents: z.array(DocumentRef),
+    flags: z.record(z.string(), z.boolean()),
+    mailBody: z.object({ professional: z.string().optional(), patient: z.string().optional() }),
+    noReplyToPatient: z.boolean(),
+    documentCode: z.string(),
+    documentLabel: z.string(),
+    documentId: z.string().optional(),
+    orderControl: z.string(),
+    reportStatuses: z.array(z.object({ status: z.string(), segmentIndex: z.number() })),
+  }),
+});
+export type IntakeJob = z.infer<typeof IntakeJob>;
+export type QueuedResult = IntakeJob['result'];
+
+const Attachment = z.object({ filename: z.string(), contentType: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+/** One e-mail as the recipients will see it; shared by the deliveries to each of its recipients. */
+export const MailSpec = z.object({
+  mailId: z.string(),
+  resultId: z.string(),
+  messageId: z.string(),
+  from: z.string(),
+  fromName: z.string().optional(),
+  to: z.array(z.string()).min(1),
+  replyTo: z.string().optional(),
+  subject: z.string(),
+  text: z.string(),
+  headers: z.record(z.string(), z.string()),
+  attachments: z.array(Attachment),
+  audience: z.enum(['professional', 'patient']),
+  /** Read receipt asked (Disposition-Notification-To). */
+  readReceipt: z.boolean(),
+});
+export type MailSpec = z.infer<typeof MailSpec>;
+
+/** One SMTP envelope: one mail to one recipient. Its id is the DSN ENVID, so every receipt finds its delivery. */
+export const DeliveryJob = z.object({
+  deliveryId: z.string(),
+  mailId: z.string(),
+  resultId: z.string(),
+  mailbox: z.string(),
+  recipient: z.string(),
+  /** When the result was acknowledged to its producer (for the intake→SMTP latency). */
+  acknowledgedAt: z.number(),
+});
+export type DeliveryJob = z.infer<typeof DeliveryJob>;

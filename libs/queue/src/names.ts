@@ -1,0 +1,13 @@
+import { createHash } from 'node:crypto';
+
+/** Queue names. BullMQ keys become <prefix>:<queue>:...; a Redis Cluster deployment sets a {hash-tagged} prefix. */
+export const QUEUES = {
+  intake: 'intake',
+  /** One send queue per applicative mailbox, so each mailbox has its own pool, rate and backlog. */
+  send: (mailbox: string) => `send.${mailbox.toLowerCase().replace(/[^a-z0-9.@-]/g, '_').replace('@', '_at_')}`,
+  deadLetter: 'dead-letter',
+} as const;
+
+/** Short, stable, colon-free ids (BullMQ job ids may not contain ':'). */
+export const stableId = (prefix: string, ...parts: string[]): string =>
+  `${prefix}-${createHash('sha256').update(parts.join('\u001f')).digest('hex').slice(0, 24)}`;

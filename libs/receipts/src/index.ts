@@ -1,0 +1,2 @@
+export { parseReceipt, parseDisposition, type Receipt, type DsnRecipient, type Disposition } from './receipt.ts';
+export { parseFieldBlocks, addressOf, typedValue, type FieldBlock } from './fields.ts';

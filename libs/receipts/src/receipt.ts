@@ -1,0 +1,121 @@
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { addressOf, parseFieldBlocks, typedValue } from './fields.ts';
+
+export interface DsnRecipient {
+  recipient: string;
+  originalRecipient?: string;
+  action: string;
+  status: string;
+  diagnosticCode?: string;
+  remoteMta?: string;
+}
+
+export interface Disposition {
+  actionMode: string;
+  sendingMode: string;
+  /** displayed, processed, deleted, dispatched, denied, failed */
+  type: string;
+  modifier?: string;
+  /** CI-SIS "processed/Error: code^label". */
+  error?: { code: string; label: string };
+}
+
+export type Receipt =
+  | {
+      kind: 'dsn';
+      envelopeId?: string;
+      reportingMta?: string;
+      originalMessageId?: string;
+      recipients: DsnRecipient[];
+      /** true when read from free text rather than a machine-readable report. */
+      inferred: boolean;
+    }
+  | {
+      kind: 'mdn';
+      originalMessageId?: string;
+      finalRecipient?: string;
+      originalRecipient?: string;
+      disposition: Disposition;
+    }
+  | { kind: 'other'; reason: 'auto-reply' | 'not-a-receipt'; messageId?: string };
+
+const partText = (content: Buffer) => content.toString('utf8');
+
+/** Message-ID of the original mail, from the returned headers (text/rfc822-headers or message/rfc822). */
+function returnedMessageId(mail: ParsedMail): string | undefined {
+  for (const a of mail.attachments) {
+    if (a.contentType === 'text/rfc822-headers' || a.contentType === 'message/rfc822' || a.contentType === 'message/global-headers') {
+      const m = /^message-id:\s*(<[^>\r\n]+>)/im.exec(partText(a.content));
+      if (m) return m[1];
+    }
+  }
+  return undefined;
+}
+
+export function parseDisposition(value: string): Disposition {
+  // "automatic-action/MDN-sent-automatically; processed/Error: 902^Identifiant de patient inconnu"
+  const [modes = '', rest = ''] = value.split(';', 2).map((s) => s.trim());
+  const [actionMode = '', sendingMode = ''] = modes.split('/').map((s) => s.trim());
+  const slash = rest.indexOf('/');
+  const type = (slash < 0 ? rest : rest.slice(0, slash)).trim().toLowerCase();
+  const modifier = slash < 0 ? undefined : rest.slice(slash + 1).trim();
+  const err = modifier ? /^error\s*:\s*([^^]*)\^?([^|]*)/i.exec(modifier) : null;
+  return {
+    actionMode, sendingMode, type,
+    ...(modifier ? { modifier } : {}),
+    ...(err ? { error: { code: err[1]!.trim(), label: err[2]!.trim() } } : {}),
+  };
+}
+
+/** Reads one mail from an applicative mailbox and says what it is. */
+export async function parseReceipt(source: Buffer | string): Promise<Receipt> {
+  const mail = await simpleParser(source, { keepDeliveryStatus: true, skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  const dsnPart = mail.attachments.find((a) => a.contentType === 'message/delivery-status' || a.contentType === 'message/global-delivery-status');
+  if (dsnPart) {
+    const [perMessage = new Map<string, string>(), ...perRecipient] = parseFieldBlocks(partText(dsnPart.content));
+    const recipients: DsnRecipient[] = perRecipient
+      .filter((b) => b.has('final-recipient') || b.has('original-recipient'))
+      .map((b) => {
+        const diagnostic = typedValue(b.get('diagnostic-code'));
+        const original = addressOf(b.get('original-recipient'));
+        const remote = typedValue(b.get('remote-mta'));
+        return {
+          recipient: (addressOf(b.get('final-recipient')) ?? original ?? '').toLowerCase(),
+          ...(original ? { originalRecipient: original.toLowerCase() } : {}),
+          action: (b.get('action') ?? '').toLowerCase(),
+          status: (b.get('status') ?? '').split(/\s/)[0] ?? '',
+          ...(diagnostic ? { diagnosticCode: diagnostic } : {}),
+          ...(remote ? { remoteMta: remote } : {}),
+        };
+      });
+    const envelopeId = perMessage.get('original-envelope-id')?.trim();
+    const reportingMta = typedValue(perMessage.get('reporting-mta'));
+    const originalMessageId = returnedMessageId(mail);
+    return {
+      kind: 'dsn',
+      ...(envelopeId ? { envelopeId } : {}),
+      ...(reportingMta ? { reportingMta } : {}),
+      ...(originalMessageId ? { originalMessageId } : {}),
+      recipients,
+      inferred: false,
+    };
+  }
+  const mdnPart = mail.attachments.find((a) => a.contentType === 'message/disposition-notification');
+  if (mdnPart) {
+    const fields = new Map(parseFieldBlocks(partText(mdnPart.content)).flatMap((b) => [...b]));
+    const inReplyTo = typeof mail.inReplyTo === 'string' ? mail.inReplyTo : undefined;
+    const originalMessageId = fields.get('original-message-id')?.trim() || inReplyTo;
+    const finalRecipient = addressOf(fields.get('final-recipient'))?.toLowerCase();
+    const originalRecipient = addressOf(fields.get('original-recipient'))?.toLowerCase();
+    return {
+      kind: 'mdn',
+      ...(originalMessageId ? { originalMessageId } : {}),
+      ...(finalRecipient ? { finalRecipient } : {}),
+      ...(originalRecipient ? { originalRecipient } : {}),
+      disposition: parseDisposition(fields.get('disposition') ?? ''),
+    };
+  }
+  const autoSubmitted = mail.headers.get('auto-submitted');
+  const auto = typeof autoSubmitted === 'string' && autoSubmitted.toLowerCase() !== 'no';
+  return { kind: 'other', reason: auto ? 'auto-reply' : 'not-a-receipt', ...(mail.messageId ? { messageId: mail.messageId } : {}) };
+}

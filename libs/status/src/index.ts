@@ -1,0 +1,4 @@
+export {
+  StatusStore, isFinal,
+  type Delivery, type DeliveryState, type DeliveryEvent, type ResultRecord, type RecipientKind,
+} from './store.ts';

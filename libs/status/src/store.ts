@@ -1,0 +1,224 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * The life of one recipient of one result. `refused` is decided by the router (with a reason), the rest by the
+ * dispatcher (SMTP) and the receipt reader (DSN, MDN, timeout).
+ */
+export type DeliveryState =
+  | 'refused'
+  | 'queued'
+  | 'submitted'
+  | 'delayed'
+  | 'delivered'
+  | 'relayed'
+  | 'expanded'
+  | 'failed'
+  | 'dead-lettered'
+  | 'unconfirmed'
+  | 'displayed'
+  | 'processed'
+  | 'deleted'
+  | 'processing-error';
+
+const RECEIPT_READ: DeliveryState[] = ['displayed', 'processed', 'deleted', 'processing-error'];
+const DSN_FINAL: DeliveryState[] = ['delivered', 'relayed', 'expanded', 'failed'];
+
+/** From which states each state may be entered. A receipt that would move a recipient backwards is recorded in the history only. */
+const ENTER_FROM: Record<DeliveryState, DeliveryState[]> = {
+  refused: [],
+  queued: [],
+  submitted: ['queued'],
+  delayed: ['submitted', 'delayed', 'unconfirmed'],
+  delivered: ['submitted', 'delayed', 'unconfirmed'],
+  relayed: ['submitted', 'delayed', 'unconfirmed'],
+  expanded: ['submitted', 'delayed', 'unconfirmed'],
+  failed: ['queued', 'submitted', 'delayed', 'unconfirmed'],
+  'dead-lettered': ['queued'],
+  unconfirmed: ['submitted', 'delayed'],
+  // An MDN proves delivery even when it overtakes the DSN.
+  displayed: ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded'],
+  processed: ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded', 'displayed'],
+  deleted: ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded', 'displayed'],
+  'processing-error': ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded', 'displayed'],
+};
+
+/** The outcome a recipient ends with; one per recipient, whatever arrives later. */
+export const isFinal = (s: DeliveryState): boolean =>
+  s === 'refused' || s === 'dead-lettered' || s === 'unconfirmed' || DSN_FINAL.includes(s) || RECEIPT_READ.includes(s);
+
+export type RecipientKind = 'professional' | 'organisation' | 'application' | 'patient';
+
+export interface Delivery {
+  deliveryId: string;
+  resultId: string;
+  recipient: string;
+  kind: RecipientKind;
+  state: DeliveryState;
+  mailId?: string;
+  messageId?: string;
+  mailbox?: string;
+  /** Why a recipient was refused or failed (no-mailbox, not-whitelisted, 5.1.1 ...). */
+  reason?: string;
+  detail?: string;
+  smtpResponse?: string;
+  queueId?: string;
+  dsnStatus?: string;
+  updatedAt: number;
+  submittedAt?: number;
+}
+
+export interface DeliveryEvent {
+  at: number;
+  state: DeliveryState;
+  /** false when the event came too late or out of order and did not change the state. */
+  applied: boolean;
+  source: 'router' | 'dispatcher' | 'dsn' | 'mdn' | 'timeout' | 'operator';
+  detail?: string;
+}
+
+export interface ResultRecord {
+  resultId: string;
+  source: string;
+  transport: string;
+  controlId: string;
+  sendingApplication: string;
+  action: string;
+  documentCode: string;
+  receivedAt: number;
+  acknowledgedAt?: number;
+  routedAt?: number;
+}
+
+// Compare-and-set in one round trip: the state changes only from an allowed state; the event is always kept.
+const TRANSITION = `
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return {-1, ''} end
+local ok = string.find(',' .. ARGV[1] .. ',', ',' .. cur .. ',', 1, true)
+local event = ARGV[2]
+if ok then
+  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  event = string.gsub(event, '"applied":false', '"applied":true')
+end
+redis.call('RPUSH', KEYS[2], event)
+return {ok and 1 or 0, cur}
+`;
+
+type Fields = Record<string, string | number | undefined>;
+const flat = (f: Fields): string[] =>
+  Object.entries(f).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
+
+export class StatusStore {
+  private readonly redis: Redis;
+  private readonly p: string;
+  private readonly retentionSeconds: number;
+
+  constructor(redis: Redis, prefix: string, retentionSeconds = 90 * 24 * 3600) {
+    this.redis = redis;
+    this.p = `${prefix}:status`;
+    this.retentionSeconds = retentionSeconds;
+  }
+
+  private k = {
+    result: (id: string) => `${this.p}:result:${id}`,
+    resultDeliveries: (id: string) => `${this.p}:result:${id}:deliveries`,
+    controlId: (ctl: string) => `${this.p}:control:${ctl}`,
+    delivery: (id: string) => `${this.p}:delivery:${id}`,
+    history: (id: string) => `${this.p}:delivery:${id}:history`,
+    byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
+  };
+
+  /** First sight of a result (idempotent: a retried job keeps the first record). */
+  async recordResult(r: ResultRecord): Promise<void> {
+    const key = this.k.result(r.resultId);
+    await this.redis
+      .multi()
+      .hsetnx(key, 'resultId', r.resultId)
+      .hset(key, ...flat({ ...r } as unknown as Fields))
+      .expire(key, this.retentionSeconds)
+      .sadd(this.k.controlId(r.controlId), r.resultId)
+      .expire(this.k.controlId(r.controlId), this.retentionSeconds)
+      .exec();
+  }
+
+  async markRouted(resultId: string, at = Date.now()): Promise<void> {
+    await this.redis.hset(this.k.result(resultId), 'routedAt', at);
+  }
+
+  /** Creates a recipient's record in its first state (queued or refused). A second call changes nothing. */
+  async createDelivery(d: Omit<Delivery, 'updatedAt'> & { updatedAt?: number }, detail?: string): Promise<boolean> {
+    const key = this.k.delivery(d.deliveryId);
+    const at = d.updatedAt ?? Date.now();
+    const created = await this.redis.hsetnx(key, 'state', d.state);
+    if (!created) return false;
+    const event: DeliveryEvent = { at, state: d.state, applied: true, source: 'router', ...(detail ?? d.reason ? { detail: detail ?? d.reason } : {}) };
+    const m = this.redis
+      .multi()
+      .hset(key, ...flat({ ...d, updatedAt: at } as unknown as Fields))
+      .expire(key, this.retentionSeconds)
+      .rpush(this.k.history(d.deliveryId), JSON.stringify(event))
+      .expire(this.k.history(d.deliveryId), this.retentionSeconds)
+      .sadd(this.k.resultDeliveries(d.resultId), d.deliveryId)
+      .expire(this.k.resultDeliveries(d.resultId), this.retentionSeconds);
+    if (d.messageId) m.set(this.k.byMessage(d.messageId, d.recipient), d.deliveryId, 'EX', this.retentionSeconds);
+    await m.exec();
+    return true;
+  }
+
+  /**
+   * Moves a recipient to `state` if the state machine allows it from where it is; the event joins its history
+   * either way. Returns whether the state changed and the state it was in.
+   */
+  async transition(
+    deliveryId: string,
+    state: DeliveryState,
+    source: DeliveryEvent['source'],
+    fields: Fields = {},
+    at = Date.now(),
+  ): Promise<{ applied: boolean; previous: DeliveryState | undefined }> {
+    const detail = fields['detail'] ?? fields['reason'];
+    const event: DeliveryEvent = { at, state, applied: false, source, ...(detail !== undefined ? { detail: String(detail) } : {}) };
+    const res = (await this.redis.eval(
+      TRANSITION, 2, this.k.delivery(deliveryId), this.k.history(deliveryId),
+      ENTER_FROM[state].join(','), JSON.stringify(event), ...flat({ ...fields, state, updatedAt: at }),
+    )) as [number, string];
+    return { applied: res[0] === 1, previous: res[1] ? (res[1] as DeliveryState) : undefined };
+  }
+
+  async getDelivery(deliveryId: string): Promise<Delivery | undefined> {
+    const h = await this.redis.hgetall(this.k.delivery(deliveryId));
+    if (!h['state']) return undefined;
+    return {
+      ...(h as unknown as Delivery),
+      updatedAt: Number(h['updatedAt']),
+      ...(h['submittedAt'] ? { submittedAt: Number(h['submittedAt']) } : {}),
+    };
+  }
+
+  async history(deliveryId: string): Promise<DeliveryEvent[]> {
+    return (await this.redis.lrange(this.k.history(deliveryId), 0, -1)).map((e) => JSON.parse(e) as DeliveryEvent);
+  }
+
+  async getResult(resultId: string): Promise<(ResultRecord & { deliveries: Delivery[] }) | undefined> {
+    const h = await this.redis.hgetall(this.k.result(resultId));
+    if (!h['resultId']) return undefined;
+    const ids = await this.redis.smembers(this.k.resultDeliveries(resultId));
+    const deliveries = (await Promise.all(ids.map((id) => this.getDelivery(id)))).filter((d): d is Delivery => d !== undefined);
+    deliveries.sort((a, b) => a.recipient.localeCompare(b.recipient));
+    return {
+      ...(h as unknown as ResultRecord),
+      receivedAt: Number(h['receivedAt']),
+      ...(h['acknowledgedAt'] ? { acknowledgedAt: Number(h['acknowledgedAt']) } : {}),
+      ...(h['routedAt'] ? { routedAt: Number(h['routedAt']) } : {}),
+      deliveries,
+    };
+  }
+
+  async resultsByControlId(controlId: string): Promise<string[]> {
+    return this.redis.smembers(this.k.controlId(controlId));
+  }
+
+  /** For MDNs, which name the original Message-ID and the recipient rather than our envelope id. */
+  async deliveryForMessage(messageId: string, recipient: string): Promise<string | undefined> {
+    return (await this.redis.get(this.k.byMessage(messageId, recipient))) ?? undefined;
+  }
+}
