@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import yazl from 'yazl';
 import type { CdaHeader } from './cda.ts';
 
@@ -21,6 +21,8 @@ export interface XdmInput {
   senderAddress: string;
   /** Source id of the submission set (the gateway's OID). */
   sourceOid: string;
+  /** Unique id of the submission set; derived from the result so the same result gives the same archive. */
+  submissionSetUid: string;
   /** "C" (change) for a replacement, "D" for a deletion (the ANS extra-metadata "action"). */
   action?: 'C' | 'D';
   submissionTime: Date;
@@ -78,7 +80,7 @@ export function buildMetadata(input: XdmInput): string {
       `</rim:ExtrinsicObject>`
     );
   });
-  const ssUid = `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
+  const ssUid = input.submissionSetUid;
   const associations = input.documents.map(
     (_, i) =>
       `<rim:Association id="Assoc${i + 1}" associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" ` +

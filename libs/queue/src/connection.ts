@@ -9,3 +9,4 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
 }
 
 export type { Redis };
+

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { MailSpec } from './jobs.ts';
 
 /**
  * Content-addressed store for documents (CDA, PDF, XDM archives): each distinct document is written once, whatever
@@ -34,5 +35,28 @@ export class DocumentStore {
     const content = await this.redis.getBuffer(this.key(sha256));
     if (!content) throw new Error(`document ${sha256} is not in the store (expired or never written)`);
     return content;
+  }
+}
+
+/** Mail specs, written once by the router and read by the dispatcher for each of their recipients. */
+export class MailStore {
+  private readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly ttlSeconds: number;
+
+  constructor(redis: Redis, prefix: string, ttlSeconds = 30 * 24 * 3600) {
+    this.redis = redis;
+    this.prefix = prefix;
+    this.ttlSeconds = ttlSeconds;
+  }
+
+  async put(spec: MailSpec): Promise<void> {
+    await this.redis.set(`${this.prefix}:mail:${spec.mailId}`, JSON.stringify(spec), 'EX', this.ttlSeconds);
+  }
+
+  async get(mailId: string): Promise<MailSpec> {
+    const raw = await this.redis.get(`${this.prefix}:mail:${mailId}`);
+    if (!raw) throw new Error(`mail ${mailId} is not in the store`);
+    return MailSpec.parse(JSON.parse(raw));
   }
 }

@@ -1,0 +1,43 @@
+import type { GatewayConfig } from '@mssgw/config';
+import { connectRedis, DocumentStore, MailStore, type Redis } from '@mssgw/queue';
+import { StatusStore } from '@mssgw/status';
+import { createLogger, type Logger } from '@mssgw/telemetry';
+
+/** What every service gets when it starts: the validated configuration and the shared stores. */
+export interface ServiceContext {
+  config: GatewayConfig;
+  log: Logger;
+  /** Connection for plain commands; BullMQ queues and workers open their own from `config.redis.url`. */
+  redis: Redis;
+  documents: DocumentStore;
+  mails: MailStore;
+  status: StatusStore;
+}
+
+/** A started service: it stops taking work, finishes or releases what it has, and closes its connections. */
+export interface RunningService {
+  name: string;
+  stop(): Promise<void>;
+}
+
+export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceContext {
+  const redis = connectRedis(config.redis.url);
+  return {
+    config,
+    log: createLogger(name, config.logLevel),
+    redis,
+    documents: new DocumentStore(redis, config.redis.prefix),
+    mails: new MailStore(redis, config.redis.prefix),
+    status: new StatusStore(redis, config.redis.prefix),
+  };
+}
+
+/** BullMQ connection options for a queue or a worker of this gateway. */
+export const bullConnection = (config: GatewayConfig) => ({
+  connection: { url: config.redis.url, maxRetriesPerRequest: null },
+  prefix: config.redis.prefix,
+});
+
+export async function closeContext(ctx: ServiceContext): Promise<void> {
+  await ctx.redis.quit().catch(() => ctx.redis.disconnect());
+}

@@ -1,0 +1,79 @@
+import { Queue } from 'bullmq';
+import { buildAck, decodeHl7, Er7Message, Hl7Error, readHeader, readResult, validateResult, type AckCode, type AckTarget } from '@mssgw/hl7';
+import { QUEUES, stableId, type IntakeJob } from '@mssgw/queue';
+import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+import { metrics } from '@mssgw/telemetry';
+
+export type Transport = 'mllp' | 'kafka';
+
+export interface IntakeOutcome {
+  code: AckCode;
+  /** The ACK to send back (MLLP) or to attach to a dead-letter record (Kafka). */
+  ack: string;
+  controlId: string;
+  resultId?: string;
+  duplicate?: boolean;
+  error?: Hl7Error;
+}
+
+/**
+ * Turns received bytes into a durably queued result, or into a precise refusal. The answer is AA only once
+ * Redis has taken the job; anything that goes wrong before that is an AE (retry later) or AR (never retry).
+ */
+export class ResultIntake {
+  private readonly ctx: ServiceContext;
+  readonly queue: Queue;
+
+  constructor(ctx: ServiceContext) {
+    this.ctx = ctx;
+    this.queue = new Queue(QUEUES.intake, {
+      ...bullConnection(ctx.config),
+      defaultJobOptions: {
+        attempts: 10,
+        backoff: { type: 'exponential', delay: 1000 },
+        // Kept a week after routing: a result sent again within that time is recognised as a duplicate.
+        removeOnComplete: { age: 7 * 24 * 3600 },
+        removeOnFail: false,
+      },
+    });
+  }
+
+  async accept(bytes: Buffer, source: string, transport: Transport, receivedAt = Date.now()): Promise<IntakeOutcome> {
+    metrics.resultsReceived.inc({ source, transport });
+    let target: Partial<AckTarget> | undefined;
+    try {
+      const decoded = decodeHl7(bytes);
+      const msg = new Er7Message(decoded.text);
+      target = readHeader(msg);
+      const result = validateResult(readResult(msg, decoded.charset));
+      // The same sender and control id is the same result, whichever listener or topic brought it.
+      const resultId = stableId('r', result.sendingApplication, result.sendingFacility, result.controlId);
+      const documents = await Promise.all(
+        result.documents.map(async ({ content, ...ref }) => ({ ...ref, sha256: await this.ctx.documents.put(content, ref.sha256) })),
+      );
+      const data: IntakeJob = { resultId, source, transport, receivedAt, acknowledgedAt: Date.now(), result: { ...result, documents } };
+      const job = await this.queue.add('result', data, { jobId: resultId });
+      const duplicate = job.data.receivedAt !== receivedAt;
+      if (duplicate) {
+        metrics.resultsDuplicate.inc({ source });
+        this.ctx.log.info({ controlId: result.controlId, resultId }, 'duplicate result acknowledged, not sent again');
+      } else {
+        await this.ctx.status.recordResult({
+          resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
+          action: result.action, documentCode: result.documentCode, receivedAt, acknowledgedAt: Date.now(),
+        });
+      }
+      metrics.resultsAcknowledged.inc({ source, transport });
+      return { code: 'AA', ack: buildAck(target, 'AA'), controlId: result.controlId, resultId, duplicate };
+    } catch (err) {
+      const error = err instanceof Hl7Error ? err : new Hl7Error('applicationError', `the gateway could not queue the result: ${(err as Error).message}`);
+      metrics.resultsRejected.inc({ source, transport, code: error.code });
+      this.ctx.log.warn({ controlId: target?.controlId, source, transport, code: error.code, ack: error.ackCode, reason: error.message }, 'result refused');
+      return { code: error.ackCode, ack: buildAck(target, error.ackCode, error), controlId: target?.controlId ?? '', error };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

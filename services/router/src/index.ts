@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+import { Queue, Worker, type Job } from 'bullmq';
+import { buildMailSpecs, buildXdmArchive, pdfFileName, readCdaHeader, type MailAttachment, type XdmDocument } from '@mssgw/mssante';
+import { DeliveryJob, IntakeJob, QUEUES, stableId, type MailSpec } from '@mssgw/queue';
+import { route, type RoutingDecision } from '@mssgw/routing';
+import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { metrics } from '@mssgw/telemetry';
+
+/** OID under which the gateway identifies its XDM submission sets (sourceId). */
+const GATEWAY_SOURCE_OID = '1.2.250.1.999.1.1';
+
+export interface RouterService extends RunningService {
+  worker: Worker;
+}
+
+/**
+ * Takes accepted results off the intake queue, decides their recipients, builds their mails once and puts one
+ * delivery per recipient on the sender mailbox's send queue. Every id is derived from the result, so a job that
+ * is retried after a crash finds what it already did and adds nothing twice.
+ */
+export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
+  const { config } = ctx;
+  const sendQueues = new Map<string, Queue>();
+  const sendQueue = (mailbox: string) => {
+    let q = sendQueues.get(mailbox);
+    if (!q) {
+      q = new Queue(QUEUES.send(mailbox), {
+        ...bullConnection(config),
+        defaultJobOptions: {
+          attempts: config.dispatcher.attempts,
+          backoff: { type: 'exponential', delay: config.dispatcher.backoffMs, jitter: 0.5 },
+          removeOnComplete: { age: 24 * 3600, count: 100_000 },
+          removeOnFail: { age: 30 * 24 * 3600 },
+        },
+      });
+      sendQueues.set(mailbox, q);
+    }
+    return q;
+  };
+
+  const processor = async (job: Job) => {
+    const data = IntakeJob.parse(job.data);
+    const { result, resultId } = data;
+    const decision = route(result, { environment: config.environment, whitelistDomains: config.mssante.whitelistDomains });
+    const mailbox = config.mailboxes.find((m) => m.sources.includes(data.source)) ?? config.mailboxes[0]!;
+
+    await recordRefusals(ctx, resultId, decision);
+    const specs = decision.recipients.length
+      ? buildMailSpecs({
+          resultId, result, recipients: decision.recipients, ...(decision.replyTo ? { replyTo: decision.replyTo } : {}),
+          mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
+          productReference: config.mssante.productReference,
+          ...(await buildAttachments(ctx, data)),
+        })
+      : [];
+    for (const spec of specs) {
+      await ctx.mails.put(spec);
+      await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address));
+    }
+    for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
+    await ctx.status.markRouted(resultId);
+    ctx.log.info(
+      { resultId, controlId: result.controlId, mails: specs.length, recipients: decision.recipients.length, refused: decision.refusals.length },
+      'result routed',
+    );
+  };
+
+  const worker = new Worker(QUEUES.intake, processor, { ...bullConnection(config), concurrency: 8 });
+  worker.on('failed', (job, err) => ctx.log.error({ resultId: job?.id, attempts: job?.attemptsMade, err: err.message }, 'routing failed'));
+  return {
+    name: 'router',
+    worker,
+    async stop() {
+      await worker.close();
+      await Promise.all([...sendQueues.values()].map((q) => q.close()));
+    },
+  };
+}
+
+async function recordRefusals(ctx: ServiceContext, resultId: string, decision: RoutingDecision): Promise<void> {
+  for (const [i, r] of decision.refusals.entries()) {
+    const created = await ctx.status.createDelivery({
+      deliveryId: stableId('d', resultId, 'refused', String(i), r.address ?? r.id ?? r.origin),
+      resultId,
+      recipient: r.address ?? `${r.origin}:${r.id ?? 'unnamed'}`,
+      kind: r.kind,
+      state: 'refused',
+      reason: r.reason,
+      detail: r.detail,
+    });
+    if (created) metrics.recipientsRefused.inc({ reason: r.reason });
+  }
+}
+
+/** IHE_XDM.ZIP from the CDA documents, then the PDFs (given, or embedded in the CDA) and any other report. */
+async function buildAttachments(ctx: ServiceContext, data: IntakeJob): Promise<{ attachments: MailAttachment[]; cdaCodes: string[]; qualifiedIns: boolean }> {
+  const { result } = data;
+  const attachments: MailAttachment[] = [];
+  const cdas: XdmDocument[] = [];
+  const pdfs: Buffer[] = [];
+  let actDate = new Date(data.receivedAt).toISOString().replace(/-/g, '').slice(0, 8);
+  for (const ref of result.documents) {
+    const content = await ctx.documents.get(ref.sha256);
+    if (ref.kind === 'cda') {
+      const header = readCdaHeader(content);
+      cdas.push({ cda: content, header });
+      if (header.pdf) pdfs.push(header.pdf);
+      if (/^\d{8}/.test(header.effectiveTime)) actDate = header.effectiveTime.slice(0, 8);
+    } else if (ref.kind === 'pdf') {
+      pdfs.push(content);
+    } else {
+      attachments.push({ filename: `${actDate}_${(result.documentLabel || 'compte-rendu').replace(/[\\/:*?"<>|]+/g, ' ')}.txt`, contentType: 'text/plain; charset=utf-8', sha256: ref.sha256 });
+    }
+  }
+  const ins = result.patient.ins;
+  if (cdas.length && ins) {
+    const zip = await buildXdmArchive({
+      patient: { ins: ins.value, oid: ins.oid },
+      documents: cdas,
+      senderName: result.sendingFacility || result.sendingApplication,
+      senderAddress: ctx.config.mailboxes.find((m) => m.sources.includes(data.source))?.address ?? ctx.config.mailboxes[0]!.address,
+      sourceOid: GATEWAY_SOURCE_OID,
+      submissionSetUid: `2.25.${BigInt(`0x${createHash('sha256').update(data.resultId).digest('hex').slice(0, 30)}`).toString()}`,
+      ...(result.action === 'replace' ? { action: 'C' as const } : result.action === 'delete' ? { action: 'D' as const } : {}),
+      submissionTime: new Date(data.receivedAt),
+    });
+    attachments.unshift({ filename: 'IHE_XDM.ZIP', contentType: 'application/zip', sha256: await ctx.documents.put(zip) });
+  }
+  for (const [i, pdf] of pdfs.entries()) {
+    const name = pdfFileName(result, actDate).replace(/\.pdf$/, pdfs.length > 1 ? `_${i + 1}.pdf` : '.pdf');
+    attachments.push({ filename: name, contentType: 'application/pdf', sha256: await ctx.documents.put(pdf) });
+  }
+  return { attachments, cdaCodes: cdas.map((c) => c.header.code).filter(Boolean), qualifiedIns: Boolean(ins?.qualified) };
+}
+
+async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: IntakeJob, queue: Queue): Promise<void> {
+  const jobs: { name: string; data: DeliveryJob; opts: { jobId: string } }[] = [];
+  for (const recipient of spec.to) {
+    const deliveryId = stableId('d', spec.mailId, recipient);
+    await ctx.status.createDelivery({
+      deliveryId, resultId: spec.resultId, recipient, kind: spec.audience === 'patient' ? 'patient' : 'professional', state: 'queued',
+      mailId: spec.mailId, messageId: spec.messageId, mailbox: spec.from,
+    });
+    jobs.push({
+      name: 'deliver',
+      data: { deliveryId, mailId: spec.mailId, resultId: spec.resultId, mailbox: spec.from, recipient, acknowledgedAt: data.acknowledgedAt ?? data.receivedAt },
+      opts: { jobId: deliveryId },
+    });
+  }
+  await queue.addBulk(jobs);
+  metrics.mailsQueued.inc({ mailbox: spec.from }, jobs.length);
+}
