@@ -124,6 +124,8 @@ export class StatusStore {
     controlId: (ctl: string) => `${this.p}:control:${ctl}`,
     delivery: (id: string) => `${this.p}:delivery:${id}`,
     history: (id: string) => `${this.p}:delivery:${id}:history`,
+    /** Deliveries awaiting their final DSN, scored by submission time (for the confirmation timeout). */
+    awaiting: () => `${this.p}:awaiting`,
     byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
   };
 
@@ -181,7 +183,25 @@ export class StatusStore {
       TRANSITION, 2, this.k.delivery(deliveryId), this.k.history(deliveryId),
       ENTER_FROM[state].join(','), JSON.stringify(event), ...flat({ ...fields, state, updatedAt: at }),
     )) as [number, string];
-    return { applied: res[0] === 1, previous: res[1] ? (res[1] as DeliveryState) : undefined };
+    const applied = res[0] === 1;
+    if (applied && state === 'submitted') await this.redis.zadd(this.k.awaiting(), at, deliveryId);
+    else if (applied && isFinal(state)) await this.redis.zrem(this.k.awaiting(), deliveryId);
+    return { applied, previous: res[1] ? (res[1] as DeliveryState) : undefined };
+  }
+
+  /**
+   * Recipients submitted more than `timeoutMs` ago with no final DSN become "unconfirmed". The clock runs from
+   * submission: a "delayed" DSN does not reset it. Returns the delivery ids moved.
+   */
+  async expireUnconfirmed(timeoutMs: number, now = Date.now()): Promise<string[]> {
+    const due = await this.redis.zrangebyscore(this.k.awaiting(), 0, now - timeoutMs, 'LIMIT', 0, 1000);
+    const moved: string[] = [];
+    for (const id of due) {
+      const { applied } = await this.transition(id, 'unconfirmed', 'timeout', { reason: 'no-final-dsn', detail: `no final DSN within ${Math.round(timeoutMs / 1000)} s of submission` }, now);
+      if (applied) moved.push(id);
+      else await this.redis.zrem(this.k.awaiting(), id);
+    }
+    return moved;
   }
 
   async getDelivery(deliveryId: string): Promise<Delivery | undefined> {

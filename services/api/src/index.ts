@@ -1,0 +1,96 @@
+import { Queue } from 'bullmq';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { QUEUES } from '@mssgw/queue';
+import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { metrics, registry } from '@mssgw/telemetry';
+
+export interface ApiService extends RunningService {
+  app: FastifyInstance;
+  port: number;
+}
+
+const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'] as const;
+
+/** Queue depths are read when Prometheus scrapes, so the gauge is never staler than the scrape. */
+function queueDepthCollector(ctx: ServiceContext): { (): Promise<void>; close(): Promise<unknown> } {
+  const names = [QUEUES.intake, QUEUES.deadLetter, ...ctx.config.mailboxes.map((m) => QUEUES.send(m.address))];
+  const queues = names.map((n) => new Queue(n, bullConnection(ctx.config)));
+  const collect = async () => {
+    await Promise.all(
+      queues.map(async (q) => {
+        const counts = await q.getJobCounts(...STATES);
+        for (const s of STATES) metrics.queueJobs.set({ queue: q.name, state: s }, counts[s] ?? 0);
+      }),
+    );
+  };
+  collect.close = () => Promise.all(queues.map((q) => q.close()));
+  return collect;
+}
+
+const idParam = { type: 'object', properties: { id: { type: 'string', pattern: '^[a-z]-[0-9a-f]{24}$' } }, required: ['id'] } as const;
+
+/**
+ * The HTTP face of the gateway: /healthz, /metrics, and the status of results and their recipients
+ * (/api/v1/results/:id, /api/v1/results?controlId=, /api/v1/deliveries/:id).
+ */
+export async function startApi(ctx: ServiceContext, portOverride?: number): Promise<ApiService> {
+  const app = Fastify({ logger: false });
+  const collect = queueDepthCollector(ctx);
+
+  app.get('/healthz', async (_req, reply) => {
+    try {
+      await ctx.redis.ping();
+      return { status: 'ok' };
+    } catch (err) {
+      return reply.code(503).send({ status: 'unavailable', reason: `redis: ${(err as Error).message}` });
+    }
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    await collect().catch((err: Error) => ctx.log.warn({ err: err.message }, 'queue depth collection failed'));
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+
+  app.get('/api/v1/results/:id', { schema: { params: idParam } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const result = await ctx.status.getResult(id);
+    return result ?? reply.code(404).send({ error: 'not-found', reason: `no result ${id}` });
+  });
+
+  app.get(
+    '/api/v1/results',
+    { schema: { querystring: { type: 'object', properties: { controlId: { type: 'string', minLength: 1, maxLength: 199 } }, required: ['controlId'] } } },
+    async (req) => {
+      const { controlId } = req.query as { controlId: string };
+      const ids = await ctx.status.resultsByControlId(controlId);
+      return { results: (await Promise.all(ids.map((id) => ctx.status.getResult(id)))).filter(Boolean) };
+    },
+  );
+
+  app.get('/api/v1/deliveries/:id', { schema: { params: idParam } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const delivery = await ctx.status.getDelivery(id);
+    if (!delivery) return reply.code(404).send({ error: 'not-found', reason: `no delivery ${id}` });
+    return { ...delivery, history: await ctx.status.history(id) };
+  });
+
+  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
+    const code = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+    if (code >= 500) ctx.log.error({ err: err.message }, 'API error');
+    return reply.code(code).send({ error: code < 500 ? 'bad-request' : 'internal', reason: err.message });
+  });
+
+  await app.listen({ host: ctx.config.http.host, port: portOverride ?? ctx.config.http.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : ctx.config.http.port;
+  ctx.log.info({ host: ctx.config.http.host, port }, 'HTTP API ready');
+  return {
+    name: 'api',
+    app,
+    port,
+    async stop() {
+      await app.close();
+      await collect.close();
+    },
+  };
+}

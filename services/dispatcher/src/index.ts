@@ -1,0 +1,119 @@
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Transporter } from 'nodemailer';
+import type { ApplicativeMailboxConfig } from '@mssgw/config';
+import { DeliveryJob, QUEUES } from '@mssgw/queue';
+import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { metrics } from '@mssgw/telemetry';
+import { createMailboxTransport, probeOperator } from './transport.ts';
+
+export { createMailboxTransport, probeOperator } from './transport.ts';
+
+interface SmtpError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+}
+
+/** 2, 4, 5 from the SMTP reply, or "conn" when the failure was below SMTP (connection, TLS, timeout). */
+const replyClass = (err: SmtpError) => (err.responseCode ? String(err.responseCode)[0]! : 'conn');
+
+export interface DispatcherService extends RunningService {
+  workers: Worker[];
+}
+
+/**
+ * One worker and one pooled SMTP transport per applicative mailbox. A delivery is one envelope (one recipient)
+ * with DSN requested: ENVID is the delivery id, ORCPT the recipient, so each DSN names exactly what it reports.
+ */
+export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherService> {
+  const { config } = ctx;
+  const deadLetters = new Queue(QUEUES.deadLetter, { ...bullConnection(config), defaultJobOptions: { removeOnComplete: true, removeOnFail: false } });
+  const workers: Worker[] = [];
+  const transports: Transporter[] = [];
+
+  for (const mailbox of config.mailboxes) {
+    try {
+      const probe = await probeOperator(config, mailbox);
+      if (!probe.dsn) ctx.log.warn({ mailbox: mailbox.address }, 'operator does not advertise DSN: deliveries will stay "submitted" until the confirmation timeout');
+    } catch (err) {
+      ctx.log.warn({ mailbox: mailbox.address, err: (err as Error).message }, 'operator probe failed; sending will retry');
+    }
+    const transport = createMailboxTransport(config, mailbox);
+    transports.push(transport);
+    const worker = new Worker(QUEUES.send(mailbox.address), (job: Job) => deliver(ctx, transport, mailbox, job), {
+      ...bullConnection(config),
+      concurrency: config.dispatcher.concurrency,
+    });
+    worker.on('failed', (job, err) => {
+      if (!job) return;
+      void onFailed(ctx, deadLetters, mailbox, job, err as SmtpError);
+    });
+    workers.push(worker);
+  }
+  return {
+    name: 'dispatcher',
+    workers,
+    async stop() {
+      // Stop taking jobs and let the ones in flight finish, then close the SMTP pools.
+      await Promise.all(workers.map((w) => w.close()));
+      for (const t of transports) t.close();
+      await deadLetters.close();
+    },
+  };
+}
+
+async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: ApplicativeMailboxConfig, job: Job): Promise<void> {
+  const d = DeliveryJob.parse(job.data);
+  const current = await ctx.status.getDelivery(d.deliveryId);
+  // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
+  if (current && current.state !== 'queued') return;
+  const spec = await ctx.mails.get(d.mailId);
+  const attachments = await Promise.all(
+    spec.attachments.map(async (a) => ({ filename: a.filename, contentType: a.contentType, content: await ctx.documents.get(a.sha256) })),
+  );
+  try {
+    const info = (await transport.sendMail({
+      from: spec.fromName ? { name: spec.fromName, address: spec.from } : spec.from,
+      to: spec.to,
+      ...(spec.replyTo ? { replyTo: spec.replyTo } : {}),
+      subject: spec.subject,
+      text: spec.text,
+      headers: spec.headers,
+      messageId: spec.messageId,
+      attachments,
+      envelope: { from: spec.from, to: [d.recipient] },
+      dsn: { id: d.deliveryId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: d.recipient },
+    })) as { response: string; accepted: string[]; rejected: string[] };
+    const queueId = /queued as\s+([A-Za-z0-9]+)/i.exec(info.response)?.[1];
+    await ctx.status.transition(d.deliveryId, 'submitted', 'dispatcher', {
+      smtpResponse: info.response, ...(queueId ? { queueId } : {}), submittedAt: Date.now(), detail: info.response,
+    });
+    metrics.mailsSent.inc({ mailbox: mailbox.address });
+    metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - d.acknowledgedAt) / 1000);
+    ctx.log.info({ deliveryId: d.deliveryId, messageId: spec.messageId, queueId }, 'mail accepted by the operator');
+  } catch (e) {
+    const err = e as SmtpError;
+    if (err.responseCode && err.responseCode >= 500) {
+      await ctx.status.transition(d.deliveryId, 'failed', 'operator', {
+        reason: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(err.response ?? '')?.[0] ?? String(err.responseCode),
+        smtpResponse: err.response ?? err.message, detail: err.response ?? err.message,
+      });
+      metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: '5' });
+      throw new UnrecoverableError(`operator refused the recipient: ${err.responseCode}`);
+    }
+    metrics.mailsRetried.inc({ mailbox: mailbox.address, reply_class: replyClass(err) });
+    throw err;
+  }
+}
+
+/** After the last attempt, a delivery goes to the dead-letter queue with its reason; permanent refusals are already "failed". */
+async function onFailed(ctx: ServiceContext, deadLetters: Queue, mailbox: ApplicativeMailboxConfig, job: Job, err: SmtpError): Promise<void> {
+  if (err.name === 'UnrecoverableError') return;
+  if (job.attemptsMade < (job.opts.attempts ?? 1)) return;
+  const d = DeliveryJob.parse(job.data);
+  const reason = err.response ?? `${err.code ?? 'error'}: ${err.message}`;
+  await deadLetters.add('dead-letter', { ...d, queue: QUEUES.send(mailbox.address), reason, failedAt: Date.now() }, { jobId: d.deliveryId });
+  await ctx.status.transition(d.deliveryId, 'dead-lettered', 'dispatcher', { reason: 'retries-exhausted', detail: reason });
+  metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: replyClass(err) });
+  ctx.log.error({ deliveryId: d.deliveryId, attempts: job.attemptsMade, reason: err.code ?? err.responseCode }, 'delivery dead-lettered');
+}

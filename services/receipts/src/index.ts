@@ -1,0 +1,126 @@
+import { ImapFlow } from 'imapflow';
+import { readSecret, type ApplicativeMailboxConfig } from '@mssgw/config';
+import { parseReceipt } from '@mssgw/receipts';
+import { mailboxTls, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { applyReceipt } from './apply.ts';
+
+export { applyReceipt, type ApplyOutcome } from './apply.ts';
+
+/** Folders of the applicative mailbox where read mail is moved: a restart never reads it twice. */
+export const PROCESSED_FOLDER = 'Processed';
+export const UNRECOGNISED_FOLDER = 'Unrecognised';
+
+export interface ReceiptsService extends RunningService {
+  /** Reads every waiting mail of every mailbox now (the periodic sweep does the same). */
+  sweep(): Promise<void>;
+}
+
+class MailboxReader {
+  private client: ImapFlow | undefined;
+  private running = true;
+  private sweeping: Promise<void> | undefined;
+  private again = false;
+  private backoffMs = 1_000;
+  private readonly ctx: ServiceContext;
+  private readonly mailbox: ApplicativeMailboxConfig;
+
+  constructor(ctx: ServiceContext, mailbox: ApplicativeMailboxConfig) {
+    this.ctx = ctx;
+    this.mailbox = mailbox;
+  }
+
+  /** Keeps one IMAP session open, reconnecting with backoff; IDLE announces new mail. */
+  async run(): Promise<void> {
+    while (this.running) {
+      const { config } = this.ctx;
+      const client = new ImapFlow({
+        host: config.operator.imapHost,
+        port: config.operator.imapPort,
+        secure: config.operator.imapImplicitTls,
+        doSTARTTLS: !config.operator.imapImplicitTls,
+        auth: { user: this.mailbox.address, pass: readSecret(this.mailbox.imapPassword) },
+        tls: mailboxTls(config, this.mailbox),
+        logger: false,
+      });
+      this.client = client;
+      try {
+        await client.connect();
+        for (const folder of [PROCESSED_FOLDER, UNRECOGNISED_FOLDER]) await client.mailboxCreate(folder).catch(() => undefined);
+        await client.mailboxOpen('INBOX');
+        client.on('exists', () => void this.sweep());
+        this.backoffMs = 1_000;
+        await this.sweep();
+        await new Promise<void>((resolve) => client.once('close', () => resolve()));
+      } catch (err) {
+        this.ctx.log.warn({ mailbox: this.mailbox.address, err: (err as Error).message }, 'IMAP session failed');
+      }
+      this.client = undefined;
+      if (!this.running) break;
+      await new Promise((r) => setTimeout(r, this.backoffMs));
+      this.backoffMs = Math.min(this.backoffMs * 2, 60_000);
+    }
+  }
+
+  /** Reads all mail in INBOX; one sweep at a time, and one more if mail arrived meanwhile. */
+  sweep(): Promise<void> {
+    if (this.sweeping) {
+      this.again = true;
+      return this.sweeping;
+    }
+    this.sweeping = (async () => {
+      do {
+        this.again = false;
+        await this.readInbox();
+      } while (this.again && this.running);
+    })().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async readInbox(): Promise<void> {
+    const client = this.client;
+    if (!client?.usable) return;
+    const lock = await client.getMailboxLock('INBOX');
+    try {
+      const uids = (await client.search({ all: true }, { uid: true })) || [];
+      for (const uid of uids) {
+        const msg = await client.fetchOne(String(uid), { source: true }, { uid: true });
+        if (!msg || !msg.source) continue;
+        const receipt = await parseReceipt(msg.source);
+        const outcome = await applyReceipt(this.ctx, receipt, this.mailbox.address);
+        // Moved only once its content is recorded: a crash in between reads it again, which changes nothing.
+        const folder = outcome === 'not-a-receipt' || outcome === 'uncorrelated' ? UNRECOGNISED_FOLDER : PROCESSED_FOLDER;
+        await client.messageMove(String(uid), folder, { uid: true });
+        this.ctx.log.info({ mailbox: this.mailbox.address, uid, kind: receipt.kind, outcome }, 'receipt read');
+      }
+    } finally {
+      lock.release();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.sweeping;
+    await this.client?.logout().catch(() => this.client?.close());
+  }
+}
+
+/** One IMAP reader per applicative mailbox, a periodic sweep, and the confirmation-timeout check. */
+export async function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
+  const readers = ctx.config.mailboxes.map((m) => new MailboxReader(ctx, m));
+  const loops = readers.map((r) => r.run());
+  const timer = setInterval(() => {
+    for (const r of readers) void r.sweep();
+    void ctx.status.expireUnconfirmed(ctx.config.receipts.confirmationTimeoutMs).catch((err: Error) => ctx.log.warn({ err: err.message }, 'timeout sweep failed'));
+  }, ctx.config.receipts.sweepIntervalMs);
+  return {
+    name: 'receipts',
+    sweep: async () => {
+      await Promise.all(readers.map((r) => r.sweep()));
+    },
+    async stop() {
+      clearInterval(timer);
+      await Promise.all(readers.map((r) => r.stop()));
+      await Promise.all(loops);
+    },
+  };
+}
