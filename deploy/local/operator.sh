@@ -43,14 +43,15 @@ make_pki() {
 }
 
 configure_postfix() {
-  mkdir -p "$PF/etc" "$PF/queue" "$PF/data" "$MAIL"; chown postfix "$PF/data"
+  mkdir -p "$PF/etc" "$PF/queue" "$PF/data" "$MAIL" "$DV"; chown postfix "$PF/data"
   chown "$VMAIL:$VMAIL" "$MAIL"
-  local uid gid; uid=$(id -u "$VMAIL"); gid=$(id -g "$VMAIL")
+  # Which recipients exist. Postfix also looks up "@domain": the pattern needs a local part so that lookup fails.
   {
     echo 'if !/^unknown/'
-    echo '/^([^@]+)@([^@]+)$/	$2/$1/'
+    echo '/^[^@]+@/	OK'
     echo 'endif'
   } >"$PF/etc/vmailbox"
+  printf '/^unknown[^@]*@/\terror:5.1.1 User unknown in the sandbox operator\n' >"$PF/etc/transport"
   cat >"$PF/etc/main.cf" <<CONF
 compatibility_level = 3.6
 queue_directory = $PF/queue
@@ -71,11 +72,14 @@ relayhost =
 default_transport = error:5.4.4 no delivery outside the sandbox
 relay_transport = error:5.4.4 no delivery outside the sandbox
 virtual_mailbox_domains = ${DOMAINS// /, }
-virtual_mailbox_base = $MAIL
 virtual_mailbox_maps = regexp:$PF/etc/vmailbox
-virtual_minimum_uid = 100
-virtual_uid_maps = static:$uid
-virtual_gid_maps = static:$gid
+# Final delivery by pipe(8) into dovecot-lda, flagged X (final delivery), so success DSNs say "delivered"
+# (Dovecot's LMTP does not announce DSN, for which Postfix would report "relayed"). virtual(8) cannot serve
+# an open set of mailboxes: it forbids \$n substitution in regexp maps.
+virtual_transport = dovecot
+# Unknown mailboxes are accepted at RCPT time on the submission port, then bounce: a real failure DSN (5.1.1).
+transport_maps = regexp:$PF/etc/transport
+dovecot_destination_recipient_limit = 1
 message_size_limit = 104857600
 virtual_mailbox_limit = 0
 smtputf8_enable = no
@@ -134,7 +138,16 @@ lmtp      unix  -       -       n       -       -       lmtp
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+dovecot   unix  -       n       n       -       -       pipe
+  flags=DRXhu user=$VMAIL:$VMAIL argv=/usr/lib/dovecot/dovecot-lda -c $DV/lda.conf -f \${sender} -o mail_location=maildir:$MAIL/\${domain}/\${user}
 CONF
+  cat >"$DV/lda.conf" <<CONF
+# dovecot-lda as run by Postfix pipe(8), as $VMAIL: the mailbox path comes from the command line.
+log_path = /dev/stderr
+first_valid_uid = 100
+mail_location = maildir:$MAIL/unused
+CONF
+  chmod 644 "$DV/lda.conf"
   # 'postfix check' exits 1 on Debian without saying why when run on an alternate directory; set-permissions
   # creates the queue tree, and a real configuration error makes 'postfix start' below fail loudly.
   postfix -c "$PF/etc" set-permissions >/dev/null 2>&1 || true
@@ -160,11 +173,13 @@ ssl_ca = <$PKI/ca.pem
 ssl_min_protocol = TLSv1.2
 ssl_cipher_list = $ECDHE_SUITES
 ssl_verify_client_cert = yes
+# The test PKI publishes no CRL; production operators check revocation (ECO.1.1.6).
+ssl_require_crl = no
 auth_ssl_require_client_cert = yes
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 first_valid_uid = 100
-mail_location = maildir:$MAIL/%d/%n
+mail_location = maildir:$MAIL/%Ld/%Ln
 mail_uid = $VMAIL
 mail_gid = $VMAIL
 default_login_user = dovenull
@@ -175,7 +190,7 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=$VMAIL gid=$VMAIL home=$MAIL/%d/%n
+  args = uid=$VMAIL gid=$VMAIL home=$MAIL/%Ld/%Ln allow_all_users=yes
 }
 namespace inbox {
   inbox = yes
@@ -199,6 +214,7 @@ service imap-login {
 service imap {
   process_limit = 64
 }
+
 protocol imap {
   mail_max_userip_connections = 50
 }
@@ -215,10 +231,11 @@ case "${1:-up}" in
     if port_open "$SMTP_SUBMISSION_PORT" && port_open "$IMAP_PORT" && [ "${2:-}" != "--reconfigure" ]; then
       say "operator already up: SMTP 127.0.0.1:$SMTP_SUBMISSION_PORT (mTLS), inject :$SMTP_INJECT_PORT, IMAP :$IMAP_PORT"; exit 0
     fi
+    [ "${2:-}" = "--reconfigure" ] && "$0" down
     configure_postfix; configure_dovecot
     postfix -c "$PF/etc" status >/dev/null 2>&1 && postfix -c "$PF/etc" reload >/dev/null 2>&1 || postfix -c "$PF/etc" start >/dev/null 2>&1 \
       || die "postfix did not start; see $LOG_DIR/postfix.log"
-    if [ -f "$DV/run/master.pid" ] && kill -0 "$(cat "$DV/run/master.pid")" 2>/dev/null; then doveadm -c "$DV/dovecot.conf" reload; else dovecot -c "$DV/dovecot.conf"; fi
+    if [ -f "$DV/run/master.pid" ] && kill -0 "$(cat "$DV/run/master.pid")" 2>/dev/null; then doveadm -c "$DV/dovecot.conf" reload; else dovecot -c "$DV/dovecot.conf" </dev/null >/dev/null 2>&1; fi
     wait_port "$SMTP_SUBMISSION_PORT" postfix 20 "$LOG_DIR/postfix.log"
     wait_port "$IMAP_PORT" dovecot 20 "$LOG_DIR/dovecot.log"
     say "operator up: SMTP submission 127.0.0.1:$SMTP_SUBMISSION_PORT (STARTTLS + client cert), inject :$SMTP_INJECT_PORT, IMAP :$IMAP_PORT; PKI in $PKI"

@@ -22,7 +22,7 @@ appendfsync ${MSSGW_SANDBOX_REDIS_FSYNC:-everysec}
 save ""
 maxmemory-policy noeviction
 CONF
-    redis-server "$DIR/redis.conf"
+    redis-server "$DIR/redis.conf" </dev/null >/dev/null 2>&1
     wait_port "$REDIS_PORT" redis 15 "$LOG_DIR/redis.log"
     say "redis up on 127.0.0.1:$REDIS_PORT (AOF, data in $DIR)"
     ;;

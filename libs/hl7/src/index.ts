@@ -8,3 +8,4 @@ export {
   type ReportDocument, type DocumentKind,
 } from './result.ts';
 export { buildAck, hl7Timestamp, type AckCode, type AckTarget } from './ack.ts';
+export { MllpClient, parseAck, type MllpClientOptions, type Acknowledgement } from './client.ts';

@@ -80,7 +80,8 @@ export function route(result: QueuedResult, policy: RoutingPolicy): RoutingDecis
   };
 
   for (const p of result.participants) {
-    if (p.role !== 'recipient' && p.role !== 'ordering' && p.role !== 'copy') continue;
+    // CI-SIS results name their recipients in PRT RCT only; raw results imply the ordering and copied practitioners.
+    if (cisis ? p.role !== 'recipient' : p.role !== 'ordering' && p.role !== 'copy') continue;
     const isPatient = p.kind === 'patient' || (p.address ? domainOf(p.address) === PATIENT_DOMAIN : false);
     const kind: RecipientKind = isPatient ? 'patient' : p.kind === 'organisation' ? 'organisation' : p.kind === 'application' ? 'application' : 'professional';
     const base = { kind, origin: p.origin, ...(p.id ? { id: p.id } : {}), ...(p.address ? { address: p.address } : {}) };
@@ -132,7 +133,7 @@ function patientProblem(result: QueuedResult, address: string, policy: RoutingPo
   const testRange = ins.oid === INS_OID.test || ins.oid === INS_OID.demo;
   if (testRange && policy.environment === 'production') return { reason: 'test-ins-in-production', detail: `INS OID ${ins.oid} is a test range` };
   if (!testRange && ins.oid !== INS_OID.nir) return { reason: 'ins-not-qualified', detail: `INS OID ${ins.oid || '(none)'} is not the NIR range` };
-  if (address.toLowerCase() !== `${ins.value}@${PATIENT_DOMAIN}`) {
+  if (address.toLowerCase() !== `${ins.value}@${PATIENT_DOMAIN}`.toLowerCase()) {
     return { reason: 'patient-address-mismatch', detail: 'the patient address is not built from the INS of PID-3' };
   }
   return undefined;

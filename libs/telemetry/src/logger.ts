@@ -13,7 +13,7 @@ const REDACT = [
 ];
 
 export function createLogger(name: string, level = process.env['MSSGW_LOG_LEVEL'] ?? 'info'): Logger {
-  return pino({ name, level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: name } });
+  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: name } });
 }
 
 /** A mail address reduced to what may be logged: its domain. */

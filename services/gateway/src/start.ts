@@ -1,0 +1,52 @@
+import type { GatewayConfig } from '@mssgw/config';
+import { startApi, type ApiService } from '@mssgw/api';
+import { startDispatcher } from '@mssgw/dispatcher';
+import { startIntake, type IntakeService } from '@mssgw/intake';
+import { startReceipts, type ReceiptsService } from '@mssgw/receipts-service';
+import { startRouter } from '@mssgw/router';
+import { closeContext, createContext, type RunningService, type ServiceContext } from '@mssgw/runtime';
+
+export const SERVICE_NAMES = ['intake', 'router', 'dispatcher', 'receipts', 'api'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export interface Gateway {
+  ctx: ServiceContext;
+  services: RunningService[];
+  intake?: IntakeService;
+  receipts?: ReceiptsService;
+  api?: ApiService;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the named services (all by default) in this process. The same code runs one process on a laptop and one
+ * service per Kubernetes deployment: services only meet through Redis, Kafka and the operator.
+ */
+export async function startGateway(config: GatewayConfig, names: readonly ServiceName[] = SERVICE_NAMES): Promise<Gateway> {
+  const ctx = createContext(config, names.length === 1 ? `mssgw-${names[0]}` : 'mssgw');
+  const services: RunningService[] = [];
+  const gateway: Gateway = {
+    ctx,
+    services,
+    async stop() {
+      // Reverse order: stop taking input first, let the downstream stages finish what is in flight.
+      for (const s of [...services].reverse()) {
+        await s.stop().catch((err: Error) => ctx.log.error({ service: s.name, err: err.message }, 'stop failed'));
+      }
+      await closeContext(ctx);
+    },
+  };
+  try {
+    // Downstream first, so that nothing is accepted before it can be carried through.
+    if (names.includes('api')) services.push((gateway.api = await startApi(ctx)));
+    if (names.includes('receipts')) services.push((gateway.receipts = await startReceipts(ctx)));
+    if (names.includes('dispatcher')) services.push(await startDispatcher(ctx));
+    if (names.includes('router')) services.push(await startRouter(ctx));
+    if (names.includes('intake')) services.push((gateway.intake = await startIntake(ctx)));
+  } catch (err) {
+    await gateway.stop();
+    throw err;
+  }
+  ctx.log.info({ services: services.map((s) => s.name) }, 'gateway started');
+  return gateway;
+}
