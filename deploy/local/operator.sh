@@ -39,6 +39,7 @@ make_pki() {
     fi
     [ -f "$SECRETS/$mb.imap-password" ] || { openssl rand -hex 16 | tr -d '\n' >"$SECRETS/$mb.imap-password"; }
   done
+  [ -f "$SECRETS/sandbox-imap-password" ] || { openssl rand -hex 16 | tr -d '\n' >"$SECRETS/sandbox-imap-password"; }
   chmod 600 "$PKI"/*.key "$PKI"/clients/*.key "$SECRETS"/*
 }
 
@@ -187,6 +188,11 @@ default_internal_user = dovecot
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $DV/passwd
+}
+# Sandbox only: any other mailbox opens with the shared sandbox password, so each test can read its own box.
+passdb {
+  driver = static
+  args = password=$(cat "$SECRETS/sandbox-imap-password")
 }
 userdb {
   driver = static

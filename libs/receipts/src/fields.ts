@@ -7,6 +7,7 @@ export type FieldBlock = Map<string, string>;
  * Final-Recipient even when the blank line between blocks is missing.
  */
 export function parseFieldBlocks(text: string): FieldBlock[] {
+  text = decodeEmbeddedBase64(text);
   const blocks: FieldBlock[] = [];
   let current: FieldBlock = new Map();
   let last: string | undefined;
@@ -47,3 +48,26 @@ export function addressOf(value: string | undefined): string | undefined {
 /** "smtp; 550 5.1.1 ..." → "550 5.1.1 ..." */
 export const typedValue = (value: string | undefined): string | undefined =>
   value === undefined ? undefined : (value.includes(';') ? value.slice(value.indexOf(';') + 1) : value).trim() || undefined;
+
+const B64_LINE = /^[A-Za-z0-9+/]{16,}={0,2}$/;
+
+/**
+ * Some MTAs base64-encode the per-recipient fields inside the report part while the part itself says nothing
+ * (a stray Content-Transfer-Encoding line among the fields). A run of base64 lines that decodes to fields is
+ * replaced by what it says.
+ */
+function decodeEmbeddedBase64(text: string): string {
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  const out: string[] = [];
+  for (let i = 0; i < lines.length; ) {
+    let j = i;
+    while (j < lines.length && B64_LINE.test(lines[j]!.trim())) j++;
+    if (j > i) {
+      const decoded = Buffer.from(lines.slice(i, j).join(''), 'base64').toString('utf8');
+      if (/^[A-Za-z-]+\s*:/m.test(decoded) && !/[\u0000-\u0008\u000e-\u001f]/.test(decoded)) out.push('', ...decoded.split(/\r?\n/));
+      else out.push(...lines.slice(i, j));
+      i = j;
+    } else out.push(lines[i++]!);
+  }
+  return out.join('\n');
+}

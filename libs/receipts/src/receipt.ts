@@ -70,11 +70,14 @@ export function parseDisposition(value: string): Disposition {
 /** Reads one mail from an applicative mailbox and says what it is. */
 export async function parseReceipt(source: Buffer | string): Promise<Receipt> {
   const mail = await simpleParser(source, { keepDeliveryStatus: true, skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
-  const dsnPart = mail.attachments.find((a) => a.contentType === 'message/delivery-status' || a.contentType === 'message/global-delivery-status');
-  if (dsnPart) {
-    const [perMessage = new Map<string, string>(), ...perRecipient] = parseFieldBlocks(partText(dsnPart.content));
-    const recipients: DsnRecipient[] = perRecipient
-      .filter((b) => b.has('final-recipient') || b.has('original-recipient'))
+  const dsnParts = mail.attachments.filter((a) => a.contentType === 'message/delivery-status' || a.contentType === 'message/global-delivery-status');
+  if (dsnParts.length) {
+    // Some MTAs send two report parts (one of them prose): the fields of all of them count.
+    const blocks = dsnParts.flatMap((p) => parseFieldBlocks(partText(p.content)));
+    const isRecipient = (b: Map<string, string>) => b.has('final-recipient') || b.has('original-recipient');
+    const perMessage = blocks.find((b) => !isRecipient(b) && (b.has('reporting-mta') || b.has('original-envelope-id'))) ?? new Map<string, string>();
+    const recipients: DsnRecipient[] = blocks
+      .filter(isRecipient)
       .map((b) => {
         const diagnostic = typedValue(b.get('diagnostic-code'));
         const original = addressOf(b.get('original-recipient'));

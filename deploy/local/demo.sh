@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# npm run demo [-- --keep-running]: the main job end to end on the sandbox operator.
+source "$(dirname "$0")/lib.sh"
+bash "$LOCAL_DIR/bootstrap.sh"
+keep=0; for a in "$@"; do [ "$a" = --keep-running ] && keep=1; done
+[ $keep = 1 ] && export MSSGW_KEEP_SANDBOX=1
+# Fresh demo state in its own key prefix; the log goes to a file, the table to the terminal.
+export MSSGW_REDIS_PREFIX="${MSSGW_REDIS_PREFIX:-mssgw-demo-$(date +%s)}"
+export MSSGW_LOG_LEVEL="${MSSGW_LOG_LEVEL:-info}"
+say "gateway log: $LOG_DIR/demo.log"
+exec bash "$LOCAL_DIR/with-sandbox.sh" "redis operator" node services/gateway/bin/mssgw.ts demo "$@" 2>>"$LOG_DIR/demo.log"

@@ -1,0 +1,71 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, readSecret } from '@mssgw/config';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-config-'));
+const file = (name: string, text: string) => {
+  const p = path.join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+const problems = (fn: () => unknown): string[] => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+describe('configuration', () => {
+  it('runs on the embedded demo defaults with no file and no environment', () => {
+    const c = loadConfig({ env: {} });
+    expect(c.environment).toBe('demo');
+    expect(c.redis.url).toBe('redis://127.0.0.1:16379');
+    expect(c.mailboxes.map((m) => m.address)).toContain('labo-noreply@chu-demo.mssante.test');
+  });
+
+  it('merges a YAML file over the defaults, then MSSGW_<SECTION>_<KEY> overrides over the file', () => {
+    const f = file('a.yaml', 'redis:\n  url: redis://file:6379\nhttp:\n  port: 9000\n');
+    const c = loadConfig({ file: f, env: { MSSGW_HTTP_PORT: '9100', MSSGW_KAFKA_BROKERS: 'k1:9092, k2:9092', MSSGW_KAFKA_ENABLED: 'true', MSSGW_LOG_LEVEL: 'warn' } });
+    expect(c.redis.url).toBe('redis://file:6379');
+    expect(c.http.port).toBe(9100);
+    expect(c.kafka.brokers).toEqual(['k1:9092', 'k2:9092']);
+    expect(c.kafka.enabled).toBe(true);
+    expect(c.logLevel).toBe('warn');
+    expect(c.operator.smtpPort).toBe(10587); // untouched default
+  });
+
+  it('reads JSON files too, and MSSGW_CONFIG names the file', () => {
+    const f = file('b.json', JSON.stringify({ environment: 'production' }));
+    expect(loadConfig({ env: { MSSGW_CONFIG: f } }).environment).toBe('production');
+  });
+
+  it('stops on a bad value with the key and what was expected', () => {
+    expect(problems(() => loadConfig({ env: { MSSGW_HTTP_PORT: 'eighty' } }))).toEqual(['MSSGW_HTTP_PORT: expected a number, got "eighty"']);
+    expect(problems(() => loadConfig({ env: { MSSGW_REDIS_URL: 'localhost:6379' } }))).toEqual(['redis.url: expected a redis:// URL']);
+    expect(problems(() => loadConfig({ env: { MSSGW_KAFKA_ENABLED: 'perhaps' } }))[0]).toMatch(/MSSGW_KAFKA_ENABLED: expected true or false/);
+    expect(problems(() => loadConfig({ env: { MSSGW_REDIS_HOSTNAME: 'x' } }))).toEqual(['MSSGW_REDIS_HOSTNAME: "redis" has no setting "hostname"']);
+    const f = file('c.yaml', 'operator:\n  smtpPort: 70000\n');
+    expect(problems(() => loadConfig({ file: f, env: {} }))[0]).toMatch(/^operator\.smtpPort: /);
+  });
+
+  it('refuses a secret written into the file itself', () => {
+    const f = file('d.yaml', 'mailboxes:\n  - address: a@b.mssante.test\n    sources: [lab]\n    certFile: /c\n    keyFile: /k\n    imapPassword: { value: hunter2 }\n');
+    expect(problems(() => loadConfig({ file: f, env: {} })).join('\n')).toMatch(/mailboxes\[0\]\.imapPassword/);
+  });
+
+  it('reads secrets from a file or an environment variable', () => {
+    expect(readSecret({ file: file('s', 'pw-from-file\n') })).toBe('pw-from-file');
+    expect(readSecret({ env: 'MY_SECRET' }, { MY_SECRET: 'pw-from-env' })).toBe('pw-from-env');
+    expect(() => readSecret({ env: 'MISSING_SECRET' }, {})).toThrow(/MISSING_SECRET is not set/);
+  });
+
+  it('says when the file cannot be read or parsed', () => {
+    expect(problems(() => loadConfig({ file: path.join(dir, 'nope.yaml'), env: {} }))[0]).toMatch(/cannot read \(ENOENT\)/);
+    expect(problems(() => loadConfig({ file: file('e.json', '{ nope'), env: {} }))[0]).toMatch(/not valid JSON/);
+  });
+});

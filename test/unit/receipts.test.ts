@@ -1,0 +1,66 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDisposition, parseFieldBlocks, parseReceipt } from '@mssgw/receipts';
+
+const CORPORA = path.resolve(import.meta.dirname, '../../../shared/corpora');
+const corpus = (p: string) => readFileSync(path.join(CORPORA, p));
+const address = (v: string) => v.replace(/^rfc822;/i, '').trim().replace(/^<|>$/g, '').toLowerCase();
+// The expected answers note where an id was found, e.g. "(In-Reply-To) id".
+const msgId = (v: string | undefined) => (v ?? '').replace(/^\([^)]*\)\s*/, '').trim().replace(/^<|>$/g, '');
+
+describe('receipts', () => {
+  it('splits per-recipient blocks even without the blank line, unfolding continuation lines', () => {
+    const blocks = parseFieldBlocks('Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; a@x\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550\r\n  user unknown\r\nFinal-Recipient: rfc822; b@x\r\nAction: delivered\r\nStatus: 2.0.0\r\n');
+    expect(blocks).toHaveLength(3);
+    expect(blocks[1]!.get('diagnostic-code')).toBe('smtp; 550 user unknown');
+    expect(blocks[2]!.get('final-recipient')).toBe('rfc822; b@x');
+  });
+
+  it('reads the CI-SIS integration error form of an MDN disposition', () => {
+    expect(parseDisposition('automatic-action/MDN-sent-automatically; processed/Error: 902^Identifiant de patient inconnu')).toEqual({
+      actionMode: 'automatic-action', sendingMode: 'MDN-sent-automatically', type: 'processed',
+      modifier: 'Error: 902^Identifiant de patient inconnu', error: { code: '902', label: 'Identifiant de patient inconnu' },
+    });
+  });
+
+  it('reads the corpus DSN and MDN samples with the values their expected answers give', async () => {
+    const rows = readFileSync(path.join(CORPORA, 'dsn-mdn-misc/expected.tsv'), 'utf8').trim().split('\n');
+    const header = rows.shift()!.split('\t');
+    const col = (r: string[], name: string) => r[header.indexOf(name)] ?? '';
+    let checked = 0;
+    for (const line of rows) {
+      const r = line.split('\t');
+      const file = col(r, 'file');
+      const receipt = await parseReceipt(corpus(`dsn-mdn-misc/${file}`));
+      if (col(r, 'kind') === 'mdn') {
+        expect(receipt.kind, file).toBe('mdn');
+        if (receipt.kind === 'mdn') {
+          expect(receipt.disposition.type, file).toBe(col(r, 'disposition').split(';').pop()!.trim().split('/')[0]);
+          if (col(r, 'original_message_id')) expect(msgId(receipt.originalMessageId), file).toBe(msgId(col(r, 'original_message_id')));
+        }
+        checked++;
+      } else if (col(r, 'kind') === 'dsn' && col(r, 'recipient')) {
+        expect(receipt.kind, file).toBe('dsn');
+        if (receipt.kind === 'dsn') {
+          const mine = receipt.recipients.find((x) => x.recipient === address(col(r, 'recipient')));
+          expect(mine, `${file} ${col(r, 'recipient')}`).toBeDefined();
+          expect([mine!.action, mine!.status], file).toEqual([col(r, 'action'), col(r, 'status')]);
+        }
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+
+  it('never takes an auto-reply or an ordinary mail for a receipt', async () => {
+    const dir = path.join(CORPORA, 'bounces-sisimai/negatives');
+    const files = readdirSync(dir);
+    expect(files.length).toBeGreaterThanOrEqual(6);
+    for (const f of files) {
+      expect((await parseReceipt(readFileSync(path.join(dir, f)))).kind, f).toBe('other');
+    }
+    const plain = 'From: a@x\r\nTo: b@y\r\nSubject: merci\r\nMessage-ID: <1@x>\r\n\r\nMerci docteur.\r\n';
+    expect(await parseReceipt(plain)).toEqual({ kind: 'other', reason: 'not-a-receipt', messageId: '<1@x>' });
+  });
+});
