@@ -6,5 +6,10 @@ exec bash "$LOCAL_DIR/with-sandbox.sh" "redis kafka operator prometheus" bash -c
   set -e
   echo "[test] type-check"; tsc -p tsconfig.json
   echo "[test] lint"; eslint --max-warnings 0 .
-  echo "[test] vitest"; vitest run "$@"
-' test "$@"
+  echo "[test] vitest"
+  report="$1/vitest-report.json"; shift
+  rc=0; vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || rc=$?
+  # One plain closing line for CI: "tests: N passed, N failed".
+  node -e "const r=require(process.argv[1]);console.log(\`tests: \${r.numPassedTests} passed, \${r.numFailedTests} failed\`)" "$report" || true
+  exit $rc
+' test "$SANDBOX" "$@"

@@ -74,7 +74,7 @@ describe('walking skeleton: HL7 over MLLP to a DSN-confirmed delivery, on the re
   });
 
   it('delivers an MSSanté mail the recipient software can file: subject, X-MSS headers, IHE_XDM.ZIP and the PDF', async () => {
-    const [raw] = await waitFor('the mail in the practitioner mailbox', async () => (mailboxFiles(doctor.address!).length ? mailboxFiles(doctor.address!) : undefined));
+    const [raw] = await waitFor('the mail in the practitioner mailbox', () => Promise.resolve(mailboxFiles(doctor.address!).length ? mailboxFiles(doctor.address!) : undefined));
     const mail = await simpleParser(raw!);
     expect(mail.subject).toBe("XDM/1.0/DDM+CR d'examens biologiques PAT-TROIS DOMINIQUE 28/03/1979");
     expect(mail.from?.value[0]?.address).toBe(gateway.ctx.config.mailboxes[0]!.address);

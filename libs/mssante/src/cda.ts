@@ -20,8 +20,9 @@ export interface CdaHeader {
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@', removeNSPrefix: true, parseTagValue: false });
 
 type Node = Record<string, unknown>;
-const attr = (n: unknown, name: string): string => (n && typeof n === 'object' ? String((n as Node)[`@${name}`] ?? '') : '');
-const text = (n: unknown): string => (typeof n === 'string' ? n : n && typeof n === 'object' ? String((n as Node)['#text'] ?? '') : '');
+const scalar = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
+const attr = (n: unknown, name: string): string => (n && typeof n === 'object' ? scalar((n as Node)[`@${name}`]) : '');
+const text = (n: unknown): string => (typeof n === 'string' ? n : n && typeof n === 'object' ? scalar((n as Node)['#text']) : '');
 
 /** Finds the first base64 PDF anywhere in the document (nonXMLBody/text or an observationMedia). */
 function findPdf(node: unknown, depth = 0): Buffer | undefined {

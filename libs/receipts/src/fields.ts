@@ -64,7 +64,8 @@ function decodeEmbeddedBase64(text: string): string {
     while (j < lines.length && B64_LINE.test(lines[j]!.trim())) j++;
     if (j > i) {
       const decoded = Buffer.from(lines.slice(i, j).join(''), 'base64').toString('utf8');
-      if (/^[A-Za-z-]+\s*:/m.test(decoded) && !/[\u0000-\u0008\u000e-\u001f]/.test(decoded)) out.push('', ...decoded.split(/\r?\n/));
+      const printable = [...decoded].every((ch) => ch >= ' ' || ch === '\n' || ch === '\r' || ch === '\t');
+      if (/^[A-Za-z-]+\s*:/m.test(decoded) && printable) out.push('', ...decoded.split(/\r?\n/));
       else out.push(...lines.slice(i, j));
       i = j;
     } else out.push(lines[i++]!);

@@ -135,7 +135,7 @@ export class StatusStore {
     await this.redis
       .multi()
       .hsetnx(key, 'resultId', r.resultId)
-      .hset(key, ...flat({ ...r } as unknown as Fields))
+      .hset(key, ...flat({ ...r }))
       .expire(key, this.retentionSeconds)
       .sadd(this.k.controlId(r.controlId), r.resultId)
       .expire(this.k.controlId(r.controlId), this.retentionSeconds)
@@ -155,7 +155,7 @@ export class StatusStore {
     const event: DeliveryEvent = { at, state: d.state, applied: true, source: 'router', ...(detail ?? d.reason ? { detail: detail ?? d.reason } : {}) };
     const m = this.redis
       .multi()
-      .hset(key, ...flat({ ...d, updatedAt: at } as unknown as Fields))
+      .hset(key, ...flat({ ...d, updatedAt: at }))
       .expire(key, this.retentionSeconds)
       .rpush(this.k.history(d.deliveryId), JSON.stringify(event))
       .expire(this.k.history(d.deliveryId), this.retentionSeconds)

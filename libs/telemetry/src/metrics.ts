@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * patient, a practitioner or a recipient address.
  */
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'mssgw_process_' });
+collectDefaultMetrics({ register: registry, prefix: 'mssgw_' });
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 

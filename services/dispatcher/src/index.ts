@@ -46,7 +46,7 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      void onFailed(ctx, deadLetters, mailbox, job, err as SmtpError);
+      void onFailed(ctx, deadLetters, mailbox, job, err);
     });
     workers.push(worker);
   }

@@ -37,7 +37,7 @@ export async function runDemo(config: GatewayConfig, options: { samplesDir?: str
   }
 
   const deadline = Date.now() + (options.timeoutMs ?? 90_000);
-  let rows: DemoRow[] = [];
+  let rows: DemoRow[];
   for (;;) {
     await gateway.receipts?.sweep();
     rows = [];

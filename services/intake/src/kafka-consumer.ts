@@ -42,11 +42,9 @@ export async function startKafkaIntake(config: GatewayConfig, intake: ResultInta
     eachMessage: async ({ topic, partition, message }) => {
       const next = (BigInt(message.offset) + 1n).toString();
       let outcome;
-      let source = topic;
       try {
         const unwrapped = unwrap(message.value ?? Buffer.alloc(0), topic);
-        source = unwrapped.source;
-        outcome = await intake.accept(unwrapped.bytes, source, 'kafka');
+        outcome = await intake.accept(unwrapped.bytes, unwrapped.source, 'kafka');
       } catch (err) {
         outcome = { code: 'AR' as const, ack: '', controlId: '', errorText: `invalid envelope: ${(err as Error).message}` };
       }

@@ -62,7 +62,7 @@ export async function startMllpListener(config: MllpListenerConfig, intake: Resu
         onConnection,
       )
     : net.createServer(onConnection);
-  server.on('tlsClientError', (err) => log.warn({ source: config.source, err: err.message }, 'MLLP TLS handshake refused'));
+  server.on('tlsClientError', (err: Error) => log.warn({ source: config.source, err: err.message }, 'MLLP TLS handshake refused'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

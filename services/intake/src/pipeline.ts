@@ -6,6 +6,17 @@ import { metrics } from '@mssgw/telemetry';
 
 export type Transport = 'mllp' | 'kafka';
 
+/** How long the queue may take to confirm a result before the producer is told to retry (AE). */
+export const QUEUE_TIMEOUT_MS = 5_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export interface IntakeOutcome {
   code: AckCode;
   /** The ACK to send back (MLLP) or to attach to a dead-letter record (Kafka). */
@@ -48,12 +59,19 @@ export class ResultIntake {
       const result = validateResult(readResult(msg, decoded.charset));
       // The same sender and control id is the same result, whichever listener or topic brought it.
       const resultId = stableId('r', result.sendingApplication, result.sendingFacility, result.controlId);
-      const documents = await Promise.all(
-        result.documents.map(async ({ content, ...ref }) => ({ ...ref, sha256: await this.ctx.documents.put(content, ref.sha256) })),
+      // If Redis does not confirm in time the producer hears AE and sends again; the job id makes that harmless.
+      const job = await withTimeout(
+        (async () => {
+          const documents = await Promise.all(
+            result.documents.map(async ({ content, ...ref }) => ({ ...ref, sha256: await this.ctx.documents.put(content, ref.sha256) })),
+          );
+          const data: IntakeJob = { resultId, source, transport, receivedAt, acknowledgedAt: Date.now(), result: { ...result, documents } };
+          return this.queue.add('result', data, { jobId: resultId });
+        })(),
+        QUEUE_TIMEOUT_MS,
+        'the intake queue (Redis)',
       );
-      const data: IntakeJob = { resultId, source, transport, receivedAt, acknowledgedAt: Date.now(), result: { ...result, documents } };
-      const job = await this.queue.add('result', data, { jobId: resultId });
-      const duplicate = job.data.receivedAt !== receivedAt;
+      const duplicate = (job.data as IntakeJob).receivedAt !== receivedAt;
       if (duplicate) {
         metrics.resultsDuplicate.inc({ source });
         this.ctx.log.info({ controlId: result.controlId, resultId }, 'duplicate result acknowledged, not sent again');

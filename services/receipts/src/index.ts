@@ -105,14 +105,14 @@ class MailboxReader {
 }
 
 /** One IMAP reader per applicative mailbox, a periodic sweep, and the confirmation-timeout check. */
-export async function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
+export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
   const readers = ctx.config.mailboxes.map((m) => new MailboxReader(ctx, m));
   const loops = readers.map((r) => r.run());
   const timer = setInterval(() => {
     for (const r of readers) void r.sweep();
     void ctx.status.expireUnconfirmed(ctx.config.receipts.confirmationTimeoutMs).catch((err: Error) => ctx.log.warn({ err: err.message }, 'timeout sweep failed'));
   }, ctx.config.receipts.sweepIntervalMs);
-  return {
+  return Promise.resolve({
     name: 'receipts',
     sweep: async () => {
       await Promise.all(readers.map((r) => r.sweep()));
@@ -122,5 +122,5 @@ export async function startReceipts(ctx: ServiceContext): Promise<ReceiptsServic
       await Promise.all(readers.map((r) => r.stop()));
       await Promise.all(loops);
     },
-  };
+  });
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { buildMailSpecs, buildXdmArchive, pdfFileName, readCdaHeader, type MailAttachment, type XdmDocument } from '@mssgw/mssante';
-import { DeliveryJob, IntakeJob, QUEUES, stableId, type MailSpec } from '@mssgw/queue';
+import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import { route, type RoutingDecision } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -18,7 +18,7 @@ export interface RouterService extends RunningService {
  * delivery per recipient on the sender mailbox's send queue. Every id is derived from the result, so a job that
  * is retried after a crash finds what it already did and adds nothing twice.
  */
-export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
+export function startRouter(ctx: ServiceContext): Promise<RouterService> {
   const { config } = ctx;
   const sendQueues = new Map<string, Queue>();
   const sendQueue = (mailbox: string) => {
@@ -67,14 +67,14 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
 
   const worker = new Worker(QUEUES.intake, processor, { ...bullConnection(config), concurrency: 8 });
   worker.on('failed', (job, err) => ctx.log.error({ resultId: job?.id, attempts: job?.attemptsMade, err: err.message }, 'routing failed'));
-  return {
+  return Promise.resolve({
     name: 'router',
     worker,
     async stop() {
       await worker.close();
       await Promise.all([...sendQueues.values()].map((q) => q.close()));
     },
-  };
+  });
 }
 
 async function recordRefusals(ctx: ServiceContext, resultId: string, decision: RoutingDecision): Promise<void> {

@@ -1,0 +1,93 @@
+import net from 'node:net';
+import { Client as Hl7Client, Message } from 'node-hl7-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frame, MllpClient, MllpDecoder, parseAck } from '@mssgw/hl7';
+import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
+import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
+import { tag, testConfig, waitFor } from '../support/env.ts';
+
+describe('MLLP intake', () => {
+  let gateway: Gateway;
+  let port: number;
+  const t = tag();
+  const result = (controlId: string) => makeCisisResult({ controlId, patient: PATIENTS[1]!, doctors: [{ ...DOCTORS[0]!, address: `in-${t}@cabinet-demo.mssante.test` }] });
+
+  beforeAll(async () => {
+    gateway = await startGateway(testConfig('intake', (c) => (c.mllp.listeners[0]!.maxMessageBytes = 64 * 1024)), ['intake', 'router', 'dispatcher']);
+    port = gateway.intake!.listeners[0]!.port;
+  });
+  afterAll(async () => gateway?.stop());
+
+  it('answers AE with an ERR segment to an invalid result, and the connection keeps working', async () => {
+    const c = new MllpClient({ host: '127.0.0.1', port });
+    await c.connect();
+    const bad = await c.send(result(`BAD-${t}`).replace('||||||F|\rPRT', '||||||D|\rPRT'));
+    expect(bad.code).toBe('AE');
+    expect(bad.raw).toMatch(/\rERR\|\|OBX\^\d+\^11\|103\^Table value not found\^HL70357\|E\|\|\|\|OBX-11 "D" contradicts ORC-1 "NW"\r/);
+    expect((await c.send(result(`OK-${t}`))).code).toBe('AA');
+    await c.close();
+  });
+
+  it('rejects an oversized frame with AR without buffering it, and non-HL7 bytes without answering them', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    await new Promise((r) => socket.once('connect', r));
+    const decoder = new MllpDecoder(1024 * 1024);
+    const acks: string[] = [];
+    socket.on('data', (d: Buffer) => decoder.push(d).forEach((e) => e.type === 'message' && acks.push(parseAck(e.payload).code)));
+    socket.write('GARBAGE BEFORE ANY FRAME\r\n');
+    socket.write(frame('MSH|' + 'x'.repeat(200 * 1024)));
+    socket.write(frame(result(`AFTER-${t}`)));
+    await waitFor('two answers', () => Promise.resolve(acks.length >= 2));
+    expect(acks).toEqual(['AR', 'AA']);
+    socket.destroy();
+  });
+
+  it('acknowledges the same message twice but sends it once', async () => {
+    const c = new MllpClient({ host: '127.0.0.1', port });
+    await c.connect();
+    const controlId = `DUP-${t}`;
+    expect((await c.send(result(controlId))).code).toBe('AA');
+    expect((await c.send(result(controlId))).code).toBe('AA');
+    await c.close();
+    const [resultId, ...others] = await gateway.ctx.status.resultsByControlId(controlId);
+    expect(others).toEqual([]);
+    const r = await waitFor('the delivery to be submitted', async () => {
+      const x = await gateway.ctx.status.getResult(resultId!);
+      return x?.deliveries.every((d) => d.state === 'submitted') && x.deliveries.length ? x : undefined;
+    });
+    expect(r.deliveries).toHaveLength(1);
+    const history = await gateway.ctx.status.history(r.deliveries[0]!.deliveryId);
+    expect(history.filter((h) => h.state === 'submitted')).toHaveLength(1);
+  });
+
+  it('interoperates with a third-party MLLP client (node-hl7-client)', async () => {
+    const text = 'MSH|^~\\&|SIL|LAB|MSSGW|CHU|20261126120000||ORU^R01^ORU_R01|NHC-' + t + '|P|2.5\rPID|||1^^^X^PI||DOE^JANE\rOBR|1|||11502-2^CR^LN\rOBX|1|TX|11502-2^CR^LN||Compte rendu normal||||||F\r';
+    const client = new Hl7Client({ host: '127.0.0.1', version: '2.5' });
+    const ack = await new Promise<string>((resolve, reject) => {
+      const conn = client.createConnection({ port, waitAck: true, version: '2.5' }, async (res) => {
+        resolve(res.getMessage().get('MSA.1').toString());
+        await conn.close();
+      });
+      conn.on('client.error', reject);
+      void conn.sendMessage(new Message({ text }));
+    });
+    expect(ack).toBe('AA');
+  });
+});
+
+describe('intake when Redis does not answer', () => {
+  it('answers AE (retry later) rather than AA, since nothing was durably queued', async () => {
+    const dead = net.createServer((s) => s.on('data', () => undefined)); // accepts, never answers
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
+    const deadPort = (dead.address() as net.AddressInfo).port;
+    const gateway = await startGateway(testConfig('noredis', (c) => (c.redis.url = `redis://127.0.0.1:${deadPort}`)), ['intake']);
+    const c = new MllpClient({ host: '127.0.0.1', port: gateway.intake!.listeners[0]!.port, ackTimeoutMs: 20_000 });
+    await c.connect();
+    const ack = await c.send(makeCisisResult({ controlId: 'NOREDIS', patient: PATIENTS[0]!, doctors: [DOCTORS[0]!] }));
+    expect(ack.code).toBe('AE');
+    expect(ack.raw).toContain('|207^Application internal error^HL70357|');
+    await c.close();
+    await Promise.race([gateway.stop(), new Promise((r) => setTimeout(r, 3_000))]);
+    dead.close();
+  }, 30_000);
+});
