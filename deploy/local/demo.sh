@@ -8,4 +8,5 @@ keep=0; for a in "$@"; do [ "$a" = --keep-running ] && keep=1; done
 export MSSGW_REDIS_PREFIX="${MSSGW_REDIS_PREFIX:-mssgw-demo-$(date +%s)}"
 export MSSGW_LOG_LEVEL="${MSSGW_LOG_LEVEL:-info}"
 say "gateway log: $LOG_DIR/demo.log"
-exec bash "$LOCAL_DIR/with-sandbox.sh" "redis operator" node services/gateway/bin/mssgw.ts demo "$@" 2>>"$LOG_DIR/demo.log"
+export MSSGW_LOG_FILE="$LOG_DIR/demo.log"
+exec bash "$LOCAL_DIR/with-sandbox.sh" "redis operator" node services/gateway/bin/mssgw.ts demo "$@"

@@ -2,21 +2,24 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { MailSpec } from './jobs.ts';
 
-/**
- * Content-addressed store for documents (CDA, PDF, XDM archives): each distinct document is written once, whatever
- * the number of results, mails and retries that reference it; jobs carry only the SHA-256.
- */
-export class DocumentStore {
-  private readonly redis: Redis;
-  private readonly prefix: string;
-  private readonly ttlSeconds: number;
+/** A family of Redis keys under one prefix, each living `ttlSeconds` after its last write. */
+export abstract class ExpiringStore {
+  protected readonly redis: Redis;
+  protected readonly prefix: string;
+  protected readonly ttlSeconds: number;
 
   constructor(redis: Redis, prefix: string, ttlSeconds = 30 * 24 * 3600) {
     this.redis = redis;
     this.prefix = prefix;
     this.ttlSeconds = ttlSeconds;
   }
+}
 
+/**
+ * Content-addressed store for documents (CDA, PDF, XDM archives): each distinct document is written once, whatever
+ * the number of results, mails and retries that reference it; jobs carry only the SHA-256.
+ */
+export class DocumentStore extends ExpiringStore {
   static hash(content: Buffer): string {
     return createHash('sha256').update(content).digest('hex');
   }
@@ -39,17 +42,7 @@ export class DocumentStore {
 }
 
 /** Mail specs, written once by the router and read by the dispatcher for each of their recipients. */
-export class MailStore {
-  private readonly redis: Redis;
-  private readonly prefix: string;
-  private readonly ttlSeconds: number;
-
-  constructor(redis: Redis, prefix: string, ttlSeconds = 30 * 24 * 3600) {
-    this.redis = redis;
-    this.prefix = prefix;
-    this.ttlSeconds = ttlSeconds;
-  }
-
+export class MailStore extends ExpiringStore {
   async put(spec: MailSpec): Promise<void> {
     await this.redis.set(`${this.prefix}:mail:${spec.mailId}`, JSON.stringify(spec), 'EX', this.ttlSeconds);
   }

@@ -23,9 +23,20 @@ export interface RunningService {
 
 export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceContext {
   const redis = connectRedis(config.redis.url);
+  const log = createLogger(name, config.logLevel);
+  // ioredis reconnects by itself; say so once per outage rather than as unhandled error events.
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (!down) log.warn({ err: err.message }, 'Redis connection lost; reconnecting');
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) log.info('Redis connection back');
+    down = false;
+  });
   return {
     config,
-    log: createLogger(name, config.logLevel),
+    log,
     redis,
     documents: new DocumentStore(redis, config.redis.prefix),
     mails: new MailStore(redis, config.redis.prefix),

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { ExpiringStore } from '@mssgw/queue';
 
 /**
  * The life of one recipient of one result. `refused` is decided by the router (with a reason), the rest by the
@@ -107,15 +108,17 @@ type Fields = Record<string, string | number | undefined>;
 const flat = (f: Fields): string[] =>
   Object.entries(f).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
 
-export class StatusStore {
-  private readonly redis: Redis;
+export class StatusStore extends ExpiringStore {
   private readonly p: string;
-  private readonly retentionSeconds: number;
 
+  /** Results and recipients are kept `retentionSeconds` (90 days by default) after their last change. */
   constructor(redis: Redis, prefix: string, retentionSeconds = 90 * 24 * 3600) {
-    this.redis = redis;
+    super(redis, prefix, retentionSeconds);
     this.p = `${prefix}:status`;
-    this.retentionSeconds = retentionSeconds;
+  }
+
+  private get retentionSeconds(): number {
+    return this.ttlSeconds;
   }
 
   private k = {

@@ -12,8 +12,11 @@ const REDACT = [
   'hl7', '*.hl7', 'raw', '*.raw', 'text', '*.text', 'password', '*.password', 'key', '*.key',
 ];
 
+/** JSON lines on stdout (what container platforms collect), or appended to MSSGW_LOG_FILE when set. */
 export function createLogger(name: string, level = process.env['MSSGW_LOG_LEVEL'] ?? 'info'): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: name } });
+  const file = process.env['MSSGW_LOG_FILE'];
+  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: name } };
+  return file ? pino(options, pino.destination({ dest: file, append: true, mkdir: true })) : pino(options);
 }
 
 /** A mail address reduced to what may be logged: its domain. */

@@ -72,6 +72,6 @@ export function formatTable(rows: DemoRow[]): string {
   const head: DemoRow = { file: 'sample', controlId: 'control id', ack: 'ack', recipient: 'recipient', status: 'status', detail: 'detail' };
   const cols: (keyof DemoRow)[] = ['file', 'controlId', 'ack', 'recipient', 'status', 'detail'];
   const width = (k: keyof DemoRow) => Math.min(60, Math.max(...[head, ...rows].map((r) => r[k].length)));
-  const line = (r: DemoRow) => cols.map((k) => r[k].slice(0, 60).padEnd(width(k))).join('  ').trimEnd();
+  const line = (r: DemoRow) => cols.map((k) => (k === 'detail' ? r[k] : r[k].slice(0, 60).padEnd(width(k)))).join('  ').trimEnd();
   return [line(head), cols.map((k) => '-'.repeat(width(k))).join('  '), ...rows.map(line)].join('\n');
 }
