@@ -63,7 +63,7 @@ myhostname = mail.operator.test
 mydomain = operator.test
 myorigin = operator.test
 mydestination =
-inet_interfaces = 127.0.0.1
+inet_interfaces = $BIND
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 alias_maps =
@@ -102,7 +102,7 @@ smtpd_tls_received_header = yes
 CONF
   cat >"$PF/etc/master.cf" <<CONF
 # Submission for applicative mailboxes: STARTTLS mandatory, trusted client certificate mandatory.
-127.0.0.1:$SMTP_SUBMISSION_PORT inet n - n - - smtpd
+$BIND:$SMTP_SUBMISSION_PORT inet n - n - - smtpd
   -o syslog_name=postfix/submission
   -o smtpd_tls_security_level=encrypt
   -o smtpd_tls_ask_ccert=yes
@@ -111,7 +111,7 @@ CONF
   -o smtpd_client_restrictions=permit_tls_all_clientcerts,reject
   -o smtpd_relay_restrictions=permit_tls_all_clientcerts,reject
 # Plain injection port on loopback, for test fixtures (MDNs written by recipients' software).
-127.0.0.1:$SMTP_INJECT_PORT inet n - n - - smtpd
+$BIND:$SMTP_INJECT_PORT inet n - n - - smtpd
   -o syslog_name=postfix/inject
   -o smtpd_tls_security_level=none
   -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination
@@ -165,7 +165,7 @@ base_dir = $DV/run
 state_dir = $DV/state
 instance_name = mssgw-sandbox
 protocols = imap
-listen = 127.0.0.1
+listen = $BIND
 log_path = $LOG_DIR/dovecot.log
 ssl = required
 ssl_cert = <$PKI/operator.pem
@@ -210,7 +210,7 @@ namespace inbox {
 }
 service imap-login {
   inet_listener imap {
-    address = 127.0.0.1
+    address = $BIND
     port = $IMAP_PORT
   }
   inet_listener imaps {

@@ -13,6 +13,7 @@ const HELP = `mssgw — MSSanté gateway for lab results and imaging reports
 Usage:
   mssgw start [service...] [--config FILE]   run services in this process (default: all)
                                              services: ${SERVICE_NAMES.join(', ')}
+                                             (every process serves /healthz and /metrics)
   mssgw demo [--keep-running] [--config FILE] send the shipped sample results through the sandbox
                                              operator and print each recipient's outcome
   mssgw parse FILE [--json]                  print the normalised result of an HL7 file, or the

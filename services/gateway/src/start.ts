@@ -37,8 +37,9 @@ export async function startGateway(config: GatewayConfig, names: readonly Servic
     },
   };
   try {
+    // Every process serves /healthz and /metrics (probes, Prometheus), whichever services it runs.
     // Downstream first, so that nothing is accepted before it can be carried through.
-    if (names.includes('api')) services.push((gateway.api = await startApi(ctx)));
+    services.push((gateway.api = await startApi(ctx)));
     if (names.includes('receipts')) services.push((gateway.receipts = await startReceipts(ctx)));
     if (names.includes('dispatcher')) services.push(await startDispatcher(ctx));
     if (names.includes('router')) services.push(await startRouter(ctx));
