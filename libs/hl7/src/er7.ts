@@ -25,6 +25,8 @@ export interface Segment {
 export class Er7Message {
   readonly segments: Segment[];
   readonly delimiters: Delimiters;
+  /** Lines that did not start with a segment id and were joined to the segment before them. */
+  readonly joinedLines: number;
 
   constructor(text: string) {
     const start = text.indexOf('MSH');
@@ -36,10 +38,21 @@ export class Er7Message {
       throw new Hl7Error('segmentSequence', 'MSH-1/MSH-2 do not declare valid delimiters', { segment: 'MSH', sequence: 1, field: 2 }, 'AR');
     }
     this.delimiters = { field: f, component: enc[0]!, repetition: enc[1]!, escape: enc[2]!, subcomponent: enc[3]! };
-    const lines = text.slice(start).split(/\r\n|\r|\n/);
+    // Some senders break long segments (at 4096 bytes, say): a line that does not start with a segment id
+    // continues the segment before it.
+    const segmentStart = new RegExp(`^[A-Z][A-Z0-9]{2}(\\${f}|$)`);
+    const lines: string[] = [];
+    let joined = 0;
+    for (const line of text.slice(start).split(/\r\n|\r|\n/)) {
+      if (line.trim() === '') continue;
+      if (!segmentStart.test(line) && lines.length > 0) {
+        lines[lines.length - 1] += line;
+        joined++;
+      } else lines.push(line);
+    }
+    this.joinedLines = joined;
     this.segments = [];
     for (const line of lines) {
-      if (line.trim() === '') continue;
       const fields = line.split(f);
       const id = fields[0]!.trim();
       if (id === 'MSH') fields.splice(1, 0, f); // MSH-1 is the separator itself

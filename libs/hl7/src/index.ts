@@ -5,7 +5,7 @@ export { Hl7Error, ErrorCondition, type ErrorConditionName, type ErrorLocation }
 export {
   parseResult, readResult, validateResult, readHeader, checkFlagMatrix, INS_OIDS, REQUIRED_FLAGS,
   type ResultMessage, type ResultAction, type Patient, type Ins, type Participant, type ParticipantRole, type ParticipantKind,
-  type ReportDocument, type DocumentKind,
+  type ReportDocument, type DocumentKind, type Observation,
 } from './result.ts';
 export { buildAck, hl7Timestamp, type AckCode, type AckTarget } from './ack.ts';
 export { MllpClient, parseAck, type MllpClientOptions, type Acknowledgement } from './client.ts';

@@ -101,6 +101,17 @@ export interface ResultMessage {
   orderControl: string;
   /** OBX-11 of every report OBX, with its segment position. */
   reportStatuses: { status: string; segmentIndex: number }[];
+  /** Every OBX as received: set id, value type, OBX-3 code, OBX-11 status, and for ED its decoded size and hash. */
+  observations: Observation[];
+}
+
+export interface Observation {
+  setId: string;
+  valueType: string;
+  code: string;
+  status: string;
+  segmentIndex: number;
+  ed?: { bytes: number; sha256: string };
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -165,12 +176,19 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
   const statuses: { status: string; segment: Segment }[] = [];
   let inDestPatient = false;
 
+  const observationList: Observation[] = [];
   for (const seg of msg.segments) {
     if (seg.id === 'NTE' && inDestPatient && msg.get(seg, 4).trim().toUpperCase() === 'FIN') noReplyToPatient = true;
     if (seg.id !== 'OBX') continue;
     const code = msg.get(seg, 3, 1);
     const system = msg.get(seg, 3, 3);
     inDestPatient = code === 'DESTMSSANTEPAT';
+    const observation: Observation = { setId: msg.get(seg, 1), valueType: Er7Message.raw(seg, 2), code, status: Er7Message.raw(seg, 11), segmentIndex: seg.index };
+    observationList.push(observation);
+    if (observation.valueType === 'ED') {
+      const ed = decodeEd(msg, seg);
+      observation.ed = { bytes: ed.bytes, sha256: ed.sha256 };
+    }
     if (system === 'MetaDMPMSS') {
       if (code === 'CORPSMAIL_PS' || code === 'CORPSMAIL_PATIENT') {
         const text = decodeEd(msg, seg).content.toString('utf8');
@@ -251,6 +269,7 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
     ...(txa && msg.get(txa, 12) ? { documentId: msg.get(txa, 12) } : {}),
     orderControl,
     reportStatuses: statuses.map((x) => ({ status: x.status, segmentIndex: x.segment.index })),
+    observations: observationList,
   };
 }
 
@@ -289,6 +308,12 @@ export function validateResult(r: ResultMessage): ResultMessage {
   if (r.profile === 'cisis') {
     for (const name of REQUIRED_FLAGS) {
       if (!(name in r.flags)) throw new Hl7Error('requiredFieldMissing', `MetaDMPMSS flag ${name} is missing`, { segment: 'OBX' });
+    }
+    // The volet fixes their order; object keys keep the order the flags came in.
+    const order = Object.keys(r.flags).filter((k) => (REQUIRED_FLAGS as readonly string[]).includes(k));
+    const misplaced = order.findIndex((k, i) => k !== REQUIRED_FLAGS[i]);
+    if (misplaced >= 0) {
+      throw new Hl7Error('segmentSequence', `MetaDMPMSS flags out of order: ${order[misplaced]} where ${REQUIRED_FLAGS[misplaced]} is expected`, { segment: 'OBX' });
     }
     checkFlagMatrix(r.flags);
   }

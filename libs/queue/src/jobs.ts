@@ -66,6 +66,12 @@ export const IntakeJob = z.object({
     documentId: z.string().optional(),
     orderControl: z.string(),
     reportStatuses: z.array(z.object({ status: z.string(), segmentIndex: z.number() })),
+    observations: z.array(
+      z.object({
+        setId: z.string(), valueType: z.string(), code: z.string(), status: z.string(), segmentIndex: z.number(),
+        ed: z.object({ bytes: z.number(), sha256: z.string() }).optional(),
+      }),
+    ),
   }),
 });
 export type IntakeJob = z.infer<typeof IntakeJob>;
