@@ -132,21 +132,21 @@ export class StatusStore extends ExpiringStore {
     byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
   };
 
-  /** First sight of a result (idempotent: a retried job keeps the first record). */
+  /** First sight of a result. Idempotent: the same result received again keeps its first record. */
   async recordResult(r: ResultRecord): Promise<void> {
     const key = this.k.result(r.resultId);
-    await this.redis
-      .multi()
-      .hsetnx(key, 'resultId', r.resultId)
-      .hset(key, ...flat({ ...r }))
+    const m = this.redis.multi();
+    const fields = flat({ ...r });
+    for (let i = 0; i < fields.length; i += 2) m.hsetnx(key, fields[i]!, fields[i + 1]!);
+    await m
       .expire(key, this.retentionSeconds)
       .sadd(this.k.controlId(r.controlId), r.resultId)
       .expire(this.k.controlId(r.controlId), this.retentionSeconds)
       .exec();
   }
 
-  async markRouted(resultId: string, at = Date.now()): Promise<void> {
-    await this.redis.hset(this.k.result(resultId), 'routedAt', at);
+  async markRouted(resultId: string, acknowledgedAt: number | undefined, at = Date.now()): Promise<void> {
+    await this.redis.hset(this.k.result(resultId), 'routedAt', at, ...(acknowledgedAt ? ['acknowledgedAt', acknowledgedAt] : []));
   }
 
   /** Creates a recipient's record in its first state (queued or refused). A second call changes nothing. */

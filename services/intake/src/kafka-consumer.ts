@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
+import { Kafka, logLevel, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { GatewayConfig } from '@mssgw/config';
 import type { Logger } from '@mssgw/telemetry';
@@ -26,9 +26,9 @@ function unwrap(value: Buffer, topic: string): { bytes: Buffer; source: string }
 }
 
 /**
- * Consumes the intake topics. An offset is committed only after its result is durably queued; a message the
+ * Consumes the intake topics. An offset is committed only after its results are durably queued; a message the
  * gateway refuses goes to the dead-letter topic with the reason in its headers, so it never blocks its partition.
- * A transient failure (Redis down) stops the partition and retries it from the uncommitted offset.
+ * A transient failure (Redis down) stops the batch there, and consumption resumes from the uncommitted offset.
  */
 export async function startKafkaIntake(config: GatewayConfig, intake: ResultIntake, log: Logger): Promise<KafkaIntake> {
   const kafka = new Kafka({ clientId: config.kafka.clientId, brokers: config.kafka.brokers, logLevel: logLevel.WARN });
@@ -37,36 +37,48 @@ export async function startKafkaIntake(config: GatewayConfig, intake: ResultInta
   await producer.connect();
   await consumer.connect();
   for (const topic of config.kafka.intakeTopics) await consumer.subscribe({ topic, fromBeginning: true });
+  /** One record's fate: queued (AA), refused for good (dead-letter), or not handled because Redis failed. */
+  const accept = async (message: KafkaMessage, topic: string) => {
+    try {
+      const { bytes, source } = unwrap(message.value ?? Buffer.alloc(0), topic);
+      const o = await intake.accept(bytes, source, 'kafka');
+      return { message, code: o.code, controlId: o.controlId, reason: o.error?.message ?? '', errorCode: o.error?.code ?? '', transient: o.error?.condition === 'applicationError' };
+    } catch (err) {
+      return { message, code: 'AR', controlId: '', reason: `invalid envelope: ${(err as Error).message}`, errorCode: '', transient: false };
+    }
+  };
   await consumer.run({
     autoCommit: false,
-    eachMessage: async ({ topic, partition, message }) => {
-      const next = (BigInt(message.offset) + 1n).toString();
-      let outcome;
-      try {
-        const unwrapped = unwrap(message.value ?? Buffer.alloc(0), topic);
-        outcome = await intake.accept(unwrapped.bytes, unwrapped.source, 'kafka');
-      } catch (err) {
-        outcome = { code: 'AR' as const, ack: '', controlId: '', errorText: `invalid envelope: ${(err as Error).message}` };
-      }
-      if (outcome.code === 'AE' && outcome.error?.condition === 'applicationError') {
-        // Not the message's fault: do not commit, let the consumer retry this offset.
-        throw new Error(outcome.error.message);
-      }
-      if (outcome.code !== 'AA') {
-        const reason = 'errorText' in outcome ? outcome.errorText : (outcome.error?.message ?? 'refused');
+    eachBatchAutoResolve: false,
+    // A batch is queued concurrently (Redis pipelines the writes), then its offset is committed once.
+    eachBatch: async (payload) => {
+      const { batch } = payload;
+      const { topic, partition } = batch;
+      const outcomes = await Promise.all(batch.messages.map((m) => accept(m, topic)));
+      const firstTransient = outcomes.findIndex((o) => o.transient);
+      const done = firstTransient < 0 ? outcomes : outcomes.slice(0, firstTransient);
+      const dead = done.filter((o) => o.code !== 'AA');
+      if (dead.length) {
         await producer.send({
           topic: config.kafka.deadLetterTopic,
-          messages: [{
+          messages: dead.map(({ message, code, reason, errorCode }) => ({
             key: message.key, value: message.value,
             headers: {
-              'mssgw-error': reason, 'mssgw-ack-code': outcome.code, 'mssgw-error-code': outcome.error?.code ?? '',
+              'mssgw-error': reason, 'mssgw-ack-code': code, 'mssgw-error-code': errorCode,
               'mssgw-source-topic': topic, 'mssgw-source-partition': String(partition), 'mssgw-source-offset': message.offset,
             },
-          }],
+          })),
         });
-        log.warn({ topic, partition, offset: message.offset, controlId: outcome.controlId, reason }, 'Kafka result dead-lettered');
+        for (const o of dead) log.warn({ topic, partition, offset: o.message.offset, controlId: o.controlId, reason: o.reason }, 'Kafka result dead-lettered');
       }
-      await consumer.commitOffsets([{ topic, partition, offset: next }]);
+      const last = done.at(-1);
+      if (last) {
+        payload.resolveOffset(last.message.offset);
+        await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last.message.offset) + 1n).toString() }]);
+      }
+      await payload.heartbeat();
+      // The rest of the batch stays uncommitted and is consumed again once kafkajs restarts the consumer.
+      if (firstTransient >= 0) throw new Error(`intake queue unavailable: ${outcomes[firstTransient]!.reason}`);
     },
   });
   log.info({ topics: config.kafka.intakeTopics, groupId: config.kafka.groupId }, 'Kafka intake consuming');

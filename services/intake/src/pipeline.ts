@@ -59,12 +59,17 @@ export class ResultIntake {
       const result = validateResult(readResult(msg, decoded.charset));
       // The same sender and control id is the same result, whichever listener or topic brought it.
       const resultId = stableId('r', result.sendingApplication, result.sendingFacility, result.controlId);
-      // If Redis does not confirm in time the producer hears AE and sends again; the job id makes that harmless.
+      // Two round trips: the documents and the status record (idempotent) together, then the job. If Redis does
+      // not confirm in time the producer hears AE and sends again; the job id makes that harmless.
       const job = await withTimeout(
         (async () => {
-          const documents = await Promise.all(
-            result.documents.map(async ({ content, ...ref }) => ({ ...ref, sha256: await this.ctx.documents.put(content, ref.sha256) })),
-          );
+          const [documents] = await Promise.all([
+            Promise.all(result.documents.map(async ({ content, ...ref }) => ({ ...ref, sha256: await this.ctx.documents.put(content, ref.sha256) }))),
+            this.ctx.status.recordResult({
+              resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
+              action: result.action, documentCode: result.documentCode, receivedAt,
+            }),
+          ]);
           const data: IntakeJob = { resultId, source, transport, receivedAt, acknowledgedAt: Date.now(), result: { ...result, documents } };
           return this.queue.add('result', data, { jobId: resultId });
         })(),
@@ -75,11 +80,6 @@ export class ResultIntake {
       if (duplicate) {
         metrics.resultsDuplicate.inc({ source });
         this.ctx.log.info({ controlId: result.controlId, resultId }, 'duplicate result acknowledged, not sent again');
-      } else {
-        await this.ctx.status.recordResult({
-          resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
-          action: result.action, documentCode: result.documentCode, receivedAt, acknowledgedAt: Date.now(),
-        });
       }
       metrics.resultsAcknowledged.inc({ source, transport });
       return { code: 'AA', ack: buildAck(target, 'AA'), controlId: result.controlId, resultId, duplicate };

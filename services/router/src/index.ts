@@ -58,7 +58,7 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
       await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address));
     }
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
-    await ctx.status.markRouted(resultId);
+    await ctx.status.markRouted(resultId, data.acknowledgedAt);
     ctx.log.info(
       { resultId, controlId: result.controlId, mails: specs.length, recipients: decision.recipients.length, refused: decision.refusals.length },
       'result routed',

@@ -1,0 +1,42 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+export interface GatewayProcess {
+  pid: number;
+  /** Peak resident memory of the process so far (VmHWM), in MB. */
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+    s.on('error', () => resolve(false));
+  });
+
+/** Runs `mssgw start <services>` as its own process, as a deployment would, configured by environment variables. */
+export async function startGatewayProcess(services: string[], env: Record<string, string>, readyPort: number): Promise<GatewayProcess> {
+  const child: ChildProcess = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'services/gateway/bin/mssgw.ts'), 'start', ...services], {
+    env: { ...process.env, MSSGW_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const deadline = Date.now() + 30_000;
+  while (!(await portOpen(readyPort))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway process did not open port ${readyPort}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pid = child.pid!;
+  return {
+    pid,
+    peakRssMb: () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}

@@ -1,0 +1,30 @@
+// npm run bench: runs the benchmarks on the sandbox and writes bench/results/latest.json.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { connectRedis } from '@mssgw/queue';
+import { benchIntake } from './intake.ts';
+
+const seconds = Number(process.env['MSSGW_BENCH_SECONDS'] ?? 10);
+const intake = await benchIntake({ seconds, kafkaMessages: Number(process.env['MSSGW_BENCH_KAFKA_MESSAGES'] ?? 20_000) });
+const rows: [string, string, string][] = [
+  ['MLLP intake, 8 senders, closed loop', `${intake.mllpAckedPerSecond} results/s acknowledged`, `ACK p50 ${intake.mllpAckP50Ms} ms, p99 ${intake.mllpAckP99Ms} ms, intake peak RSS ${intake.intakePeakRssMb} MB`],
+  [`MLLP intake paced at ${intake.pacedRatePerSecond}/s`, `${intake.messageBytes}-byte CI-SIS ORU`, `ACK p50 ${intake.pacedAckP50Ms} ms, p99 ${intake.pacedAckP99Ms} ms`],
+  ['Kafka intake (consumed, queued, committed)', `${intake.kafkaQueuedPerSecond} results/s`, ''],
+];
+// The benchmark's data must not stay in the sandbox Redis (it would slow the next run with AOF rewrites).
+const redis = connectRedis('redis://127.0.0.1:16379');
+for (const pattern of ['bench-*', 'test-bench-*']) {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+await redis.quit();
+const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
+const out = path.resolve(import.meta.dirname, 'results/latest.json');
+mkdirSync(path.dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, intake }, null, 2) + '\n');
+console.log(`written ${out}`);
