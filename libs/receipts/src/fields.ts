@@ -28,8 +28,8 @@ export function parseFieldBlocks(text: string): FieldBlock[] {
     const m = /^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$/.exec(rawLine);
     if (!m) continue;
     const name = m[1]!.toLowerCase();
-    if (name === 'final-recipient' && current.has('final-recipient')) flush();
-    else if (name === 'original-recipient' && current.has('final-recipient') && current.has('action')) flush();
+    // A second recipient field in the same block means the blank line before a new recipient is missing.
+    if ((name === 'final-recipient' || name === 'original-recipient') && current.has(name)) flush();
     if (!current.has(name)) current.set(name, m[2]!.trim());
     last = name;
   }

@@ -1,11 +1,14 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { addressOf, parseFieldBlocks, typedValue } from './fields.ts';
+import { inferBounce } from './inferred.ts';
 
 export interface DsnRecipient {
   recipient: string;
   originalRecipient?: string;
   action: string;
   status: string;
+  /** The report had no Status field: the status was read from the diagnostic or the action. */
+  statusInferred?: boolean;
   diagnosticCode?: string;
   remoteMta?: string;
 }
@@ -29,6 +32,8 @@ export type Receipt =
       recipients: DsnRecipient[];
       /** true when read from free text rather than a machine-readable report. */
       inferred: boolean;
+      /** For an inferred bounce, the reason category read from the text. */
+      reason?: string;
     }
   | {
       kind: 'mdn';
@@ -50,6 +55,14 @@ function returnedMessageId(mail: ParsedMail): string | undefined {
     }
   }
   return undefined;
+}
+
+function statusFrom(diagnostic: string | undefined, action: string): string {
+  const enhanced = diagnostic ? /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(diagnostic) : null;
+  if (enhanced) return enhanced[1]!;
+  const reply = diagnostic ? /\b([245])\d\d\b/.exec(diagnostic) : null;
+  if (reply) return `${reply[1]}.0.0`;
+  return action === 'delivered' || action === 'relayed' || action === 'expanded' ? '2.0.0' : action === 'delayed' ? '4.0.0' : '5.0.0';
 }
 
 export function parseDisposition(value: string): Disposition {
@@ -82,15 +95,22 @@ export async function parseReceipt(source: Buffer | string): Promise<Receipt> {
         const diagnostic = typedValue(b.get('diagnostic-code'));
         const original = addressOf(b.get('original-recipient'));
         const remote = typedValue(b.get('remote-mta'));
+        const action = (b.get('action') ?? '').toLowerCase();
+        const literal = (b.get('status') ?? '').split(/\s/)[0] ?? '';
         return {
           recipient: (addressOf(b.get('final-recipient')) ?? original ?? '').toLowerCase(),
           ...(original ? { originalRecipient: original.toLowerCase() } : {}),
-          action: (b.get('action') ?? '').toLowerCase(),
-          status: (b.get('status') ?? '').split(/\s/)[0] ?? '',
+          action,
+          // Status is required by RFC 3464; when a sender omits it, the diagnostic or the action tells the class.
+          status: literal || statusFrom(diagnostic, action),
+          ...(literal ? {} : { statusInferred: true }),
           ...(diagnostic ? { diagnosticCode: diagnostic } : {}),
           ...(remote ? { remoteMta: remote } : {}),
         };
       });
+    // A report part with no recipient block (seen from Google): what the text says is all there is.
+    const fromText = recipients.length === 0 ? inferBounce(mail) : undefined;
+    if (fromText) recipients.push(...fromText.recipients);
     const envelopeId = perMessage.get('original-envelope-id')?.trim();
     const reportingMta = typedValue(perMessage.get('reporting-mta'));
     const originalMessageId = returnedMessageId(mail);
@@ -100,7 +120,7 @@ export async function parseReceipt(source: Buffer | string): Promise<Receipt> {
       ...(reportingMta ? { reportingMta } : {}),
       ...(originalMessageId ? { originalMessageId } : {}),
       recipients,
-      inferred: false,
+      inferred: Boolean(fromText),
     };
   }
   const mdnPart = mail.attachments.find((a) => a.contentType === 'message/disposition-notification');
@@ -117,6 +137,16 @@ export async function parseReceipt(source: Buffer | string): Promise<Receipt> {
       ...(originalRecipient ? { originalRecipient } : {}),
       disposition: parseDisposition(fields.get('disposition') ?? ''),
     };
+  }
+  // A bounce forwarded as an attachment (message/rfc822 holding the multipart/report).
+  for (const a of mail.attachments.filter((x) => x.contentType === 'message/rfc822')) {
+    if (!/^content-type:\s*multipart\/report/im.test(a.content.subarray(0, 64 * 1024).toString('latin1'))) continue;
+    const inner = await parseReceipt(a.content);
+    if (inner.kind !== 'other') return inner;
+  }
+  const inferred = inferBounce(mail);
+  if (inferred) {
+    return { kind: 'dsn', recipients: inferred.recipients, inferred: true, reason: inferred.reason, ...(returnedMessageId(mail) ? { originalMessageId: returnedMessageId(mail)! } : {}) };
   }
   const autoSubmitted = mail.headers.get('auto-submitted');
   const auto = typeof autoSubmitted === 'string' && autoSubmitted.toLowerCase() !== 'no';
