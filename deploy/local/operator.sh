@@ -53,6 +53,8 @@ configure_postfix() {
     echo 'endif'
   } >"$PF/etc/vmailbox"
   printf '/^unknown[^@]*@/\terror:5.1.1 User unknown in the sandbox operator\n' >"$PF/etc/transport"
+  # Recipients starting with "silent" are accepted (250) and then held: no DSN ever comes (for timeout tests).
+  printf '/^silent[^@]*@/\tHOLD silent recipient (sandbox)\n' >"$PF/etc/hold"
   cat >"$PF/etc/main.cf" <<CONF
 compatibility_level = 3.6
 queue_directory = $PF/queue
@@ -79,6 +81,7 @@ virtual_mailbox_maps = regexp:$PF/etc/vmailbox
 # an open set of mailboxes: it forbids \$n substitution in regexp maps.
 virtual_transport = dovecot
 # Unknown mailboxes are accepted at RCPT time on the submission port, then bounce: a real failure DSN (5.1.1).
+# ("silent*" recipients are held in the queue instead: no DSN at all.)
 transport_maps = regexp:$PF/etc/transport
 dovecot_destination_recipient_limit = 1
 message_size_limit = 104857600
@@ -110,6 +113,7 @@ $BIND:$SMTP_SUBMISSION_PORT inet n - n - - smtpd
   -o smtpd_reject_unlisted_recipient=no
   -o smtpd_client_restrictions=permit_tls_all_clientcerts,reject
   -o smtpd_relay_restrictions=permit_tls_all_clientcerts,reject
+  -o smtpd_recipient_restrictions=check_recipient_access,regexp:$PF/etc/hold,permit
 # Plain injection port on loopback, for test fixtures (MDNs written by recipients' software).
 $BIND:$SMTP_INJECT_PORT inet n - n - - smtpd
   -o syslog_name=postfix/inject

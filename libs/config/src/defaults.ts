@@ -60,6 +60,7 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
     },
     receipts: { sweepIntervalMs: 30_000, confirmationTimeoutMs: 24 * 3600 * 1000 },
     dispatcher: { attempts: 8, backoffMs: 2_000, concurrency: 16 },
+    feedback: { zamEndpoints: [] },
     logLevel: 'info',
   };
 }

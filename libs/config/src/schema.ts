@@ -107,6 +107,12 @@ export const GatewayConfigSchema = z
         concurrency: z.number().int().min(1),
       })
       .strict(),
+    feedback: z
+      .object({
+        /** Where each source's producer takes its ZAM business acknowledgements over MLLP. */
+        zamEndpoints: z.array(z.object({ source: z.string(), host: hostname, port, ackTimeoutMs: z.number().int().positive().optional() }).strict()),
+      })
+      .strict(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   })
   .strict();

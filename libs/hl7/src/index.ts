@@ -9,3 +9,4 @@ export {
 } from './result.ts';
 export { buildAck, hl7Timestamp, type AckCode, type AckTarget } from './ack.ts';
 export { MllpClient, parseAck, type MllpClientOptions, type Acknowledgement } from './client.ts';
+export { buildZam, type ZamInput, type ZamOriginal } from './zam.ts';

@@ -53,6 +53,8 @@ export interface Delivery {
   deliveryId: string;
   resultId: string;
   recipient: string;
+  /** The recipient's identifier as the producer named it (RPPS, INS...), for the ZAM acknowledgements. */
+  recipientId?: string;
   kind: RecipientKind;
   state: DeliveryState;
   mailId?: string;
@@ -83,6 +85,10 @@ export interface ResultRecord {
   transport: string;
   controlId: string;
   sendingApplication: string;
+  sendingFacility: string;
+  /** The producer asked for MSSanté reception / read acknowledgements (ACK_RECEPTION, ACK_LECTURE_MSS). */
+  ackReception: '1' | '0';
+  ackRead: '1' | '0';
   action: string;
   documentCode: string;
   receivedAt: number;
@@ -90,19 +96,43 @@ export interface ResultRecord {
   routedAt?: number;
 }
 
-// Compare-and-set in one round trip: the state changes only from an allowed state; the event is always kept.
+// Compare-and-set in one round trip: the state changes only from an allowed state; the event is always kept in the
+// history, and an applied change is appended to the outbox stream in the same step (nothing told twice or never).
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return {-1, ''} end
 local ok = string.find(',' .. ARGV[1] .. ',', ',' .. cur .. ',', 1, true)
 local event = ARGV[2]
 if ok then
-  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
   event = string.gsub(event, '"applied":false', '"applied":true')
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', '1000000', '*', 'deliveryId', ARGV[3], 'state', ARGV[4], 'previous', cur, 'source', ARGV[5])
 end
 redis.call('RPUSH', KEYS[2], event)
 return {ok and 1 or 0, cur}
 `;
+
+// A recipient's first state, its fields, history, indexes and outbox entry, all or nothing.
+const CREATE = `
+if redis.call('HSETNX', KEYS[1], 'state', ARGV[1]) == 0 then return 0 end
+local ttl = tonumber(ARGV[2])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('RPUSH', KEYS[2], ARGV[3]) redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('SADD', KEYS[3], ARGV[4]) redis.call('EXPIRE', KEYS[3], ttl)
+if KEYS[5] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl) end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', '1000000', '*', 'deliveryId', ARGV[4], 'state', ARGV[1], 'previous', '', 'source', ARGV[5])
+return 1
+`;
+
+/** One entry of the outbox: a recipient's state changed. */
+export interface StatusEvent {
+  id: string;
+  deliveryId: string;
+  state: DeliveryState;
+  previous: DeliveryState | '';
+  source: DeliveryEvent['source'];
+}
 
 type Fields = Record<string, string | number | undefined>;
 const flat = (f: Fields): string[] =>
@@ -127,6 +157,8 @@ export class StatusStore extends ExpiringStore {
     controlId: (ctl: string) => `${this.p}:control:${ctl}`,
     delivery: (id: string) => `${this.p}:delivery:${id}`,
     history: (id: string) => `${this.p}:delivery:${id}:history`,
+    /** The outbox: every applied change, for the feedback to producers (Kafka events, ZAM). */
+    events: () => `${this.p}:events`,
     /** Deliveries awaiting their final DSN, scored by submission time (for the confirmation timeout). */
     awaiting: () => `${this.p}:awaiting`,
     byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
@@ -151,22 +183,16 @@ export class StatusStore extends ExpiringStore {
 
   /** Creates a recipient's record in its first state (queued or refused). A second call changes nothing. */
   async createDelivery(d: Omit<Delivery, 'updatedAt'> & { updatedAt?: number }, detail?: string): Promise<boolean> {
-    const key = this.k.delivery(d.deliveryId);
     const at = d.updatedAt ?? Date.now();
-    const created = await this.redis.hsetnx(key, 'state', d.state);
-    if (!created) return false;
     const event: DeliveryEvent = { at, state: d.state, applied: true, source: 'router', ...(detail ?? d.reason ? { detail: detail ?? d.reason } : {}) };
-    const m = this.redis
-      .multi()
-      .hset(key, ...flat({ ...d, updatedAt: at }))
-      .expire(key, this.retentionSeconds)
-      .rpush(this.k.history(d.deliveryId), JSON.stringify(event))
-      .expire(this.k.history(d.deliveryId), this.retentionSeconds)
-      .sadd(this.k.resultDeliveries(d.resultId), d.deliveryId)
-      .expire(this.k.resultDeliveries(d.resultId), this.retentionSeconds);
-    if (d.messageId) m.set(this.k.byMessage(d.messageId, d.recipient), d.deliveryId, 'EX', this.retentionSeconds);
-    await m.exec();
-    return true;
+    const created = await this.redis.eval(
+      CREATE, 5,
+      this.k.delivery(d.deliveryId), this.k.history(d.deliveryId), this.k.resultDeliveries(d.resultId), this.k.events(),
+      d.messageId ? this.k.byMessage(d.messageId, d.recipient) : '',
+      d.state, String(this.retentionSeconds), JSON.stringify(event), d.deliveryId, 'router',
+      ...flat({ ...d, updatedAt: at }),
+    );
+    return created === 1;
   }
 
   /**
@@ -183,8 +209,8 @@ export class StatusStore extends ExpiringStore {
     const detail = fields['detail'] ?? fields['reason'];
     const event: DeliveryEvent = { at, state, applied: false, source, ...(detail !== undefined ? { detail: String(detail) } : {}) };
     const res = (await this.redis.eval(
-      TRANSITION, 2, this.k.delivery(deliveryId), this.k.history(deliveryId),
-      ENTER_FROM[state].join(','), JSON.stringify(event), ...flat({ ...fields, state, updatedAt: at }),
+      TRANSITION, 3, this.k.delivery(deliveryId), this.k.history(deliveryId), this.k.events(),
+      ENTER_FROM[state].join(','), JSON.stringify(event), deliveryId, state, source, ...flat({ ...fields, state, updatedAt: at }),
     )) as [number, string];
     const applied = res[0] === 1;
     if (applied && state === 'submitted') await this.redis.zadd(this.k.awaiting(), at, deliveryId);
@@ -221,10 +247,10 @@ export class StatusStore extends ExpiringStore {
     return (await this.redis.lrange(this.k.history(deliveryId), 0, -1)).map((e) => JSON.parse(e) as DeliveryEvent);
   }
 
-  async getResult(resultId: string): Promise<(ResultRecord & { deliveries: Delivery[] }) | undefined> {
+  async getResult(resultId: string, options: { withDeliveries?: boolean } = {}): Promise<(ResultRecord & { deliveries: Delivery[] }) | undefined> {
     const h = await this.redis.hgetall(this.k.result(resultId));
     if (!h['resultId']) return undefined;
-    const ids = await this.redis.smembers(this.k.resultDeliveries(resultId));
+    const ids = options.withDeliveries === false ? [] : await this.redis.smembers(this.k.resultDeliveries(resultId));
     const deliveries = (await Promise.all(ids.map((id) => this.getDelivery(id)))).filter((d): d is Delivery => d !== undefined);
     deliveries.sort((a, b) => a.recipient.localeCompare(b.recipient));
     return {
@@ -238,6 +264,30 @@ export class StatusStore extends ExpiringStore {
 
   async resultsByControlId(controlId: string): Promise<string[]> {
     return this.redis.smembers(this.k.controlId(controlId));
+  }
+
+  /** Reads outbox entries for a consumer group: first those it was given and did not acknowledge, then new ones. */
+  async readEvents(group: string, consumer: string, count = 100, blockMs = 1000, claimIdleMs = 30_000): Promise<StatusEvent[]> {
+    await this.redis.xgroup('CREATE', this.k.events(), group, '0', 'MKSTREAM').catch((err: Error) => {
+      if (!/BUSYGROUP/.test(err.message)) throw err;
+    });
+    // Entries another consumer took and never acknowledged (it crashed, or its producer was unreachable) come back.
+    const claimed = (await this.redis.xautoclaim(this.k.events(), group, consumer, claimIdleMs, '0', 'COUNT', count)) as [string, [string, string[]][]];
+    let entries = claimed[1];
+    if (entries.length === 0) {
+      const res = (await this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', this.k.events(), '>')) as
+        | [string, [string, string[]][]][]
+        | null;
+      entries = res?.[0]?.[1] ?? [];
+    }
+    return entries.map(([id, kv]) => {
+      const f = Object.fromEntries(kv.reduce<[string, string][]>((acc, v, i) => (i % 2 ? acc : [...acc, [v, kv[i + 1]!]]), []));
+      return { id, deliveryId: f['deliveryId']!, state: f['state'] as DeliveryState, previous: (f['previous'] ?? '') as DeliveryState | '', source: f['source'] as DeliveryEvent['source'] };
+    });
+  }
+
+  async ackEvents(group: string, ids: string[]): Promise<void> {
+    if (ids.length) await this.redis.xack(this.k.events(), group, ...ids);
   }
 
   /** For MDNs, which name the original Message-ID and the recipient rather than our envelope id. */

@@ -1,12 +1,13 @@
 import type { GatewayConfig } from '@mssgw/config';
 import { startApi, type ApiService } from '@mssgw/api';
 import { startDispatcher } from '@mssgw/dispatcher';
+import { startFeedback, type FeedbackService } from '@mssgw/feedback';
 import { startIntake, type IntakeService } from '@mssgw/intake';
 import { startReceipts, type ReceiptsService } from '@mssgw/receipts-service';
 import { startRouter } from '@mssgw/router';
 import { closeContext, createContext, type RunningService, type ServiceContext } from '@mssgw/runtime';
 
-export const SERVICE_NAMES = ['intake', 'router', 'dispatcher', 'receipts', 'api'] as const;
+export const SERVICE_NAMES = ['intake', 'router', 'dispatcher', 'receipts', 'feedback', 'api'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 export interface Gateway {
@@ -14,6 +15,7 @@ export interface Gateway {
   services: RunningService[];
   intake?: IntakeService;
   receipts?: ReceiptsService;
+  feedback?: FeedbackService;
   api?: ApiService;
   stop(): Promise<void>;
 }
@@ -40,6 +42,7 @@ export async function startGateway(config: GatewayConfig, names: readonly Servic
     // Every process serves /healthz and /metrics (probes, Prometheus), whichever services it runs.
     // Downstream first, so that nothing is accepted before it can be carried through.
     services.push((gateway.api = await startApi(ctx)));
+    if (names.includes('feedback')) services.push((gateway.feedback = await startFeedback(ctx)));
     if (names.includes('receipts')) services.push((gateway.receipts = await startReceipts(ctx)));
     if (names.includes('dispatcher')) services.push(await startDispatcher(ctx));
     if (names.includes('router')) services.push(await startRouter(ctx));

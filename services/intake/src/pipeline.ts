@@ -67,7 +67,8 @@ export class ResultIntake {
             Promise.all(result.documents.map(async ({ content, ...ref }) => ({ ...ref, sha256: await this.ctx.documents.put(content, ref.sha256) }))),
             this.ctx.status.recordResult({
               resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
-              action: result.action, documentCode: result.documentCode, receivedAt,
+              sendingFacility: result.sendingFacility, ackReception: result.flags['ACK_RECEPTION'] ? '1' : '0',
+              ackRead: result.flags['ACK_LECTURE_MSS'] ? '1' : '0', action: result.action, documentCode: result.documentCode, receivedAt,
             }),
           ]);
           const data: IntakeJob = { resultId, source, transport, receivedAt, acknowledgedAt: Date.now(), result: { ...result, documents } };

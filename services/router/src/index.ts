@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { buildMailSpecs, buildXdmArchive, pdfFileName, readCdaHeader, type MailAttachment, type XdmDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
-import { route, type RoutingDecision } from '@mssgw/routing';
+import { route, type Recipient, type RoutingDecision } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 
@@ -55,7 +55,7 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
       : [];
     for (const spec of specs) {
       await ctx.mails.put(spec);
-      await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address));
+      await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address), decision.recipients);
     }
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
     await ctx.status.markRouted(resultId, data.acknowledgedAt);
@@ -83,6 +83,7 @@ async function recordRefusals(ctx: ServiceContext, resultId: string, decision: R
       deliveryId: stableId('d', resultId, 'refused', String(i), r.address ?? r.id ?? r.origin),
       resultId,
       recipient: r.address ?? `${r.origin}:${r.id ?? 'unnamed'}`,
+      ...(r.id ? { recipientId: r.id } : {}),
       kind: r.kind,
       state: 'refused',
       reason: r.reason,
@@ -133,12 +134,14 @@ async function buildAttachments(ctx: ServiceContext, data: IntakeJob): Promise<{
   return { attachments, cdaCodes: cdas.map((c) => c.header.code).filter(Boolean), qualifiedIns: Boolean(ins?.qualified) };
 }
 
-async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: IntakeJob, queue: Queue): Promise<void> {
+async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: IntakeJob, queue: Queue, recipients: Recipient[]): Promise<void> {
   const jobs: { name: string; data: DeliveryJob; opts: { jobId: string } }[] = [];
   for (const recipient of spec.to) {
     const deliveryId = stableId('d', spec.mailId, recipient);
+    const recipientId = recipients.find((r) => r.address === recipient)?.id;
     await ctx.status.createDelivery({
       deliveryId, resultId: spec.resultId, recipient, kind: spec.audience === 'patient' ? 'patient' : 'professional', state: 'queued',
+      ...(recipientId ? { recipientId } : {}),
       mailId: spec.mailId, messageId: spec.messageId, mailbox: spec.from,
     });
     jobs.push({
