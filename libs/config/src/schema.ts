@@ -105,6 +105,13 @@ export const GatewayConfigSchema = z
         attempts: z.number().int().min(1),
         backoffMs: z.number().int().positive(),
         concurrency: z.number().int().min(1),
+        /** A job whose worker died is taken back after this long (BullMQ lock and stalled check). */
+        lockMs: z.number().int().min(1000),
+        /**
+         * After an interrupted attempt, how long to wait for a DSN proving the operator took the mail before sending
+         * it again (the mail may have been accepted just before the crash).
+         */
+        reconcileMs: z.number().int().min(0),
       })
       .strict(),
     feedback: z

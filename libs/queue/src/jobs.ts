@@ -107,5 +107,7 @@ export const DeliveryJob = z.object({
   recipient: z.string(),
   /** When the result was acknowledged to its producer (for the intake→SMTP latency). */
   acknowledgedAt: z.number(),
+  /** Set after an interrupted attempt: no new attempt before this time unless a DSN settles it. */
+  reconcileUntil: z.number().optional(),
 });
 export type DeliveryJob = z.infer<typeof DeliveryJob>;

@@ -1,4 +1,4 @@
-import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Transporter } from 'nodemailer';
 import type { ApplicativeMailboxConfig } from '@mssgw/config';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
@@ -40,9 +40,11 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
     }
     const transport = createMailboxTransport(config, mailbox);
     transports.push(transport);
-    const worker = new Worker(QUEUES.send(mailbox.address), (job: Job) => deliver(ctx, transport, mailbox, job), {
+    const worker = new Worker(QUEUES.send(mailbox.address), (job: Job, token?: string) => deliver(ctx, transport, mailbox, job, token), {
       ...bullConnection(config),
       concurrency: config.dispatcher.concurrency,
+      lockDuration: config.dispatcher.lockMs,
+      stalledInterval: config.dispatcher.lockMs,
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
@@ -62,11 +64,23 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
   };
 }
 
-async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: ApplicativeMailboxConfig, job: Job): Promise<void> {
+async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: ApplicativeMailboxConfig, job: Job, token?: string): Promise<void> {
   const d = DeliveryJob.parse(job.data);
   const current = await ctx.status.getDelivery(d.deliveryId);
   // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
   if (current && current.state !== 'queued') return;
+  // An attempt that started and never finished (the process died, or the connection broke after the message was
+  // sent) may have been accepted just before: wait for the DSN that would say so before sending again.
+  const interrupted = job.attemptsStarted > job.attemptsMade + 1 || job.stalledCounter > 0;
+  const until = d.reconcileUntil ?? (interrupted ? Date.now() + ctx.config.dispatcher.reconcileMs : undefined);
+  if (until !== undefined && Date.now() < until) {
+    if (d.reconcileUntil === undefined) {
+      await job.updateData({ ...d, reconcileUntil: until });
+      ctx.log.warn({ deliveryId: d.deliveryId, waitMs: until - Date.now() }, 'interrupted attempt: waiting for a DSN before sending again');
+    }
+    await job.moveToDelayed(until, token);
+    throw new DelayedError();
+  }
   const spec = await ctx.mails.get(d.mailId);
   const attachments = await Promise.all(
     spec.attachments.map(async (a) => ({ filename: a.filename, contentType: a.contentType, content: await ctx.documents.get(a.sha256) })),
