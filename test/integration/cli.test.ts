@@ -27,6 +27,13 @@ describe('mssgw command line', () => {
     expect(mssgw(['start', 'mailer'])).toMatchObject({ code: 2, err: expect.stringMatching(/unknown service mailer/) as unknown });
   });
 
+  it('lists and replays dead letters, and says so when there is nothing to replay', () => {
+    const env = { MSSGW_REDIS_PREFIX: `test-cli-${Date.now()}` };
+    expect(mssgw(['dlq', 'list'], env)).toMatchObject({ code: 0, out: expect.stringContaining('0 dead-lettered deliveries') as unknown });
+    expect(mssgw(['dlq', 'replay', 'd-000000000000000000000000'], env)).toMatchObject({ code: 2, err: expect.stringContaining('no dead-lettered delivery') as unknown });
+    expect(mssgw(['dlq', 'replay'], env)).toMatchObject({ code: 2, err: expect.stringContaining('usage: mssgw dlq') as unknown });
+  });
+
   it('parses a result file to JSON, and reports a file the listener would refuse with exit status 2', () => {
     const ok = mssgw(['parse', path.join(ROOT, 'deploy/demo/samples/lab-01-crbio-medecin-et-patient.hl7'), '--json']);
     expect(ok.code).toBe(0);

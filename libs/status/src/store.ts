@@ -27,7 +27,7 @@ const DSN_FINAL: DeliveryState[] = ['delivered', 'relayed', 'expanded', 'failed'
 /** From which states each state may be entered. A receipt that would move a recipient backwards is recorded in the history only. */
 const ENTER_FROM: Record<DeliveryState, DeliveryState[]> = {
   refused: [],
-  queued: [],
+  queued: ['dead-lettered'], // replayed by an operator
   submitted: ['queued'],
   // A DSN proves the operator took the mail even when our record of its 250 was lost in a crash (still 'queued').
   delayed: ['queued', 'submitted', 'delayed', 'unconfirmed'],

@@ -7,6 +7,7 @@ import { metrics } from '@mssgw/telemetry';
 import { createMailboxTransport, probeOperator } from './transport.ts';
 
 export { createMailboxTransport, probeOperator } from './transport.ts';
+export { listDeadLetters, replayDeadLetters, type DeadLetter } from './dead-letter.ts';
 
 interface SmtpError extends Error {
   code?: string;

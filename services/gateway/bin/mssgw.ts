@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '@mssgw/config';
 import { Hl7Error, parseResult } from '@mssgw/hl7';
+import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
+import { closeContext, createContext } from '@mssgw/runtime';
 import { formatTable, runDemo } from '../src/demo.ts';
 import { SERVICE_NAMES, startGateway, type ServiceName } from '../src/start.ts';
 
@@ -19,6 +21,8 @@ Usage:
   mssgw parse FILE [--json]                  print the normalised result of an HL7 file, or the
                                              error its NACK would carry (exit status 2)
   mssgw receipt FILE.eml [--json]            print what a DSN / MDN / other mail says
+  mssgw dlq list [--json]                    deliveries that exhausted their retries, with the reason
+  mssgw dlq replay ID|--all                  put them back on their send queue
   mssgw --help                               this text
 
 Configuration: --config FILE or MSSGW_CONFIG (YAML or JSON), then MSSGW_<SECTION>_<KEY>
@@ -38,6 +42,7 @@ async function main(argv: string[]): Promise<void> {
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
       'keep-running': { type: 'boolean' },
+      all: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -114,6 +119,26 @@ async function main(argv: string[]): Promise<void> {
       } else if (r.kind === 'mdn') {
         console.log(`MDN for ${r.originalMessageId ?? '-'} from ${r.finalRecipient ?? '-'}: ${r.disposition.actionMode}/${r.disposition.sendingMode}; ${r.disposition.type}${r.disposition.error ? ` error ${r.disposition.error.code} ${r.disposition.error.label}` : ''}`);
       } else console.log(`not a receipt (${r.reason})`);
+      return;
+    }
+    case 'dlq': {
+      const ctx = createContext(config(), 'mssgw-cli');
+      try {
+        if (rest[0] === 'list') {
+          const dead = await listDeadLetters(ctx);
+          if (values.json) console.log(JSON.stringify(dead, null, 2));
+          else {
+            for (const d of dead) console.log(`${d.deliveryId}  ${new Date(d.failedAt).toISOString()}  ${d.mailbox}  ${d.reason}`);
+            console.log(`${dead.length} dead-lettered deliveries`);
+          }
+        } else if (rest[0] === 'replay' && (values.all || rest[1])) {
+          const ids = await replayDeadLetters(ctx, values.all ? { all: true } : { deliveryId: rest[1]! });
+          if (!values.all && ids.length === 0) fail(`no dead-lettered delivery ${rest[1]}`, 2);
+          console.log(`${ids.length} deliveries replayed${ids.length ? `: ${ids.join(', ')}` : ''}`);
+        } else fail('usage: mssgw dlq list | mssgw dlq replay ID|--all', 2);
+      } finally {
+        await closeContext(ctx);
+      }
       return;
     }
     default:

@@ -1,0 +1,51 @@
+import { Queue } from 'bullmq';
+import { DeliveryJob, QUEUES } from '@mssgw/queue';
+import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+
+export interface DeadLetter {
+  deliveryId: string;
+  resultId: string;
+  mailbox: string;
+  queue: string;
+  reason: string;
+  failedAt: number;
+}
+
+/** Deliveries that exhausted their retries, oldest first. */
+export async function listDeadLetters(ctx: ServiceContext): Promise<DeadLetter[]> {
+  const dlq = new Queue(QUEUES.deadLetter, bullConnection(ctx.config));
+  try {
+    const jobs = await dlq.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1, true);
+    return jobs.map((j) => j.data as DeadLetter).sort((a, b) => a.failedAt - b.failedAt);
+  } finally {
+    await dlq.close();
+  }
+}
+
+/**
+ * Puts dead-lettered deliveries back on their send queue (the same job, retried), their recipients back to
+ * "queued". Returns the delivery ids replayed.
+ */
+export async function replayDeadLetters(ctx: ServiceContext, which: { all: true } | { deliveryId: string }): Promise<string[]> {
+  const dlq = new Queue(QUEUES.deadLetter, bullConnection(ctx.config));
+  const queues = new Map<string, Queue>();
+  const replayed: string[] = [];
+  try {
+    const jobs = await dlq.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1, true);
+    for (const entry of jobs.filter((j) => 'all' in which || j.id === which.deliveryId)) {
+      const dead = entry.data as DeadLetter;
+      let queue = queues.get(dead.queue);
+      if (!queue) queues.set(dead.queue, (queue = new Queue(dead.queue, bullConnection(ctx.config))));
+      const job = await queue.getJob(dead.deliveryId);
+      await ctx.status.transition(dead.deliveryId, 'queued', 'operator', { reason: 'replayed', detail: 'replayed from the dead-letter queue' });
+      if (job && (await job.getState()) === 'failed') await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      else if (!job) await queue.add('deliver', DeliveryJob.parse({ ...dead, acknowledgedAt: dead.failedAt }), { jobId: dead.deliveryId });
+      await entry.remove();
+      replayed.push(dead.deliveryId);
+    }
+    return replayed;
+  } finally {
+    await Promise.all([...queues.values()].map((q) => q.close()));
+    await dlq.close();
+  }
+}

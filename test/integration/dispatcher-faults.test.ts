@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeContext, createContext } from '@mssgw/runtime';
+import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
+import { MllpClient } from '@mssgw/hl7';
+import { metrics } from '@mssgw/telemetry';
+import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
+import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
+import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
+
+interface Received { from: string; to: string; envid?: string; ret?: string; notify?: string[]; orcpt?: string }
+
+/**
+ * An in-process operator whose answers a test chooses per recipient, behind the same mutual TLS as the sandbox:
+ * "temp-*" is refused once with 451 then accepted, "perm-*" always gets 550 5.1.1, "down-*" always 451.
+ */
+async function faultyOperator() {
+  const received: Received[] = [];
+  const rcptAttempts = new Map<string, number>();
+  let failDown = true;
+  const pki = path.join(SANDBOX, 'pki');
+  const server = new SMTPServer({
+    secure: false, hideDSN: false, authOptional: true, disabledCommands: ['AUTH'],
+    key: readFileSync(path.join(pki, 'operator.key')), cert: readFileSync(path.join(pki, 'operator.pem')),
+    ca: [readFileSync(path.join(pki, 'ca.pem'))], requestCert: true, rejectUnauthorized: true,
+    onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const n = (rcptAttempts.get(address.address) ?? 0) + 1;
+      rcptAttempts.set(address.address, n);
+      const err = (code: number, msg: string) => Object.assign(new Error(msg), { responseCode: code });
+      if (address.address.startsWith('perm-')) return cb(err(550, '5.1.1 <' + address.address + '>: Recipient address rejected'));
+      if (address.address.startsWith('temp-') && n === 1) return cb(err(451, '4.3.0 Try again later'));
+      if (address.address.startsWith('down-') && failDown) return cb(err(451, '4.4.1 Mailbox temporarily unavailable'));
+      cb();
+    },
+    onData(stream, session, cb) {
+      stream.resume();
+      stream.on('end', () => {
+        const env = session.envelope as unknown as { mailFrom: { address: string }; rcptTo: { address: string; dsn?: { notify?: string[]; orcpt?: string } }[]; dsn?: { envid?: string; ret?: string } };
+        for (const r of env.rcptTo) received.push({ from: env.mailFrom.address, to: r.address, ...env.dsn, ...r.dsn });
+        cb(null, 'Ok: queued as FAKE' + received.length);
+      });
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    received, rcptAttempts,
+    port: (server.server.address() as { port: number }).port,
+    recover: () => (failDown = false),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe('dispatcher against an operator that refuses, defers and recovers', () => {
+  const t = tag();
+  let operator: Awaited<ReturnType<typeof faultyOperator>>;
+  let gateway: Gateway;
+  let resultId = '';
+  const addr = (p: string) => `${p}-${t}@cabinet-demo.mssante.test`;
+  const states = async () => new Map((await gateway.ctx.status.getResult(resultId))!.deliveries.map((d) => [d.recipient, d]));
+
+  beforeAll(async () => {
+    operator = await faultyOperator();
+    gateway = await startGateway(testConfig('faults', (c) => {
+      c.operator.smtpPort = operator.port;
+      c.dispatcher.attempts = 3;
+      c.dispatcher.backoffMs = 100;
+    }), ['intake', 'router', 'dispatcher']);
+    const c = new MllpClient({ host: '127.0.0.1', port: gateway.intake!.listeners[0]!.port });
+    await c.connect();
+    const doctors = ['ok', 'temp', 'perm', 'down'].map((p, i) => ({ ...DOCTORS[i % 3]!, address: addr(p) }));
+    expect((await c.send(makeCisisResult({ controlId: `FT-${t}`, patient: PATIENTS[0]!, doctors }))).code).toBe('AA');
+    await c.close();
+    resultId = (await gateway.ctx.status.resultsByControlId(`FT-${t}`))[0]!;
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+    await operator?.close();
+  });
+
+  it('requests a DSN on every envelope: RET=HDRS, ENVID = the delivery id, NOTIFY and ORCPT per recipient', async () => {
+    await waitFor('the first mail', () => Promise.resolve(operator.received.find((r) => r.to === addr('ok'))));
+    const ok = operator.received.find((r) => r.to === addr('ok'))!;
+    const d = (await states()).get(addr('ok'))!;
+    expect(ok).toMatchObject({ from: gateway.ctx.config.mailboxes[0]!.address, envid: d.deliveryId, ret: 'HDRS', notify: ['SUCCESS', 'FAILURE', 'DELAY'], orcpt: `rfc822;${addr('ok')}` });
+    expect(d).toMatchObject({ state: 'submitted', queueId: expect.stringMatching(/^FAKE\d+$/) as unknown });
+  });
+
+  it('retries a 451 and succeeds; ends a 550 as failed for that recipient only, without retrying it', async () => {
+    const s = await waitFor('temp submitted, perm failed', async () => {
+      const m = await states();
+      return m.get(addr('temp'))?.state === 'submitted' && m.get(addr('perm'))?.state === 'failed' ? m : undefined;
+    });
+    expect(operator.rcptAttempts.get(addr('temp'))).toBe(2);
+    expect(operator.rcptAttempts.get(addr('perm'))).toBe(1);
+    expect(s.get(addr('perm'))).toMatchObject({ reason: '5.1.1' });
+    expect(operator.received.filter((r) => r.to === addr('temp'))).toHaveLength(1);
+    const retried = (await metrics.mailsRetried.get()).values.find((v) => v.labels.reply_class === '4');
+    expect(retried?.value).toBeGreaterThanOrEqual(1);
+  });
+
+  it('dead-letters a recipient still deferred after the last attempt, and replays it once the operator recovers', async () => {
+    const d = await waitFor('dead-lettered', async () => {
+      const x = (await states()).get(addr('down'));
+      return x?.state === 'dead-lettered' ? x : undefined;
+    });
+    expect(operator.rcptAttempts.get(addr('down'))).toBe(3);
+    const ctx = createContext(gateway.ctx.config, 'test-cli');
+    try {
+      const dead = await listDeadLetters(ctx);
+      expect(dead.map((x) => x.deliveryId)).toEqual([d.deliveryId]);
+      expect(dead[0]!.reason).toMatch(/451 4\.4\.1/);
+      operator.recover();
+      expect(await replayDeadLetters(ctx, { deliveryId: d.deliveryId })).toEqual([d.deliveryId]);
+      await waitFor('replayed delivery submitted', async () => (await states()).get(addr('down'))?.state === 'submitted');
+      expect(await listDeadLetters(ctx)).toEqual([]);
+      expect((await gateway.ctx.status.history(d.deliveryId)).filter((h) => h.applied).map((h) => h.state)).toEqual(['queued', 'dead-lettered', 'queued', 'submitted']);
+    } finally {
+      await closeContext(ctx);
+    }
+  });
+});
