@@ -44,6 +44,12 @@ describe('HTTP API, /metrics and the real Prometheus', () => {
     expect(d.history.map((h) => h.state)).toEqual(['queued', 'submitted', 'delivered']);
   });
 
+  it('publishes the JSON schemas of its answers', async () => {
+    const s = (await (await fetch(`${base}/api/v1/schema`)).json()) as { result: { required: string[] }; delivery: { properties: { state: { enum: string[] } } } };
+    expect(s.result.required).toContain('deliveries');
+    expect(s.delivery.properties.state.enum).toEqual(expect.arrayContaining(['refused', 'delivered', 'unconfirmed', 'displayed']));
+  });
+
   it('answers 400 with a reason to a malformed id and 404 to an unknown one', async () => {
     const bad = await fetch(`${base}/api/v1/results/not-an-id`);
     expect(bad.status).toBe(400);

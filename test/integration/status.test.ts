@@ -40,6 +40,14 @@ describe('recipient state machine (real Redis)', () => {
     expect((await store.transition('d-3', 'delivered', 'dsn')).applied).toBe(true);
   });
 
+  it('keeps records for the configured retention', async () => {
+    const short = new StatusStore(redis, `test-status-retention-${tag()}`, 7 * 24 * 3600);
+    await short.createDelivery({ ...base, deliveryId: 'd-r', state: 'queued' });
+    const ttl = await redis.ttl(`${(short as unknown as { p: string }).p}:delivery:d-r`);
+    expect(ttl).toBeGreaterThan(7 * 24 * 3600 - 10);
+    expect(ttl).toBeLessThanOrEqual(7 * 24 * 3600);
+  });
+
   it('finds a recipient from the Message-ID and address an MDN names', async () => {
     await store.createDelivery({ ...base, deliveryId: 'd-5', state: 'queued', messageId: '<M5@X>', recipient: 'B@c.mssante.test' });
     expect(await store.deliveryForMessage('<m5@x>', 'b@C.mssante.test')).toBe('d-5');

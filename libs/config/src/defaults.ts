@@ -58,7 +58,7 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
       productReference: 'MSSGW-DEMO-0001',
       whitelistDomains: ['chu-demo.mssante.test', 'cabinet-demo.mssante.test', 'patient.mssante.fr'],
     },
-    receipts: { sweepIntervalMs: 30_000, confirmationTimeoutMs: 24 * 3600 * 1000 },
+    receipts: { sweepIntervalMs: 30_000, confirmationTimeoutMs: 24 * 3600 * 1000, retentionDays: 90 },
     dispatcher: { attempts: 8, backoffMs: 2_000, concurrency: 16, lockMs: 30_000, reconcileMs: 120_000 },
     feedback: { zamEndpoints: [] },
     logLevel: 'info',

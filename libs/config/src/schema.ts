@@ -98,6 +98,8 @@ export const GatewayConfigSchema = z
         sweepIntervalMs: z.number().int().positive(),
         /** A recipient with no final DSN this long after submission becomes "unconfirmed". */
         confirmationTimeoutMs: z.number().int().positive(),
+        /** How long results, recipients and their histories stay in the status store after their last change. */
+        retentionDays: z.number().int().min(1).max(3650),
       })
       .strict(),
     dispatcher: z

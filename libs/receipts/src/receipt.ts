@@ -1,5 +1,6 @@
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { addressOf, parseFieldBlocks, typedValue } from './fields.ts';
+import { fastReport } from './fast.ts';
 import { inferBounce } from './inferred.ts';
 
 export interface DsnRecipient {
@@ -80,64 +81,76 @@ export function parseDisposition(value: string): Disposition {
   };
 }
 
+const isRecipient = (b: Map<string, string>) => b.has('final-recipient') || b.has('original-recipient');
+
+/** A DSN from the fields of its report part(s). */
+function dsnFrom(reportTexts: string[], originalMessageId: string | undefined): Extract<Receipt, { kind: 'dsn' }> {
+  const blocks = reportTexts.flatMap((t) => parseFieldBlocks(t));
+  const perMessage = blocks.find((b) => !isRecipient(b) && (b.has('reporting-mta') || b.has('original-envelope-id'))) ?? new Map<string, string>();
+  const recipients: DsnRecipient[] = blocks.filter(isRecipient).map((b) => {
+    const diagnostic = typedValue(b.get('diagnostic-code'));
+    const original = addressOf(b.get('original-recipient'));
+    const remote = typedValue(b.get('remote-mta'));
+    const action = (b.get('action') ?? '').toLowerCase();
+    const literal = (b.get('status') ?? '').split(/\s/)[0] ?? '';
+    return {
+      recipient: (addressOf(b.get('final-recipient')) ?? original ?? '').toLowerCase(),
+      ...(original ? { originalRecipient: original.toLowerCase() } : {}),
+      action,
+      // Status is required by RFC 3464; when a sender omits it, the diagnostic or the action tells the class.
+      status: literal || statusFrom(diagnostic, action),
+      ...(literal ? {} : { statusInferred: true }),
+      ...(diagnostic ? { diagnosticCode: diagnostic } : {}),
+      ...(remote ? { remoteMta: remote } : {}),
+    };
+  });
+  const envelopeId = perMessage.get('original-envelope-id')?.trim();
+  const reportingMta = typedValue(perMessage.get('reporting-mta'));
+  return {
+    kind: 'dsn',
+    ...(envelopeId ? { envelopeId } : {}),
+    ...(reportingMta ? { reportingMta } : {}),
+    ...(originalMessageId ? { originalMessageId } : {}),
+    recipients,
+    inferred: false,
+  };
+}
+
+/** An MDN from the fields of its report part. */
+function mdnFrom(reportText: string, inReplyTo: string | undefined): Extract<Receipt, { kind: 'mdn' }> {
+  const fields = new Map(parseFieldBlocks(reportText).flatMap((b) => [...b]));
+  const originalMessageId = fields.get('original-message-id')?.trim() || inReplyTo;
+  const finalRecipient = addressOf(fields.get('final-recipient'))?.toLowerCase();
+  const originalRecipient = addressOf(fields.get('original-recipient'))?.toLowerCase();
+  return {
+    kind: 'mdn',
+    ...(originalMessageId ? { originalMessageId } : {}),
+    ...(finalRecipient ? { finalRecipient } : {}),
+    ...(originalRecipient ? { originalRecipient } : {}),
+    disposition: parseDisposition(fields.get('disposition') ?? ''),
+  };
+}
+
 /** Reads one mail from an applicative mailbox and says what it is. */
 export async function parseReceipt(source: Buffer | string): Promise<Receipt> {
-  const mail = await simpleParser(source, { keepDeliveryStatus: true, skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  const raw = typeof source === 'string' ? Buffer.from(source, 'utf8') : source;
+  const fast = fastReport(raw);
+  if (fast?.reportType === 'disposition-notification') return mdnFrom(fast.reports.join('\n\n'), fast.inReplyTo);
+  if (fast) {
+    const dsn = dsnFrom(fast.reports, fast.returnedMessageId);
+    if (dsn.recipients.length > 0) return dsn; // a report without recipient blocks needs the text: full parser
+  }
+  const mail = await simpleParser(raw, { keepDeliveryStatus: true, skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
   const dsnParts = mail.attachments.filter((a) => a.contentType === 'message/delivery-status' || a.contentType === 'message/global-delivery-status');
   if (dsnParts.length) {
     // Some MTAs send two report parts (one of them prose): the fields of all of them count.
-    const blocks = dsnParts.flatMap((p) => parseFieldBlocks(partText(p.content)));
-    const isRecipient = (b: Map<string, string>) => b.has('final-recipient') || b.has('original-recipient');
-    const perMessage = blocks.find((b) => !isRecipient(b) && (b.has('reporting-mta') || b.has('original-envelope-id'))) ?? new Map<string, string>();
-    const recipients: DsnRecipient[] = blocks
-      .filter(isRecipient)
-      .map((b) => {
-        const diagnostic = typedValue(b.get('diagnostic-code'));
-        const original = addressOf(b.get('original-recipient'));
-        const remote = typedValue(b.get('remote-mta'));
-        const action = (b.get('action') ?? '').toLowerCase();
-        const literal = (b.get('status') ?? '').split(/\s/)[0] ?? '';
-        return {
-          recipient: (addressOf(b.get('final-recipient')) ?? original ?? '').toLowerCase(),
-          ...(original ? { originalRecipient: original.toLowerCase() } : {}),
-          action,
-          // Status is required by RFC 3464; when a sender omits it, the diagnostic or the action tells the class.
-          status: literal || statusFrom(diagnostic, action),
-          ...(literal ? {} : { statusInferred: true }),
-          ...(diagnostic ? { diagnosticCode: diagnostic } : {}),
-          ...(remote ? { remoteMta: remote } : {}),
-        };
-      });
+    const dsn = dsnFrom(dsnParts.map((p) => partText(p.content)), returnedMessageId(mail));
     // A report part with no recipient block (seen from Google): what the text says is all there is.
-    const fromText = recipients.length === 0 ? inferBounce(mail) : undefined;
-    if (fromText) recipients.push(...fromText.recipients);
-    const envelopeId = perMessage.get('original-envelope-id')?.trim();
-    const reportingMta = typedValue(perMessage.get('reporting-mta'));
-    const originalMessageId = returnedMessageId(mail);
-    return {
-      kind: 'dsn',
-      ...(envelopeId ? { envelopeId } : {}),
-      ...(reportingMta ? { reportingMta } : {}),
-      ...(originalMessageId ? { originalMessageId } : {}),
-      recipients,
-      inferred: Boolean(fromText),
-    };
+    const fromText = dsn.recipients.length === 0 ? inferBounce(mail) : undefined;
+    return fromText ? { ...dsn, recipients: fromText.recipients, inferred: true } : dsn;
   }
   const mdnPart = mail.attachments.find((a) => a.contentType === 'message/disposition-notification');
-  if (mdnPart) {
-    const fields = new Map(parseFieldBlocks(partText(mdnPart.content)).flatMap((b) => [...b]));
-    const inReplyTo = typeof mail.inReplyTo === 'string' ? mail.inReplyTo : undefined;
-    const originalMessageId = fields.get('original-message-id')?.trim() || inReplyTo;
-    const finalRecipient = addressOf(fields.get('final-recipient'))?.toLowerCase();
-    const originalRecipient = addressOf(fields.get('original-recipient'))?.toLowerCase();
-    return {
-      kind: 'mdn',
-      ...(originalMessageId ? { originalMessageId } : {}),
-      ...(finalRecipient ? { finalRecipient } : {}),
-      ...(originalRecipient ? { originalRecipient } : {}),
-      disposition: parseDisposition(fields.get('disposition') ?? ''),
-    };
-  }
+  if (mdnPart) return mdnFrom(partText(mdnPart.content), typeof mail.inReplyTo === 'string' ? mail.inReplyTo : undefined);
   // A bounce forwarded as an attachment (message/rfc822 holding the multipart/report).
   for (const a of mail.attachments.filter((x) => x.contentType === 'message/rfc822')) {
     if (!/^content-type:\s*multipart\/report/im.test(a.content.subarray(0, 64 * 1024).toString('latin1'))) continue;

@@ -40,7 +40,7 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
     redis,
     documents: new DocumentStore(redis, config.redis.prefix),
     mails: new MailStore(redis, config.redis.prefix),
-    status: new StatusStore(redis, config.redis.prefix),
+    status: new StatusStore(redis, config.redis.prefix, config.receipts.retentionDays * 24 * 3600),
   };
 }
 

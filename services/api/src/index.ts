@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics, registry } from '@mssgw/telemetry';
+import { deliverySchema, errorSchema, resultSchema } from './schemas.ts';
 
 export interface ApiService extends RunningService {
   app: FastifyInstance;
@@ -51,7 +52,9 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 
-  app.get('/api/v1/results/:id', { schema: { params: idParam } }, async (req, reply) => {
+  app.get('/api/v1/schema', () => ({ result: resultSchema, delivery: deliverySchema, error: errorSchema }));
+
+  app.get('/api/v1/results/:id', { schema: { params: idParam, response: { 200: resultSchema, 404: errorSchema } } }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const result = await ctx.status.getResult(id);
     return result ?? reply.code(404).send({ error: 'not-found', reason: `no result ${id}` });
@@ -59,7 +62,12 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
 
   app.get(
     '/api/v1/results',
-    { schema: { querystring: { type: 'object', properties: { controlId: { type: 'string', minLength: 1, maxLength: 199 } }, required: ['controlId'] } } },
+    {
+      schema: {
+        querystring: { type: 'object', properties: { controlId: { type: 'string', minLength: 1, maxLength: 199 } }, required: ['controlId'] },
+        response: { 200: { type: 'object', required: ['results'], properties: { results: { type: 'array', items: resultSchema } } } },
+      },
+    },
     async (req) => {
       const { controlId } = req.query as { controlId: string };
       const ids = await ctx.status.resultsByControlId(controlId);
@@ -67,7 +75,7 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
     },
   );
 
-  app.get('/api/v1/deliveries/:id', { schema: { params: idParam } }, async (req, reply) => {
+  app.get('/api/v1/deliveries/:id', { schema: { params: idParam, response: { 200: deliverySchema, 404: errorSchema } } }, async (req, reply) => {
     const { id } = req.params as { id: string };
     const delivery = await ctx.status.getDelivery(id);
     if (!delivery) return reply.code(404).send({ error: 'not-found', reason: `no delivery ${id}` });

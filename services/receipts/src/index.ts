@@ -76,21 +76,31 @@ class MailboxReader {
     return this.sweeping;
   }
 
+  /**
+   * Reads INBOX in batches: fetch up to 500 mails in one command, parse and record them concurrently, then move them
+   * with one command per destination folder. A mail is moved only once what it says is recorded.
+   */
   private async readInbox(): Promise<void> {
     const client = this.client;
     if (!client?.usable) return;
     const lock = await client.getMailboxLock('INBOX');
     try {
-      const uids = (await client.search({ all: true }, { uid: true })) || [];
-      for (const uid of uids) {
-        const msg = await client.fetchOne(String(uid), { source: true }, { uid: true });
-        if (!msg || !msg.source) continue;
-        const receipt = await parseReceipt(msg.source);
-        const outcome = await applyReceipt(this.ctx, receipt, this.mailbox.address);
-        // Moved only once its content is recorded: a crash in between reads it again, which changes nothing.
-        const folder = outcome === 'not-a-receipt' || outcome === 'uncorrelated' ? UNRECOGNISED_FOLDER : PROCESSED_FOLDER;
-        await client.messageMove(String(uid), folder, { uid: true });
-        this.ctx.log.info({ mailbox: this.mailbox.address, uid, kind: receipt.kind, outcome }, 'receipt read');
+      for (;;) {
+        const uids = ((await client.search({ all: true }, { uid: true })) || []).slice(0, 500);
+        if (uids.length === 0 || !this.running) return;
+        const mails: { uid: number; source: Buffer }[] = [];
+        for await (const msg of client.fetch(uids.join(','), { source: true }, { uid: true })) if (msg.source) mails.push({ uid: msg.uid, source: msg.source });
+        const outcomes = await Promise.all(
+          mails.map(async (m) => {
+            const receipt = await parseReceipt(m.source);
+            return { uid: m.uid, kind: receipt.kind, outcome: await applyReceipt(this.ctx, receipt, this.mailbox.address) };
+          }),
+        );
+        const unrecognised = outcomes.filter((o) => o.outcome === 'not-a-receipt' || o.outcome === 'uncorrelated').map((o) => o.uid);
+        const processed = outcomes.filter((o) => !unrecognised.includes(o.uid)).map((o) => o.uid);
+        if (processed.length) await client.messageMove(processed.join(','), PROCESSED_FOLDER, { uid: true });
+        if (unrecognised.length) await client.messageMove(unrecognised.join(','), UNRECOGNISED_FOLDER, { uid: true });
+        this.ctx.log.info({ mailbox: this.mailbox.address, read: outcomes.length, unrecognised: unrecognised.length }, 'receipts read');
       }
     } finally {
       lock.release();
@@ -108,9 +118,14 @@ class MailboxReader {
 export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
   const readers = ctx.config.mailboxes.map((m) => new MailboxReader(ctx, m));
   const loops = readers.map((r) => r.run());
+  let expiring: Promise<unknown> | undefined;
   const timer = setInterval(() => {
     for (const r of readers) void r.sweep();
-    void ctx.status.expireUnconfirmed(ctx.config.receipts.confirmationTimeoutMs).catch((err: Error) => ctx.log.warn({ err: err.message }, 'timeout sweep failed'));
+    // One timeout sweep at a time: a slow one must not overlap the next tick.
+    expiring ??= ctx.status
+      .expireUnconfirmed(ctx.config.receipts.confirmationTimeoutMs)
+      .catch((err: Error) => ctx.log.warn({ err: err.message }, 'timeout sweep failed'))
+      .finally(() => (expiring = undefined));
   }, ctx.config.receipts.sweepIntervalMs);
   return Promise.resolve({
     name: 'receipts',

@@ -1,0 +1,70 @@
+/**
+ * JSON schemas of the HTTP API's answers: the documented contract (README, "HTTP API"), and what fastify uses to
+ * serialise them.
+ */
+const nullableString = { type: 'string' } as const;
+
+export const historyEventSchema = {
+  type: 'object',
+  required: ['at', 'state', 'applied', 'source'],
+  properties: {
+    at: { type: 'integer', description: 'Unix time in ms' },
+    state: { type: 'string' },
+    applied: { type: 'boolean', description: 'false when the event came late and did not change the state' },
+    source: { type: 'string', enum: ['router', 'dispatcher', 'dsn', 'mdn', 'timeout', 'operator'] },
+    detail: nullableString,
+  },
+} as const;
+
+export const deliverySchema = {
+  type: 'object',
+  required: ['deliveryId', 'resultId', 'recipient', 'kind', 'state', 'updatedAt'],
+  properties: {
+    deliveryId: { type: 'string' },
+    resultId: { type: 'string' },
+    recipient: { type: 'string', description: 'MSSanté address, or "<field>:<id>" for a recipient without one' },
+    recipientId: nullableString,
+    kind: { type: 'string', enum: ['professional', 'organisation', 'application', 'patient'] },
+    state: {
+      type: 'string',
+      enum: ['refused', 'queued', 'submitted', 'delayed', 'delivered', 'relayed', 'expanded', 'failed', 'dead-lettered', 'unconfirmed',
+        'displayed', 'processed', 'deleted', 'processing-error'],
+    },
+    mailId: nullableString,
+    messageId: nullableString,
+    mailbox: nullableString,
+    reason: { type: 'string', description: 'refusal reason (not-whitelisted, no-mailbox...), DSN status of a failure, no-final-dsn...' },
+    detail: nullableString,
+    smtpResponse: nullableString,
+    queueId: nullableString,
+    dsnStatus: nullableString,
+    updatedAt: { type: 'integer' },
+    submittedAt: { type: 'integer' },
+    history: { type: 'array', items: historyEventSchema },
+  },
+} as const;
+
+export const resultSchema = {
+  type: 'object',
+  required: ['resultId', 'source', 'controlId', 'receivedAt', 'deliveries'],
+  properties: {
+    resultId: { type: 'string' },
+    source: { type: 'string' },
+    transport: { type: 'string', enum: ['mllp', 'kafka'] },
+    controlId: { type: 'string', description: 'MSH-10 of the producer' },
+    sendingApplication: { type: 'string' },
+    sendingFacility: { type: 'string' },
+    action: { type: 'string', enum: ['initial', 'replace', 'delete'] },
+    documentCode: { type: 'string' },
+    receivedAt: { type: 'integer' },
+    acknowledgedAt: { type: 'integer' },
+    routedAt: { type: 'integer' },
+    deliveries: { type: 'array', items: deliverySchema },
+  },
+} as const;
+
+export const errorSchema = {
+  type: 'object',
+  required: ['error', 'reason'],
+  properties: { error: { type: 'string' }, reason: { type: 'string' } },
+} as const;
