@@ -40,8 +40,15 @@ describe('HTTP API, /metrics and the real Prometheus', () => {
     expect(result.deliveries.map((d) => d.state).sort()).toEqual(['delivered', 'refused']);
     expect(result.deliveries.find((d) => d.state === 'refused')!.reason).toBe('not-whitelisted');
     const delivered = result.deliveries.find((d) => d.state === 'delivered')!;
-    const d = (await (await fetch(`${base}/api/v1/deliveries/${delivered.deliveryId}`)).json()) as { history: { state: string }[] };
+    const d = (await (await fetch(`${base}/api/v1/deliveries/${delivered.deliveryId}`)).json()) as { history: { state: string }[]; mailId: string };
     expect(d.history.map((h) => h.state)).toEqual(['queued', 'submitted', 'delivered']);
+    // The same result by the id of its CDA document, and the mail with its recipients.
+    const byDoc = (await (await fetch(`${base}/api/v1/results?documentId=${encodeURIComponent(`1.2.250.1.999.2.1^DOC-${controlId}`)}`)).json()) as { results: { resultId: string }[] };
+    expect(byDoc.results.map((r) => r.resultId)).toEqual([id]);
+    const mail = (await (await fetch(`${base}/api/v1/mails/${d.mailId}`)).json()) as { messageId: string; deliveries: { state: string }[] };
+    expect(mail.messageId).toBe(`<${d.mailId}@${gateway.ctx.config.mailboxes[0]!.address.split('@')[1]}>`);
+    expect(mail.deliveries.map((x) => x.state)).toEqual(['delivered']);
+    expect((await fetch(`${base}/api/v1/results`)).status).toBe(400);
   });
 
   it('publishes the JSON schemas of its answers', async () => {

@@ -156,6 +156,7 @@ export class StatusStore extends ExpiringStore {
     result: (id: string) => `${this.p}:result:${id}`,
     resultDeliveries: (id: string) => `${this.p}:result:${id}:deliveries`,
     controlId: (ctl: string) => `${this.p}:control:${ctl}`,
+    documentId: (doc: string) => `${this.p}:document:${doc}`,
     delivery: (id: string) => `${this.p}:delivery:${id}`,
     history: (id: string) => `${this.p}:delivery:${id}:history`,
     /** The outbox: every applied change, for the feedback to producers (Kafka events, ZAM). */
@@ -265,6 +266,15 @@ export class StatusStore extends ExpiringStore {
 
   async resultsByControlId(controlId: string): Promise<string[]> {
     return this.redis.smembers(this.k.controlId(controlId));
+  }
+
+  /** Indexes a result by the id of a document it carries (CDA ClinicalDocument/id, or TXA-12), as root^extension. */
+  async indexDocument(documentId: string, resultId: string): Promise<void> {
+    await this.redis.multi().sadd(this.k.documentId(documentId), resultId).expire(this.k.documentId(documentId), this.retentionSeconds).exec();
+  }
+
+  async resultsByDocumentId(documentId: string): Promise<string[]> {
+    return this.redis.smembers(this.k.documentId(documentId));
   }
 
   /** Reads outbox entries for a consumer group: first those it was given and did not acknowledge, then new ones. */

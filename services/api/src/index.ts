@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics, registry } from '@mssgw/telemetry';
-import { deliverySchema, errorSchema, resultSchema } from './schemas.ts';
+import { deliverySchema, errorSchema, mailSchema, resultSchema } from './schemas.ts';
 
 export interface ApiService extends RunningService {
   app: FastifyInstance;
@@ -52,7 +52,7 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 
-  app.get('/api/v1/schema', () => ({ result: resultSchema, delivery: deliverySchema, error: errorSchema }));
+  app.get('/api/v1/schema', () => ({ result: resultSchema, mail: mailSchema, delivery: deliverySchema, error: errorSchema }));
 
   app.get('/api/v1/results/:id', { schema: { params: idParam, response: { 200: resultSchema, 404: errorSchema } } }, async (req, reply) => {
     const { id } = req.params as { id: string };
@@ -64,14 +64,32 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
     '/api/v1/results',
     {
       schema: {
-        querystring: { type: 'object', properties: { controlId: { type: 'string', minLength: 1, maxLength: 199 } }, required: ['controlId'] },
+        // By the producer's control id (MSH-10) or by a document id (CDA ClinicalDocument/id as root^extension, TXA-12).
+        querystring: {
+          type: 'object',
+          properties: { controlId: { type: 'string', minLength: 1, maxLength: 199 }, documentId: { type: 'string', minLength: 1, maxLength: 400 } },
+          oneOf: [{ required: ['controlId'] }, { required: ['documentId'] }],
+        },
         response: { 200: { type: 'object', required: ['results'], properties: { results: { type: 'array', items: resultSchema } } } },
       },
     },
     async (req) => {
-      const { controlId } = req.query as { controlId: string };
-      const ids = await ctx.status.resultsByControlId(controlId);
+      const q = req.query as { controlId?: string; documentId?: string };
+      const ids = q.controlId ? await ctx.status.resultsByControlId(q.controlId) : await ctx.status.resultsByDocumentId(q.documentId!);
       return { results: (await Promise.all(ids.map((id) => ctx.status.getResult(id)))).filter(Boolean) };
+    },
+  );
+
+  // A mail: one of a result's mails (professionals or patient), with the state of each of its recipients.
+  app.get(
+    '/api/v1/mails/:id',
+    { schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^r-[0-9a-f]{24}-(ps|pat)$' } }, required: ['id'] }, response: { 200: mailSchema, 404: errorSchema } } },
+    async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const result = await ctx.status.getResult(id.replace(/-(ps|pat)$/, ''));
+      const deliveries = result?.deliveries.filter((d) => d.mailId === id) ?? [];
+      if (!result || deliveries.length === 0) return reply.code(404).send({ error: 'not-found', reason: `no mail ${id}` });
+      return { mailId: id, resultId: result.resultId, messageId: deliveries[0]!.messageId, deliveries };
     },
   );
 

@@ -63,6 +63,17 @@ export const resultSchema = {
   },
 } as const;
 
+export const mailSchema = {
+  type: 'object',
+  required: ['mailId', 'resultId', 'deliveries'],
+  properties: {
+    mailId: { type: 'string', description: '<resultId>-ps (professionals) or <resultId>-pat (patient)' },
+    resultId: { type: 'string' },
+    messageId: { type: 'string', description: 'RFC 5322 Message-ID of the mail' },
+    deliveries: { type: 'array', items: deliverySchema },
+  },
+} as const;
+
 export const errorSchema = {
   type: 'object',
   required: ['error', 'reason'],

@@ -95,6 +95,7 @@ async function recordRefusals(ctx: ServiceContext, resultId: string, decision: R
 
 /** IHE_XDM.ZIP from the CDA documents, then the PDFs (given, or embedded in the CDA) and any other report. */
 async function buildAttachments(ctx: ServiceContext, data: IntakeJob): Promise<{ attachments: MailAttachment[]; cdaCodes: string[]; qualifiedIns: boolean }> {
+  if (data.result.documentId) await ctx.status.indexDocument(data.result.documentId, data.resultId);
   const { result } = data;
   const attachments: MailAttachment[] = [];
   const cdas: XdmDocument[] = [];
@@ -105,6 +106,7 @@ async function buildAttachments(ctx: ServiceContext, data: IntakeJob): Promise<{
     if (ref.kind === 'cda') {
       const header = readCdaHeader(content);
       cdas.push({ cda: content, header });
+      await ctx.status.indexDocument(header.id.extension ? `${header.id.root}^${header.id.extension}` : header.id.root, data.resultId);
       if (header.pdf) pdfs.push(header.pdf);
       if (/^\d{8}/.test(header.effectiveTime)) actDate = header.effectiveTime.slice(0, 8);
     } else if (ref.kind === 'pdf') {
