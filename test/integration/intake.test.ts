@@ -60,6 +60,24 @@ describe('MLLP intake', () => {
     expect(history.filter((h) => h.state === 'submitted')).toHaveLength(1);
   });
 
+  it('sends a document once even when it comes again under another control id, but sends its deletion', async () => {
+    const c = new MllpClient({ host: '127.0.0.1', port });
+    await c.connect();
+    const doctors = [{ ...DOCTORS[0]!, address: `docv-${t}@cabinet-demo.mssante.test` }];
+    const first = makeCisisResult({ controlId: `DOCV-${t}`, patient: PATIENTS[1]!, doctors });
+    // Same CDA (same ClinicalDocument/id and version), new MSH-10: the producer resent it.
+    const again = first.replace(`|DOCV-${t}|P|`, `|DOCV2-${t}|P|`);
+    const deletion = makeCisisResult({ controlId: `DOCV-${t}`, patient: PATIENTS[1]!, doctors, action: 'delete' }).replace(`|DOCV-${t}|P|`, `|DOCV3-${t}|P|`);
+    for (const m of [first, again, deletion]) expect((await c.send(m)).code).toBe('AA');
+    await c.close();
+    const ids = await Promise.all([`DOCV-${t}`, `DOCV2-${t}`, `DOCV3-${t}`].map(async (ctl) => (await gateway.ctx.status.resultsByControlId(ctl))[0]!));
+    const results = await waitFor('all three routed', async () => {
+      const r = await Promise.all(ids.map((id) => gateway.ctx.status.getResult(id)));
+      return r.every((x) => x?.routedAt) ? r : undefined;
+    });
+    expect(results.map((r) => [r!.deliveries.length, r!.duplicateOf ?? null])).toEqual([[1, null], [0, ids[0]], [1, null]]);
+  });
+
   it('interoperates with a third-party MLLP client (node-hl7-client)', async () => {
     const text = 'MSH|^~\\&|SIL|LAB|MSSGW|CHU|20261126120000||ORU^R01^ORU_R01|NHC-' + t + '|P|2.5\rPID|||1^^^X^PI||DOE^JANE\rOBR|1|||11502-2^CR^LN\rOBX|1|TX|11502-2^CR^LN||Compte rendu normal||||||F\r';
     const client = new Hl7Client({ host: '127.0.0.1', version: '2.5' });

@@ -95,6 +95,8 @@ export interface ResultRecord {
   receivedAt: number;
   acknowledgedAt?: number;
   routedAt?: number;
+  /** Set when the same document and version already came in another result: nothing was sent for this one. */
+  duplicateOf?: string;
 }
 
 // Compare-and-set in one round trip: the state changes only from an allowed state; the event is always kept in the
@@ -266,6 +268,20 @@ export class StatusStore extends ExpiringStore {
 
   async resultsByControlId(controlId: string): Promise<string[]> {
     return this.redis.smembers(this.k.controlId(controlId));
+  }
+
+  /**
+   * Claims a document version for a result: the first result to carry it gets it. Returns the result that holds
+   * it (this one, or the one that came first), so a second result with the same document and version is not sent.
+   */
+  async claimDocumentVersion(documentVersion: string, resultId: string): Promise<string> {
+    const key = `${this.p}:document-version:${documentVersion}`;
+    const replies = await this.redis.multi().set(key, resultId, 'EX', this.retentionSeconds, 'NX').get(key).exec();
+    return String(replies?.[1]?.[1] ?? resultId);
+  }
+
+  async markDuplicate(resultId: string, duplicateOf: string): Promise<void> {
+    await this.redis.hset(this.k.result(resultId), 'duplicateOf', duplicateOf, 'routedAt', Date.now());
   }
 
   /** Indexes a result by the id of a document it carries (CDA ClinicalDocument/id, or TXA-12), as root^extension. */

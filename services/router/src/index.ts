@@ -44,6 +44,17 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
     const decision = route(result, { environment: config.environment, whitelistDomains: config.mssante.whitelistDomains });
     const mailbox = config.mailboxes.find((m) => m.sources.includes(data.source)) ?? config.mailboxes[0]!;
 
+    // The same document and version already sent under another control id: acknowledged, not sent again.
+    const documentVersion = await documentVersionOf(ctx, data);
+    if (documentVersion) {
+      const holder = await ctx.status.claimDocumentVersion(documentVersion, resultId);
+      if (holder !== resultId) {
+        await ctx.status.markDuplicate(resultId, holder);
+        metrics.resultsDuplicate.inc({ source: data.source });
+        ctx.log.info({ resultId, controlId: result.controlId, duplicateOf: holder }, 'same document and version already sent; not sent again');
+        return;
+      }
+    }
     await recordRefusals(ctx, resultId, decision);
     const specs = decision.recipients.length
       ? buildMailSpecs({
@@ -75,6 +86,19 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
       await Promise.all([...sendQueues.values()].map((q) => q.close()));
     },
   });
+}
+
+/**
+ * "id|version|action" of the result's first CDA (ClinicalDocument/id and versionNumber), else TXA-12 and the event
+ * of an MDM. The action is part of it: a deletion names the same document and version as the initial send.
+ */
+async function documentVersionOf(ctx: ServiceContext, data: IntakeJob): Promise<string | undefined> {
+  const cda = data.result.documents.find((d) => d.kind === 'cda');
+  if (cda) {
+    const h = readCdaHeader(await ctx.documents.get(cda.sha256));
+    if (h.id.root) return `${h.id.root}^${h.id.extension ?? ''}|${h.version ?? '1'}|${data.result.action}`;
+  }
+  return data.result.documentId ? `${data.result.documentId}|${data.result.event}|${data.result.action}` : undefined;
 }
 
 async function recordRefusals(ctx: ServiceContext, resultId: string, decision: RoutingDecision): Promise<void> {
