@@ -277,7 +277,8 @@ export class StatusStore extends ExpiringStore {
   async claimDocumentVersion(documentVersion: string, resultId: string): Promise<string> {
     const key = `${this.p}:document-version:${documentVersion}`;
     const replies = await this.redis.multi().set(key, resultId, 'EX', this.retentionSeconds, 'NX').get(key).exec();
-    return String(replies?.[1]?.[1] ?? resultId);
+    const holder = replies?.[1]?.[1];
+    return typeof holder === 'string' ? holder : resultId;
   }
 
   async markDuplicate(resultId: string, duplicateOf: string): Promise<void> {
