@@ -69,3 +69,16 @@ describe('configuration', () => {
     expect(problems(() => loadConfig({ file: file('e.json', '{ nope'), env: {} }))[0]).toMatch(/not valid JSON/);
   });
 });
+
+describe('Kafka result envelope', () => {
+  it('has its JSON Schema in the repository, equal to the one the consumer validates with', async () => {
+    const { z } = await import('zod');
+    const { ResultEnvelopeV1 } = await import('@mssgw/intake');
+    const { readFileSync } = await import('node:fs');
+    const file = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../services/intake/schemas/result-envelope.v1.json'), 'utf8')) as Record<string, unknown>;
+    const { $id: _id, title: _title, ...published } = file;
+    expect(published).toEqual(z.toJSONSchema(ResultEnvelopeV1));
+    expect(ResultEnvelopeV1.safeParse({ schema: 'mssgw.result.v1', hl7: 'MSH|^~\\&|A' }).success).toBe(true);
+    expect(ResultEnvelopeV1.safeParse({ schema: 'mssgw.result.v2', hl7: 'MSH|^~\\&|A' }).success).toBe(false);
+  });
+});

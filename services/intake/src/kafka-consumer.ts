@@ -5,14 +5,15 @@ import type { Logger } from '@mssgw/telemetry';
 import type { ResultIntake } from './pipeline.ts';
 
 /**
- * Version 1 of the JSON envelope for producers that publish results natively (schema: docs/kafka-envelope.md).
- * A value that is not JSON is taken as raw HL7 (ER7).
+ * Version 1 of the JSON envelope for producers that publish results natively; its JSON Schema is
+ * services/intake/schemas/result-envelope.v1.json (a test keeps the two equal). A value that is not JSON is taken as
+ * raw HL7 (ER7).
  */
 export const ResultEnvelopeV1 = z.object({
   schema: z.literal('mssgw.result.v1'),
   source: z.string().regex(/^[a-z0-9][a-z0-9-]*$/).optional(),
   hl7: z.string().min(8),
-});
+}).strict();
 
 export interface KafkaIntake {
   stop(): Promise<void>;
