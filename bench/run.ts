@@ -6,7 +6,7 @@ import { benchIntake } from './intake.ts';
 import { benchReceipts } from './receipts.ts';
 
 const seconds = Number(process.env['MSSGW_BENCH_SECONDS'] ?? 10);
-const intake = await benchIntake({ seconds, kafkaMessages: Number(process.env['MSSGW_BENCH_KAFKA_MESSAGES'] ?? 20_000) });
+const intake = await benchIntake({ seconds, kafkaMessages: Number(process.env['MSSGW_BENCH_KAFKA_MESSAGES'] ?? 50_000) });
 const receipts = await benchReceipts(Number(process.env['MSSGW_BENCH_RECEIPTS'] ?? 3000));
 const rows: [string, string, string][] = [
   ['MLLP intake, 8 senders, closed loop', `${intake.mllpAckedPerSecond} results/s acknowledged`, `ACK p50 ${intake.mllpAckP50Ms} ms, p99 ${intake.mllpAckP99Ms} ms, intake peak RSS ${intake.intakePeakRssMb} MB`],
