@@ -110,10 +110,9 @@ async function benchKafka(n: number, tag: string): Promise<number> {
   const gateway = await startGatewayProcess(['intake'], baseEnv(`k${tag}`, { MSSGW_KAFKA_ENABLED: 'true', MSSGW_KAFKA_INTAKE_TOPICS: topic, MSSGW_KAFKA_GROUP_ID: groupId }), MLLP_PORT);
   // Steady state: from the first committed offset (process start and the group join are not throughput).
   let first: { at: number; done: number } | undefined;
-  let done = 0;
   for (;;) {
     const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    done = offsets!.partitions.reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
+    const done = offsets!.partitions.reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
     if (!first && done > 0) first = { at: performance.now(), done };
     if (done >= n) break;
     await new Promise((r) => setTimeout(r, 50));

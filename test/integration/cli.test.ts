@@ -34,6 +34,16 @@ describe('mssgw command line', () => {
     expect(mssgw(['dlq', 'replay'], env)).toMatchObject({ code: 2, err: expect.stringContaining('usage: mssgw dlq') as unknown });
   });
 
+  it('prints what a receipt says, as JSON with the documented fields', () => {
+    const r = mssgw(['receipt', path.join(ROOT, 'test/fixtures/receipts/postfix-failure-dsn.eml'), '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out) as { kind: string; envelopeId: string; originalMessageId: string; recipients: { recipient: string; action: string; status: string; diagnosticCode: string }[] };
+    expect(j.kind).toBe('dsn');
+    expect(j.envelopeId).toMatch(/^d-[0-9a-f]{24}$/);
+    expect(j.originalMessageId).toMatch(/^<r-[0-9a-f]{24}-ps@chu-demo\.mssante\.test>$/);
+    expect(j.recipients[0]).toMatchObject({ action: 'failed', status: '5.1.1', diagnosticCode: expect.stringContaining('User unknown') as unknown });
+  });
+
   it('parses a result file to JSON, and reports a file the listener would refuse with exit status 2', () => {
     const ok = mssgw(['parse', path.join(ROOT, 'deploy/demo/samples/lab-01-crbio-medecin-et-patient.hl7'), '--json']);
     expect(ok.code).toBe(0);

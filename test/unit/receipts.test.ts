@@ -54,6 +54,20 @@ describe('receipts', () => {
     expect(checked).toBeGreaterThan(10);
   });
 
+  it('reads an RFC 6533 global DSN (UTF-8 addresses in message/global-delivery-status)', async () => {
+    const mail = [
+      'From: MAILER-DAEMON@mx.example', 'To: labo-noreply@chu-demo.mssante.test', 'Subject: Undelivered Mail', 'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="B"', '',
+      '--B', 'Content-Type: text/plain; charset=utf-8', '', 'failed', '',
+      '--B', 'Content-Type: message/global-delivery-status', '',
+      'Reporting-MTA: dns; mx.example', 'Original-Envelope-Id: d-0123456789abcdef01234567', '',
+      'Final-Recipient: utf-8; zoé.médecin@cabinet-demo.mssante.test', 'Action: failed', 'Status: 5.1.1', 'Diagnostic-Code: smtp; 550 5.1.1 unknown', '',
+      '--B--', '',
+    ].join('\r\n');
+    const r = await parseReceipt(Buffer.from(mail, 'utf8'));
+    expect(r).toMatchObject({ kind: 'dsn', envelopeId: 'd-0123456789abcdef01234567', recipients: [{ recipient: 'zoé.médecin@cabinet-demo.mssante.test', action: 'failed', status: '5.1.1' }] });
+  });
+
   it('never takes an auto-reply or an ordinary mail for a receipt', async () => {
     const dir = path.join(CORPORA, 'bounces-sisimai/negatives');
     const files = readdirSync(dir);
