@@ -54,7 +54,8 @@ configure_postfix() {
   } >"$PF/etc/vmailbox"
   printf '/^unknown[^@]*@/\terror:5.1.1 User unknown in the sandbox operator\n' >"$PF/etc/transport"
   # Recipients starting with "silent" are accepted (250) and then held: no DSN ever comes (for timeout tests).
-  printf '/^silent[^@]*@/\tHOLD silent recipient (sandbox)\n' >"$PF/etc/hold"
+  # At RCPT time: "reject*" gets 550, "defer*" gets 450 (SMTP-level refusals, as opposed to DSNs).
+  printf '/^silent[^@]*@/\tHOLD silent recipient (sandbox)\n/^reject[^@]*@/\t550 5.1.1 Recipient address rejected (sandbox)\n/^defer[^@]*@/\t450 4.2.0 Mailbox busy, try later (sandbox)\n' >"$PF/etc/hold"
   cat >"$PF/etc/main.cf" <<CONF
 compatibility_level = 3.6
 queue_directory = $PF/queue
