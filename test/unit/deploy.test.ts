@@ -33,3 +33,42 @@ describe('deployment files', () => {
     for (const s of chartServices) expect(SERVICE_NAMES).toContain(s);
   });
 });
+
+describe('Helm chart', async () => {
+  const { parseAllDocuments } = await import('yaml');
+  const helm = path.join(process.env['MSSGW_SANDBOX'] ?? path.join(ROOT, '.sandbox'), 'bin', 'helm');
+  const run = (args: string[]) => spawnSync(helm, args, { cwd: ROOT, encoding: 'utf8' });
+
+  it('passes helm lint', () => {
+    const r = run(['lint', 'helm/mssante-gateway']);
+    expect(r.stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(r.status).toBe(0);
+  });
+
+  it('renders manifests that validate against the Kubernetes schemas', async () => {
+    const r = run(['template', 'test', 'helm/mssante-gateway']);
+    expect(r.status).toBe(0);
+    const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string } } | null).filter((o) => o !== null);
+    expect(objects.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort()).toEqual(
+      ['api', 'dispatcher', 'feedback', 'intake', 'receipts', 'router'].map((s) => `test-mssgw-${s}`),
+    );
+    const models: Record<string, string> = {
+      'apps/v1/Deployment': 'kubernetes-models/apps/v1/Deployment', 'v1/Service': 'kubernetes-models/v1/Service', 'v1/ConfigMap': 'kubernetes-models/v1/ConfigMap',
+      'policy/v1/PodDisruptionBudget': 'kubernetes-models/policy/v1/PodDisruptionBudget', 'autoscaling/v2/HorizontalPodAutoscaler': 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler',
+    };
+    let validated = 0;
+    for (const o of objects) {
+      const mod = models[`${o.apiVersion}/${o.kind}`];
+      if (!mod) continue; // ServiceMonitor: a CRD of the Prometheus operator
+      const Model = ((await import(mod)) as Record<string, new (x: unknown) => { validate(): void }>)[o.kind]!;
+      expect(() => new Model(o).validate(), `${o.kind} ${o.metadata.name}`).not.toThrow();
+      validated++;
+    }
+    expect(validated).toBe(20);
+  });
+
+  it('the schema check can fail: a Deployment without a selector is refused', async () => {
+    const { Deployment } = await import('kubernetes-models/apps/v1/Deployment');
+    expect(() => new Deployment({ metadata: { name: 'x' }, spec: { template: { spec: { containers: [{ name: 'c', image: 'i' }] } } } } as never).validate()).toThrow(/selector/);
+  });
+});
