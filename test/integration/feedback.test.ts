@@ -101,6 +101,9 @@ describe('feedback to the producer: ZAM acknowledgements, Kafka status events, r
       await gateway.receipts!.sweep();
       return (await stateOf(ok.address))?.state === 'displayed';
     });
+    const { metrics } = await import('@mssgw/telemetry');
+    expect((await metrics.dsnToMdn.get()).values.find((v) => v.metricName === 'mssgw_dsn_to_mdn_seconds_count')?.value).toBeGreaterThanOrEqual(1);
+    expect((await metrics.imapReaderLag.get()).values.find((v) => v.metricName === 'mssgw_imap_reader_lag_seconds_count')?.value).toBeGreaterThanOrEqual(1);
     await gateway.feedback!.drain();
     const z03 = await waitFor('ZAM^Z03', () => Promise.resolve(producer.received.find((m) => Er7Message.raw(m.first('MSH'), 9) === 'ZAM^Z03^ZAM_Z01')));
     expect([z03.get(z03.first('OBX'), 3), z03.get(z03.first('OBX'), 5), z03.get(z03.all('OBX')[1], 3)]).toEqual(['ACK_LECTURE_MSS', 'Y', 'LECTEUR_MSS']);

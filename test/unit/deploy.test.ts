@@ -45,6 +45,12 @@ describe('Helm chart', async () => {
     expect(r.status).toBe(0);
   });
 
+  it('refuses values outside its schema (values.schema.json)', () => {
+    const r = run(['lint', 'helm/mssante-gateway', '--set', 'services.mailer.replicas=1']);
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/mailer/);
+  });
+
   it('renders manifests that validate against the Kubernetes schemas', async () => {
     const r = run(['template', 'test', 'helm/mssante-gateway']);
     expect(r.status).toBe(0);

@@ -67,6 +67,8 @@ export interface Delivery {
   smtpResponse?: string;
   queueId?: string;
   dsnStatus?: string;
+  /** When the final DSN was recorded (for the DSN → MDN latency). */
+  dsnAt?: number;
   updatedAt: number;
   submittedAt?: number;
 }
@@ -244,6 +246,7 @@ export class StatusStore extends ExpiringStore {
       ...(h as unknown as Delivery),
       updatedAt: Number(h['updatedAt']),
       ...(h['submittedAt'] ? { submittedAt: Number(h['submittedAt']) } : {}),
+      ...(h['dsnAt'] ? { dsnAt: Number(h['dsnAt']) } : {}),
     };
   }
 

@@ -61,6 +61,14 @@ export const metrics = {
     name: 'mssgw_smtp_to_dsn_seconds', help: 'From SMTP acceptance to the DSN of a recipient',
     labelNames: ['mailbox'] as const, buckets: latencyBuckets, registers: [registry],
   }),
+  dsnToMdn: new Histogram({
+    name: 'mssgw_dsn_to_mdn_seconds', help: 'From the DSN of a recipient to its read receipt (MDN)',
+    labelNames: ['mailbox'] as const, buckets: [60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400], registers: [registry],
+  }),
+  imapReaderLag: new Histogram({
+    name: 'mssgw_imap_reader_lag_seconds', help: 'From the arrival of a mail in an applicative mailbox (IMAP INTERNALDATE) to its reading',
+    labelNames: ['mailbox'] as const, buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900], registers: [registry],
+  }),
   receipts: new Counter({
     name: 'mssgw_receipts_total', help: 'Receipts read from applicative mailboxes, per kind (dsn, mdn, other) and outcome',
     labelNames: ['mailbox', 'kind', 'outcome'] as const, registers: [registry],

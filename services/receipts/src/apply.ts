@@ -33,7 +33,7 @@ export async function applyReceipt(ctx: ServiceContext, receipt: Receipt, mailbo
       if (!deliveryId) continue;
       const before = await ctx.status.getDelivery(deliveryId);
       const res = await ctx.status.transition(deliveryId, state, 'dsn', {
-        dsnStatus: r.status, ...(state === 'failed' ? { reason: r.status } : {}),
+        dsnStatus: r.status, ...(state === 'failed' ? { reason: r.status } : {}), ...(state !== 'delayed' ? { dsnAt: Date.now() } : {}),
         detail: [r.action, r.status, r.diagnosticCode].filter(Boolean).join(' '),
       });
       metrics.receipts.inc({ mailbox, kind: 'dsn', outcome: res.applied ? state : 'late' });
@@ -50,10 +50,12 @@ export async function applyReceipt(ctx: ServiceContext, receipt: Receipt, mailbo
     return 'uncorrelated';
   }
   const state = receipt.disposition.error ? 'processing-error' : (MDN_STATES[receipt.disposition.type] ?? 'processed');
+  const before = await ctx.status.getDelivery(deliveryId);
   const res = await ctx.status.transition(deliveryId, state, 'mdn', {
     ...(receipt.disposition.error ? { reason: receipt.disposition.error.code } : {}),
     detail: `${receipt.disposition.actionMode}/${receipt.disposition.sendingMode}; ${receipt.disposition.type}${receipt.disposition.modifier ? `/${receipt.disposition.modifier}` : ''}`,
   });
   metrics.receipts.inc({ mailbox, kind: 'mdn', outcome: res.applied ? state : 'late' });
+  if (res.applied && before?.dsnAt) metrics.dsnToMdn.observe({ mailbox }, (Date.now() - before.dsnAt) / 1000);
   return res.applied ? 'applied' : 'late';
 }

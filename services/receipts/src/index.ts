@@ -2,6 +2,7 @@ import { ImapFlow } from 'imapflow';
 import { readSecret, type ApplicativeMailboxConfig } from '@mssgw/config';
 import { parseReceipt } from '@mssgw/receipts';
 import { mailboxTls, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { metrics } from '@mssgw/telemetry';
 import { applyReceipt } from './apply.ts';
 
 export { applyReceipt, type ApplyOutcome } from './apply.ts';
@@ -89,7 +90,12 @@ class MailboxReader {
         const uids = ((await client.search({ all: true }, { uid: true })) || []).slice(0, 500);
         if (uids.length === 0 || !this.running) return;
         const mails: { uid: number; source: Buffer }[] = [];
-        for await (const msg of client.fetch(uids.join(','), { source: true }, { uid: true })) if (msg.source) mails.push({ uid: msg.uid, source: msg.source });
+        for await (const msg of client.fetch(uids.join(','), { source: true, internalDate: true }, { uid: true })) {
+          if (!msg.source) continue;
+          mails.push({ uid: msg.uid, source: msg.source });
+          const arrived = msg.internalDate ? new Date(msg.internalDate).getTime() : NaN;
+          if (Number.isFinite(arrived)) metrics.imapReaderLag.observe({ mailbox: this.mailbox.address }, Math.max(0, Date.now() - arrived) / 1000);
+        }
         const outcomes = await Promise.all(
           mails.map(async (m) => {
             const receipt = await parseReceipt(m.source);
