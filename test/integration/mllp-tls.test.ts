@@ -26,6 +26,12 @@ describe('MLLP listener over mutual TLS, and large results', () => {
 
   const client = (tls: object) => new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 60_000, tls: { ca: read('ca.pem'), servername: 'localhost', ...tls } });
 
+  it('exports the expiry of its server certificate and of the CA it trusts for clients', async () => {
+    const { metrics } = await import('@mssgw/telemetry');
+    const usages = (await metrics.certificateExpiry.get()).values.map((v) => v.labels.usage);
+    expect(usages).toEqual(expect.arrayContaining(['mllp-server-lab', 'mllp-client-ca-lab']));
+  });
+
   it('acknowledges a result from a client with a trusted certificate', async () => {
     const c = client({ cert: read('clients/labo-noreply@chu-demo.mssante.test.pem'), key: read('clients/labo-noreply@chu-demo.mssante.test.key') });
     await c.connect();

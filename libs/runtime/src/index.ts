@@ -1,4 +1,4 @@
-export { mailboxTls, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
+export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
 import type { GatewayConfig } from '@mssgw/config';
 import { connectRedis, DocumentStore, MailStore, type Redis } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';

@@ -3,6 +3,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { MllpListenerConfig } from '@mssgw/config';
 import { buildAck, frame, Hl7Error, MllpDecoder } from '@mssgw/hl7';
+import { watchCertificateExpiry } from '@mssgw/runtime';
 import type { Logger } from '@mssgw/telemetry';
 import { metrics } from '@mssgw/telemetry';
 import type { ResultIntake } from './pipeline.ts';
@@ -51,6 +52,10 @@ export async function startMllpListener(config: MllpListenerConfig, intake: Resu
     socket.on('close', () => sockets.delete(socket));
   };
 
+  if (config.tls) {
+    watchCertificateExpiry(readFileSync(config.tls.certFile), `mllp-server-${config.source}`);
+    if (config.tls.clientCaFile) watchCertificateExpiry(readFileSync(config.tls.clientCaFile), `mllp-client-ca-${config.source}`);
+  }
   const server = config.tls
     ? tls.createServer(
         {
