@@ -1,5 +1,5 @@
 import type { MailSpec, QueuedResult } from '@mssgw/queue';
-import type { Recipient } from '@mssgw/routing';
+import { domainOf, type Recipient } from '@mssgw/routing';
 import { DEFAULT_BODIES, fillTemplate, type Audience } from './templates.ts';
 
 export interface SenderMailbox {
@@ -45,8 +45,6 @@ export function pdfFileName(result: QueuedResult, actDate: string): string {
   const clean = (s: string) => s.replace(/[\\/:*?"<>|]+/g, ' ').trim();
   return `${actDate.slice(0, 8)}_${clean(result.documentLabel || 'Document')}_${clean(result.patient.family.toUpperCase())}_${clean(result.patient.given)}.pdf`;
 }
-
-const domainOf = (a: string) => a.slice(a.lastIndexOf('@') + 1);
 
 /**
  * The mails for one result: one to the professionals (and organisations, applications), one to the patient,

@@ -1,1 +1,1 @@
-export { route, isWhitelisted, PATIENT_DOMAIN, type Recipient, type RecipientKind, type Refusal, type RefusalReason, type RoutingPolicy, type RoutingDecision } from './route.ts';
+export { route, isWhitelisted, domainOf, PATIENT_DOMAIN, type Recipient, type RecipientKind, type Refusal, type RefusalReason, type RoutingPolicy, type RoutingDecision } from './route.ts';

@@ -52,7 +52,8 @@ export interface RoutingDecision {
 }
 
 const ADDRESS = /^[^@\s<>"]+@([a-z0-9-]+\.)+[a-z0-9-]+$/i;
-const domainOf = (a: string) => a.slice(a.lastIndexOf('@') + 1).toLowerCase();
+/** The domain of a mail address, lower-cased. */
+export const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
 export function isWhitelisted(address: string, policy: RoutingPolicy): boolean {
   const domain = domainOf(address);

@@ -1,2 +1,2 @@
-export { createLogger, domainOf, type Logger } from './logger.ts';
+export { createLogger, type Logger } from './logger.ts';
 export { registry, metrics } from './metrics.ts';

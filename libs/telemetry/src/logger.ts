@@ -18,6 +18,3 @@ export function createLogger(name: string, level = process.env['MSSGW_LOG_LEVEL'
   const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: name } };
   return file ? pino(options, pino.destination({ dest: file, append: true, mkdir: true })) : pino(options);
 }
-
-/** A mail address reduced to what may be logged: its domain. */
-export const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
-import { buildMailSpecs, buildXdmArchive, pdfFileName, readCdaHeader, type MailAttachment, type XdmDocument } from '@mssgw/mssante';
+import { buildMailSpecs, buildXdmArchive, pdfFileName, readCdaHeader, type CdaHeader, type MailAttachment, type XdmDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import { route, type Recipient, type RoutingDecision } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -44,8 +44,9 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
     const decision = route(result, { environment: config.environment, whitelistDomains: config.mssante.whitelistDomains });
     const mailbox = config.mailboxes.find((m) => m.sources.includes(data.source)) ?? config.mailboxes[0]!;
 
+    const documents = await loadDocuments(ctx, data);
     // The same document and version already sent under another control id: acknowledged, not sent again.
-    const documentVersion = await documentVersionOf(ctx, data);
+    const documentVersion = documentVersionOf(data, documents);
     if (documentVersion) {
       const holder = await ctx.status.claimDocumentVersion(documentVersion, resultId);
       if (holder !== resultId) {
@@ -61,7 +62,7 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
           resultId, result, recipients: decision.recipients, ...(decision.replyTo ? { replyTo: decision.replyTo } : {}),
           mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
           productReference: config.mssante.productReference,
-          ...(await buildAttachments(ctx, data)),
+          ...(await buildAttachments(ctx, data, documents)),
         })
       : [];
     for (const spec of specs) {
@@ -92,12 +93,9 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
  * "id|version|action" of the result's first CDA (ClinicalDocument/id and versionNumber), else TXA-12 and the event
  * of an MDM. The action is part of it: a deletion names the same document and version as the initial send.
  */
-async function documentVersionOf(ctx: ServiceContext, data: IntakeJob): Promise<string | undefined> {
-  const cda = data.result.documents.find((d) => d.kind === 'cda');
-  if (cda) {
-    const h = readCdaHeader(await ctx.documents.get(cda.sha256));
-    if (h.id.root) return `${h.id.root}^${h.id.extension ?? ''}|${h.version ?? '1'}|${data.result.action}`;
-  }
+function documentVersionOf(data: IntakeJob, documents: LoadedDocument[]): string | undefined {
+  const h = documents.find((d) => d.header)?.header;
+  if (h?.id.root) return `${h.id.root}^${h.id.extension ?? ''}|${h.version ?? '1'}|${data.result.action}`;
   return data.result.documentId ? `${data.result.documentId}|${data.result.event}|${data.result.action}` : undefined;
 }
 
@@ -117,18 +115,37 @@ async function recordRefusals(ctx: ServiceContext, resultId: string, decision: R
   }
 }
 
+/** A result's document as read from the store once, with its CDA header when it is a CDA. */
+interface LoadedDocument {
+  ref: IntakeJob['result']['documents'][number];
+  content: Buffer;
+  header?: CdaHeader;
+}
+
+/** Each document is fetched and its CDA header parsed once per routing job (a CDA can weigh 30 MB). */
+async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<LoadedDocument[]> {
+  return Promise.all(
+    data.result.documents.map(async (ref) => {
+      const content = await ctx.documents.get(ref.sha256);
+      return ref.kind === 'cda' ? { ref, content, header: readCdaHeader(content) } : { ref, content };
+    }),
+  );
+}
+
 /** IHE_XDM.ZIP from the CDA documents, then the PDFs (given, or embedded in the CDA) and any other report. */
-async function buildAttachments(ctx: ServiceContext, data: IntakeJob): Promise<{ attachments: MailAttachment[]; cdaCodes: string[]; qualifiedIns: boolean }> {
+async function buildAttachments(
+  ctx: ServiceContext,
+  data: IntakeJob,
+  documents: LoadedDocument[],
+): Promise<{ attachments: MailAttachment[]; cdaCodes: string[]; qualifiedIns: boolean }> {
   if (data.result.documentId) await ctx.status.indexDocument(data.result.documentId, data.resultId);
   const { result } = data;
   const attachments: MailAttachment[] = [];
   const cdas: XdmDocument[] = [];
   const pdfs: Buffer[] = [];
   let actDate = new Date(data.receivedAt).toISOString().replace(/-/g, '').slice(0, 8);
-  for (const ref of result.documents) {
-    const content = await ctx.documents.get(ref.sha256);
-    if (ref.kind === 'cda') {
-      const header = readCdaHeader(content);
+  for (const { ref, content, header } of documents) {
+    if (header) {
       cdas.push({ cda: content, header });
       await ctx.status.indexDocument(header.id.extension ? `${header.id.root}^${header.id.extension}` : header.id.root, data.resultId);
       if (header.pdf) pdfs.push(header.pdf);
