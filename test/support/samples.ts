@@ -177,7 +177,7 @@ export function makeCisisResult(o: CisisOptions): string {
     mdm ? `TXA|1|${code}^${label}^LN|TEXT|${ts}||||||||1.2.250.1.999.2.1^DOC-${o.controlId}||||||AU` : '',
     `OBX|1|ED|${code}^${label}^LN||^TEXT^XML^Base64^${cda.toString('base64')}||||||${obx11}|`,
     `PRT||UC||SB^Send by^participation|${xcn(author)}|||CHU Demo^^^^^ASIP-SANTE-ST&1.2.250.1.71.4.2.2&ISO^FINEG^^^1999999999`,
-    ...o.doctors.filter((d) => d.address).map((d) => `PRT||UC||RCT^Result Copies To^participation|${xcn(d)}||||||||||^^X.400^${d.address}`),
+    ...o.doctors.map((d) => `PRT||UC||RCT^Result Copies To^participation|${xcn(d)}${d.address ? `||||||||||^^X.400^${d.address}` : ''}`),
     ...(o.extraAddresses ?? []).map((a) => `PRT||UC||RCT^Result Copies To^participation|||||||||||^^X.400^${a}`),
     ...(o.toPatient ? [`PRT||UC||RCT^Result Copies To^participation|${insXcn}||||||||||^^X.400^${p.ins}@patient.mssante.fr`] : []),
     ...(o.replyTo ? [`PRT||UC||REPLY^Reply To^participation|||||||||||^^X.400^${o.replyTo}`] : []),
@@ -202,6 +202,8 @@ export interface RawLabOptions {
   patient: SamplePatient;
   ordering: SamplePractitioner;
   copies?: SamplePractitioner[];
+  /** The reading physician (OBR-32). */
+  interpreter?: SamplePractitioner;
   version?: '2.3.1' | '2.4' | '2.5' | '2.5.1';
 }
 
@@ -213,7 +215,7 @@ export function makeRawLabResult(o: RawLabOptions): string {
     `MSH|^~\\&|SIL-BRUT|LABO-DEMO|MSSGW|CHU-DEMO|20261126101500||ORU^R01|${o.controlId}|P|${o.version ?? '2.5.1'}|||||FRA|8859/15`,
     pid(p),
     `ORC|NW|${o.controlId}||||||||||${xcn(o.ordering)}`,
-    `OBR|1|${o.controlId}||24326-1^Ionogramme^LN|||20261126080000|||||||||${xcn(o.ordering)}||||||20261126101000|||F|||${(o.copies ?? []).map(xcn).join('~')}`,
+    `OBR|1|${o.controlId}||24326-1^Ionogramme^LN|||20261126080000|||||||||${xcn(o.ordering)}||||||20261126101000|||F|||${(o.copies ?? []).map(xcn).join('~')}${o.interpreter ? `||||${o.interpreter.rpps}&${o.interpreter.family}&${o.interpreter.given}` : ''}`,
     'OBX|1|NM|2951-2^Sodium^LN||140|mmol/L^mmol/L|136-145|N|||F',
     'OBX|2|NM|2823-3^Potassium^LN||5.9|mmol/L^mmol/L|3.5-5.1|H|||F',
     'OBX|3|NM|2075-0^Chlorure^LN||101|mmol/L^mmol/L|98-107|N|||F',

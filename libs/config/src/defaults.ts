@@ -56,7 +56,14 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
     ],
     mssante: {
       productReference: 'MSSGW-DEMO-0001',
-      whitelistDomains: ['chu-demo.mssante.test', 'cabinet-demo.mssante.test', 'patient.mssante.fr'],
+      whitelist: { refreshIntervalMs: 24 * 3600 * 1000 },
+      testDomains: ['chu-demo.mssante.test', 'cabinet-demo.mssante.test'],
+    },
+    directory: {},
+    routing: {
+      sources: {},
+      maxPatientMailBytes: 25 * 1024 * 1024,
+      maxMailBytes: 50 * 1024 * 1024,
     },
     receipts: { sweepIntervalMs: 30_000, confirmationTimeoutMs: 24 * 3600 * 1000, retentionDays: 90 },
     dispatcher: { attempts: 8, backoffMs: 2_000, concurrency: 16, lockMs: 30_000, reconcileMs: 120_000 },

@@ -34,6 +34,26 @@ const MllpListener = z
   })
   .strict();
 
+const domainName = z.string().regex(/^([a-z0-9-]+\.)+[a-z0-9-]{2,}$/i, 'expected a domain name');
+
+/** Who may be sent a result: PRT RCT recipients, ordering and copied practitioners, the reader, the patient. */
+const RecipientRole = z.enum(['recipient', 'ordering', 'copy', 'interpreter', 'patient']);
+export type RecipientRole = z.infer<typeof RecipientRole>;
+
+const SourceRouting = z
+  .object({
+    /** Roles served per result type; a type left out uses the defaults (PRT RCT for CI-SIS, ordering + copies for raw). */
+    roles: z.object({ lab: z.array(RecipientRole), imaging: z.array(RecipientRole), other: z.array(RecipientRole) }).partial().strict(),
+    /** Kind of result when the document code does not say (LOINC 11502-2 lab, 18748-4 imaging). */
+    resultType: z.enum(['lab', 'imaging', 'other']).optional(),
+    /** Organisational mailbox that receives a practitioner's copy when the directory has no mailbox for them. */
+    defaultMailbox: mailAddress.optional(),
+    /** Structures of the sending site (FINESS, national structure ids): their mailboxes are preferred. */
+    siteStructureIds: z.array(z.string().min(1)),
+  })
+  .strict();
+export type SourceRouting = z.infer<typeof SourceRouting>;
+
 const ApplicativeMailbox = z
   .object({
     /** The BAL applicative address, used as From and as the DSN return path. */
@@ -88,8 +108,58 @@ export const GatewayConfigSchema = z
       .object({
         /** X-MSS-NIL: the product reference obtained when declaring the software (ECO.2.4.3). */
         productReference: z.string().min(1),
-        /** Domains of the liste blanche; no mail is ever addressed elsewhere. */
-        whitelistDomains: z.array(z.string().min(1)).min(1),
+        /** The liste blanche: no mail is ever addressed to a domain outside it (patient.mssante.fr aside). */
+        whitelist: z
+          .object({
+            /** File or https URL of listeblanchemssante.xml; required in production. */
+            location: z.string().min(1).optional(),
+            /** Expected SHA-256 (hex), or the URL of the published checksum file. */
+            sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits').optional(),
+            checksumUrl: z.string().url().optional(),
+            refreshIntervalMs: z.number().int().min(60_000),
+          })
+          .strict(),
+        /** Test domains accepted on purpose, outside the liste blanche; refused in production. */
+        testDomains: z.array(domainName),
+      })
+      .strict(),
+    directory: z
+      .object({
+        /** The Annuaire Santé MSSanté extraction, imported at start when empty and refreshed on a schedule. */
+        extraction: z
+          .object({
+            /** File (.zip or .txt) or https URL of Extraction_Correspondance_MSSante. */
+            location: z.string().min(1),
+            refreshIntervalMs: z.number().int().min(60_000),
+            /** A new import with fewer mailboxes than this share of the current one is not swapped in. */
+            minRatio: z.number().min(0).max(1),
+          })
+          .strict()
+          .optional(),
+        /** Live Annuaire Santé FHIR API, asked when the extraction does not know a practitioner. */
+        fhir: z
+          .object({
+            baseUrl: z.string().url(),
+            apiKey: SecretRef,
+            timeoutMs: z.number().int().positive(),
+            cacheTtlMs: z.number().int().nonnegative(),
+            cacheSize: z.number().int().positive(),
+            failureThreshold: z.number().int().min(1),
+            resetMs: z.number().int().positive(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
+    routing: z
+      .object({
+        /** Per source (listener or topic source name): who receives which kind of result. */
+        sources: z.record(z.string(), SourceRouting),
+        /** INS or IPP of patients who refused electronic sending, one per line ('#' comments). */
+        patientOpposition: z.object({ file: filePath, refreshIntervalMs: z.number().int().min(1000) }).strict().optional(),
+        /** Mail size limit towards patients (Mon espace santé: 25 MB) and towards professionals (the operator's). */
+        maxPatientMailBytes: z.number().int().positive(),
+        maxMailBytes: z.number().int().positive(),
       })
       .strict(),
     receipts: z
@@ -124,8 +194,18 @@ export const GatewayConfigSchema = z
       .strict(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.environment !== 'production') return;
+    if (c.mssante.testDomains.length) {
+      ctx.addIssue({ code: 'custom', path: ['mssante', 'testDomains'], message: 'test domains are refused in production' });
+    }
+    if (!c.mssante.whitelist.location) {
+      ctx.addIssue({ code: 'custom', path: ['mssante', 'whitelist', 'location'], message: 'production needs the liste blanche (file or URL)' });
+    }
+  });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 export type MllpListenerConfig = z.infer<typeof MllpListener>;
+export type RoutingConfig = GatewayConfig['routing'];
 export type ApplicativeMailboxConfig = z.infer<typeof ApplicativeMailbox>;

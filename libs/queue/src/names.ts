@@ -6,6 +6,8 @@ export const QUEUES = {
   /** One send queue per applicative mailbox, so each mailbox has its own pool, rate and backlog. */
   send: (mailbox: string) => `send.${mailbox.toLowerCase().replace(/[^a-z0-9.@-]/g, '_').replace('@', '_at_')}`,
   deadLetter: 'dead-letter',
+  /** Scheduled reference-data work (the directory refresh), one job at a time across routers. */
+  reference: 'reference-data',
 } as const;
 
 /** Short, stable, colon-free ids (BullMQ job ids may not contain ':'). */

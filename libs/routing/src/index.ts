@@ -1,1 +1,2 @@
-export { route, isWhitelisted, domainOf, PATIENT_DOMAIN, type Recipient, type RecipientKind, type Refusal, type RefusalReason, type RoutingPolicy, type RoutingDecision } from './route.ts';
+export { route, resultTypeOf, domainOf, PATIENT_DOMAIN, type Recipient, type RecipientKind, type Refusal, type RefusalReason, type RoutingPolicy, type RoutingDecision, type ResultType } from './route.ts';
+export { OppositionList } from './opposition.ts';

@@ -1,9 +1,13 @@
+import type { RecipientRole } from '@mssgw/config';
+import { chooseMailbox, type PractitionerDirectory } from '@mssgw/directory';
 import type { QueuedResult } from '@mssgw/queue';
+import { PATIENT_DOMAIN } from '@mssgw/whitelist';
 
-export const PATIENT_DOMAIN = 'patient.mssante.fr';
+export { PATIENT_DOMAIN };
 const INS_OID = { nir: '1.2.250.1.213.1.4.8', nia: '1.2.250.1.213.1.4.9', test: '1.2.250.1.213.1.4.10', demo: '1.2.250.1.213.1.4.11' };
 
 export type RecipientKind = 'professional' | 'organisation' | 'application' | 'patient';
+export type ResultType = 'lab' | 'imaging' | 'other';
 
 /** Someone the result will be mailed to. */
 export interface Recipient {
@@ -11,8 +15,10 @@ export interface Recipient {
   kind: RecipientKind;
   id?: string;
   idType?: string;
-  /** Where the recipient came from: PRT, ORC-12, OBR-28 ... */
+  /** Where the recipient came from: PRT, ORC-12, OBR-28, PID-3 ... */
   origin: string;
+  /** How the address was found when the producer did not give it (directory choice, default mailbox). */
+  choice?: string;
 }
 
 /** Why a recipient the producer named, or implied, will not receive the result. */
@@ -24,9 +30,13 @@ export type RefusalReason =
   | 'ins-missing'
   | 'test-ins-in-production'
   | 'patient-address-mismatch'
+  | 'patient-opposition'
   | 'invisible-to-patient'
   | 'masked-to-professionals'
-  | 'not-requested-by-producer';
+  | 'not-requested-by-producer'
+  | 'role-not-served'
+  | 'too-large'
+  | 'routing-failed';
 
 export interface Refusal {
   reason: RefusalReason;
@@ -40,11 +50,22 @@ export interface Refusal {
 
 export interface RoutingPolicy {
   environment: 'production' | 'test' | 'demo';
-  /** Liste blanche: no mail is addressed to any other domain. */
-  whitelistDomains: string[];
+  /** Liste blanche: whether mail may go to this domain (patient.mssante.fr only for patients). */
+  allowsDomain(domain: string, forPatient: boolean): boolean;
+  /** Roles served per result type for this source; missing types use the defaults of the result's profile. */
+  roles?: Partial<Record<ResultType, RecipientRole[]>>;
+  resultType?: ResultType;
+  /** Organisational mailbox used for a practitioner the directory has no mailbox for. */
+  defaultMailbox?: string;
+  /** Structures of the sending site, preferred when a practitioner has several mailboxes. */
+  siteStructureIds?: string[];
+  directory?: PractitionerDirectory;
+  /** Patients who refused electronic sending, by INS or IPP. */
+  opposes?(patient: QueuedResult['patient']): boolean;
 }
 
 export interface RoutingDecision {
+  resultType: ResultType;
   recipients: Recipient[];
   refusals: Refusal[];
   /** Reply-To from PRT REPLY, when whitelisted. */
@@ -55,24 +76,37 @@ const ADDRESS = /^[^@\s<>"]+@([a-z0-9-]+\.)+[a-z0-9-]+$/i;
 /** The domain of a mail address, lower-cased. */
 export const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
-export function isWhitelisted(address: string, policy: RoutingPolicy): boolean {
-  const domain = domainOf(address);
-  return policy.whitelistDomains.some((d) => d.toLowerCase() === domain);
+const LAB_CODES = new Set(['11502-2']);
+const IMAGING_CODES = new Set(['18748-4', '18747-6', '18782-3', '85430-7']);
+
+/** Lab or imaging, from the document's LOINC code, else as configured for the source. */
+export function resultTypeOf(result: QueuedResult, fallback: ResultType = 'other'): ResultType {
+  const code = result.documentCode;
+  return LAB_CODES.has(code) ? 'lab' : IMAGING_CODES.has(code) ? 'imaging' : fallback;
 }
+
+const DEFAULT_ROLES: Record<QueuedResult['profile'], RecipientRole[]> = { cisis: ['recipient'], raw: ['ordering', 'copy'] };
+const ROLE_OF: Partial<Record<QueuedResult['participants'][number]['role'], RecipientRole>> = {
+  recipient: 'recipient', ordering: 'ordering', copy: 'copy', interpreter: 'interpreter',
+};
 
 /**
  * Decides who receives a result. CI-SIS results name their recipients in PRT RCT and say in their MetaDMPMSS flags
- * whether professionals and the patient may receive it; raw results name practitioners without addresses, which
- * the directory resolves (until then they are refused as no-mailbox). Every recipient not served gets a reason.
+ * whether professionals and the patient may receive it; raw results name practitioners without addresses, which the
+ * directory resolves. The source's configuration says which roles are served; every recipient not served gets a
+ * reason. Throws DirectoryUnavailableError when the directory cannot answer now (the routing job is retried).
  */
-export function route(result: QueuedResult, policy: RoutingPolicy): RoutingDecision {
+export async function route(result: QueuedResult, policy: RoutingPolicy): Promise<RoutingDecision> {
   const recipients: Recipient[] = [];
   const refusals: Refusal[] = [];
   const seen = new Set<string>();
   const flags = result.flags;
   const cisis = result.profile === 'cisis';
+  const resultType = resultTypeOf(result, policy.resultType);
+  const roles = new Set(policy.roles?.[resultType] ?? DEFAULT_ROLES[result.profile]);
 
   const refuse = (r: Refusal) => refusals.push(r);
+  const allowed = (address: string, forPatient: boolean) => policy.allowsDomain(domainOf(address), forPatient);
   const accept = (r: Recipient) => {
     const key = r.address.toLowerCase();
     if (seen.has(key)) return;
@@ -80,56 +114,102 @@ export function route(result: QueuedResult, policy: RoutingPolicy): RoutingDecis
     recipients.push({ ...r, address: key });
   };
 
+  let patientListed = false;
   for (const p of result.participants) {
-    // CI-SIS results name their recipients in PRT RCT only; raw results imply the ordering and copied practitioners.
-    if (cisis ? p.role !== 'recipient' : p.role !== 'ordering' && p.role !== 'copy') continue;
+    const role = ROLE_OF[p.role];
+    if (!role) continue;
+    // A raw result only implies its practitioners: roles the source does not serve are not recipients at all.
+    // A CI-SIS PRT RCT is the producer's explicit request: not serving it is an outcome with a reason.
+    if (role !== 'recipient' && !roles.has(role)) continue;
     const isPatient = p.kind === 'patient' || (p.address ? domainOf(p.address) === PATIENT_DOMAIN : false);
+    patientListed ||= isPatient;
     const kind: RecipientKind = isPatient ? 'patient' : p.kind === 'organisation' ? 'organisation' : p.kind === 'application' ? 'application' : 'professional';
-    const base = { kind, origin: p.origin, ...(p.id ? { id: p.id } : {}), ...(p.address ? { address: p.address } : {}) };
+    const base = { kind, origin: p.origin, ...(p.id ? { id: p.id } : {}), ...(p.idType ? { idType: p.idType } : {}) };
 
-    if (!p.address) {
-      refuse({ ...base, reason: 'no-mailbox', detail: `${p.origin} names ${p.idType ?? 'a'} ${p.id ? 'identifier' : 'participant'} with no MSSanté address` });
-      continue;
-    }
-    if (!ADDRESS.test(p.address)) {
-      refuse({ ...base, reason: 'invalid-address', detail: `${p.origin} address is not an e-mail address` });
+    if (role === 'recipient' && !roles.has('recipient') && !(isPatient && roles.has('patient'))) {
+      refuse({ ...base, ...(p.address ? { address: p.address } : {}), reason: 'role-not-served', detail: `source configuration does not serve PRT RCT for ${resultType} results` });
       continue;
     }
     if (cisis && isPatient && !flags['DESTMSSANTEPAT']) {
-      refuse({ ...base, reason: flags['INVISIBLE_PATIENT'] ? 'invisible-to-patient' : 'not-requested-by-producer', detail: 'DESTMSSANTEPAT is N' });
+      refuse({ ...base, ...(p.address ? { address: p.address } : {}), reason: flags['INVISIBLE_PATIENT'] ? 'invisible-to-patient' : 'not-requested-by-producer', detail: 'DESTMSSANTEPAT is N' });
       continue;
     }
     if (cisis && !isPatient && flags['MASQUE_PS']) {
-      refuse({ ...base, reason: 'masked-to-professionals', detail: 'MASQUE_PS is Y' });
+      refuse({ ...base, ...(p.address ? { address: p.address } : {}), reason: 'masked-to-professionals', detail: 'MASQUE_PS is Y' });
       continue;
     }
     if (cisis && !isPatient && !flags['DESTMSSANTEPS']) {
-      refuse({ ...base, reason: 'not-requested-by-producer', detail: 'DESTMSSANTEPS is N' });
+      refuse({ ...base, ...(p.address ? { address: p.address } : {}), reason: 'not-requested-by-producer', detail: 'DESTMSSANTEPS is N' });
       continue;
     }
     if (isPatient) {
-      const problem = patientProblem(result, p.address, policy);
-      if (problem) {
-        refuse({ ...base, ...problem });
+      const address = p.address ?? patientAddress(result);
+      const problem = patientProblem(result, address, policy);
+      if (problem) refuse({ ...base, ...(address ? { address } : {}), ...problem });
+      else accept({ ...base, address: address! });
+      continue;
+    }
+
+    let address = p.address;
+    let choice: string | undefined;
+    let resolvedKind = kind;
+    if (!address) {
+      const found = p.id && policy.directory ? await policy.directory.findPractitioner(p.id, p.idType) : [];
+      const chosen = chooseMailbox(found.filter((m) => allowed(m.address, false)), { structureIds: policy.siteStructureIds ?? [] });
+      if (chosen) {
+        address = chosen.mailbox.address;
+        choice = chosen.explanation;
+        if (chosen.mailbox.type === 'ORG') resolvedKind = 'organisation';
+      } else if (policy.defaultMailbox) {
+        address = policy.defaultMailbox;
+        resolvedKind = 'organisation';
+        choice = found.length
+          ? `${found.length} directory mailbox(es), none in the liste blanche: sent to the source's default mailbox`
+          : `no directory mailbox for ${p.idType ?? 'identifier'} ${p.id ?? '(none)'}: sent to the source's default mailbox`;
+      } else {
+        refuse({
+          ...base, reason: found.length ? 'not-whitelisted' : 'no-mailbox',
+          detail: found.length
+            ? `${p.origin}: the directory's ${found.length} mailbox(es) are outside the liste blanche`
+            : `${p.origin} names ${p.idType ?? 'a'} ${p.id ? 'identifier' : 'participant'} with no MSSanté address${policy.directory ? ' in the directory' : ''}`,
+        });
         continue;
       }
     }
-    if (!isWhitelisted(p.address, policy)) {
-      refuse({ ...base, reason: 'not-whitelisted', detail: `domain ${domainOf(p.address)} is not in the MSSanté liste blanche` });
+    if (!ADDRESS.test(address)) {
+      refuse({ ...base, address, reason: 'invalid-address', detail: `${p.origin} address is not an e-mail address` });
       continue;
     }
-    accept({ ...base, address: p.address });
+    if (!allowed(address, false)) {
+      refuse({ ...base, address, reason: 'not-whitelisted', detail: `domain ${domainOf(address)} is not in the MSSanté liste blanche` });
+      continue;
+    }
+    accept({ ...base, kind: resolvedKind, address, ...(choice ? { choice } : {}) });
+  }
+
+  // The patient is also a recipient when the producer asked for it (CI-SIS DESTMSSANTEPAT) or the source serves
+  // patients (raw results), even if no PRT names their address: it is built from the INS.
+  const patientWanted = cisis ? Boolean(flags['DESTMSSANTEPAT']) && (roles.has('recipient') || roles.has('patient')) : roles.has('patient');
+  if (patientWanted && !patientListed) {
+    const address = patientAddress(result);
+    const base = { kind: 'patient' as const, origin: 'PID-3' };
+    const problem = patientProblem(result, address, policy);
+    if (problem) refuse({ ...base, ...(address ? { address } : {}), ...problem });
+    else accept({ ...base, address: address! });
   }
 
   const reply = result.participants.find((p) => p.role === 'reply' && p.address && ADDRESS.test(p.address));
-  const replyTo = reply?.address && isWhitelisted(reply.address, policy) ? reply.address.toLowerCase() : undefined;
-  return { recipients, refusals, ...(replyTo ? { replyTo } : {}) };
+  const replyTo = reply?.address && allowed(reply.address, false) ? reply.address.toLowerCase() : undefined;
+  return { resultType, recipients, refusals, ...(replyTo ? { replyTo } : {}) };
 }
 
+const patientAddress = (result: QueuedResult): string | undefined =>
+  result.patient.ins ? `${result.patient.ins.value}@${PATIENT_DOMAIN}` : undefined;
+
 /** A patient is written to only at <INS>@patient.mssante.fr, from a qualified INS of the right range. */
-function patientProblem(result: QueuedResult, address: string, policy: RoutingPolicy): Pick<Refusal, 'reason' | 'detail'> | undefined {
+function patientProblem(result: QueuedResult, address: string | undefined, policy: RoutingPolicy): Pick<Refusal, 'reason' | 'detail'> | undefined {
   const ins = result.patient.ins;
-  if (!ins) return { reason: 'ins-missing', detail: 'PID-3 carries no INS' };
+  if (!ins || !address) return { reason: 'ins-missing', detail: 'PID-3 carries no INS' };
   if (!ins.qualified) return { reason: 'ins-not-qualified', detail: `identity reliability (PID-32) is "${result.patient.identityReliability ?? ''}", not VALI` };
   const testRange = ins.oid === INS_OID.test || ins.oid === INS_OID.demo;
   if (testRange && policy.environment === 'production') return { reason: 'test-ins-in-production', detail: `INS OID ${ins.oid} is a test range` };
@@ -137,5 +217,7 @@ function patientProblem(result: QueuedResult, address: string, policy: RoutingPo
   if (address.toLowerCase() !== `${ins.value}@${PATIENT_DOMAIN}`.toLowerCase()) {
     return { reason: 'patient-address-mismatch', detail: 'the patient address is not built from the INS of PID-3' };
   }
+  if (policy.opposes?.(result.patient)) return { reason: 'patient-opposition', detail: 'the patient is on the opposition list' };
+  if (!policy.allowsDomain(PATIENT_DOMAIN, true)) return { reason: 'not-whitelisted', detail: `${PATIENT_DOMAIN} is not allowed` };
   return undefined;
 }

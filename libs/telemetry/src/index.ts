@@ -1,2 +1,2 @@
 export { createLogger, type Logger } from './logger.ts';
-export { registry, metrics } from './metrics.ts';
+export { registry, metrics, referenceData } from './metrics.ts';

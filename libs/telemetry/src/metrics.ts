@@ -10,6 +10,9 @@ collectDefaultMetrics({ register: registry, prefix: 'mssgw_' });
 
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
+/** When each piece of reference data in use was produced (Unix ms), read by the age gauge at scrape time. */
+export const referenceData: Partial<Record<'directory' | 'whitelist' | 'patient-opposition', number>> = {};
+
 export const metrics = {
   resultsReceived: new Counter({
     name: 'mssgw_results_received_total', help: 'Results received, per source and transport',
@@ -83,5 +86,20 @@ export const metrics = {
   certificateExpiry: new Gauge({
     name: 'mssgw_tls_certificate_expiry_timestamp_seconds', help: 'Expiry time (Unix seconds) of each TLS certificate in use',
     labelNames: ['usage', 'subject'] as const, registers: [registry],
+  }),
+  referenceDataAge: new Gauge({
+    name: 'mssgw_reference_data_age_seconds', help: 'Age of the directory, the liste blanche and the opposition list in use',
+    labelNames: ['data'] as const, registers: [registry],
+    collect() {
+      for (const [data, at] of Object.entries(referenceData)) if (at) this.set({ data }, (Date.now() - at) / 1000);
+    },
+  }),
+  referenceDataEntries: new Gauge({
+    name: 'mssgw_reference_data_entries', help: 'Entries in the reference data in use (mailboxes, whitelisted domains, opposed patients)',
+    labelNames: ['data'] as const, registers: [registry],
+  }),
+  referenceDataRefreshFailures: new Counter({
+    name: 'mssgw_reference_data_refresh_failures_total', help: 'Failed refreshes of reference data (the last good copy stays in use)',
+    labelNames: ['data'] as const, registers: [registry],
   }),
 };

@@ -2,15 +2,19 @@ import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { buildMailSpecs, buildXdmArchive, pdfFileName, readCdaHeader, type CdaHeader, type MailAttachment, type XdmDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
-import { route, type Recipient, type RoutingDecision } from '@mssgw/routing';
+import { route, type Recipient, type Refusal, type RoutingDecision } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
+import { startReferenceData, type ReferenceData } from './reference-data.ts';
+
+export { startReferenceData, type ReferenceData };
 
 /** OID under which the gateway identifies its XDM submission sets (sourceId). */
 const GATEWAY_SOURCE_OID = '1.2.250.1.999.1.1';
 
 export interface RouterService extends RunningService {
   worker: Worker;
+  reference: ReferenceData;
 }
 
 /**
@@ -18,8 +22,9 @@ export interface RouterService extends RunningService {
  * delivery per recipient on the sender mailbox's send queue. Every id is derived from the result, so a job that
  * is retried after a crash finds what it already did and adds nothing twice.
  */
-export function startRouter(ctx: ServiceContext): Promise<RouterService> {
+export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
   const { config } = ctx;
+  const reference = await startReferenceData(ctx);
   const sendQueues = new Map<string, Queue>();
   const sendQueue = (mailbox: string) => {
     let q = sendQueues.get(mailbox);
@@ -41,7 +46,7 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
   const processor = async (job: Job) => {
     const data = IntakeJob.parse(job.data);
     const { result, resultId } = data;
-    const decision = route(result, { environment: config.environment, whitelistDomains: config.mssante.whitelistDomains });
+    const decision = await route(result, reference.policyFor(data.source));
     const mailbox = config.mailboxes.find((m) => m.sources.includes(data.source)) ?? config.mailboxes[0]!;
 
     const documents = await loadDocuments(ctx, data);
@@ -56,13 +61,15 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
         return;
       }
     }
-    await recordRefusals(ctx, resultId, decision);
-    const specs = decision.recipients.length
+    const content = decision.recipients.length ? await buildAttachments(ctx, data, documents) : undefined;
+    if (content) refuseOversized(decision, content.bytes, config.routing);
+    await recordRefusals(ctx, resultId, decision.refusals);
+    const specs = content && decision.recipients.length
       ? buildMailSpecs({
           resultId, result, recipients: decision.recipients, ...(decision.replyTo ? { replyTo: decision.replyTo } : {}),
           mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
           productReference: config.mssante.productReference,
-          ...(await buildAttachments(ctx, data, documents)),
+          attachments: content.attachments, cdaCodes: content.cdaCodes, qualifiedIns: content.qualifiedIns,
         })
       : [];
     for (const spec of specs) {
@@ -78,15 +85,26 @@ export function startRouter(ctx: ServiceContext): Promise<RouterService> {
   };
 
   const worker = new Worker(QUEUES.intake, processor, { ...bullConnection(config), concurrency: 8 });
-  worker.on('failed', (job, err) => ctx.log.error({ resultId: job?.id, attempts: job?.attemptsMade, err: err.message }, 'routing failed'));
-  return Promise.resolve({
+  worker.on('failed', (job, err) => {
+    ctx.log.error({ resultId: job?.id, attempts: job?.attemptsMade, err: err.message }, 'routing failed');
+    // The last attempt: the result still gets an outcome, which reaches the status API and the producer.
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      const data = IntakeJob.safeParse(job.data);
+      const resultId = data.success ? data.data.resultId : String(job.id);
+      void recordRefusals(ctx, resultId, [{ reason: 'routing-failed', kind: 'professional', origin: 'router', detail: err.message }])
+        .catch((e: Error) => ctx.log.error({ resultId, err: e.message }, 'could not record the routing failure'));
+    }
+  });
+  return {
     name: 'router',
     worker,
+    reference,
     async stop() {
       await worker.close();
       await Promise.all([...sendQueues.values()].map((q) => q.close()));
+      await reference.stop();
     },
-  });
+  };
 }
 
 /**
@@ -99,8 +117,25 @@ function documentVersionOf(data: IntakeJob, documents: LoadedDocument[]): string
   return data.result.documentId ? `${data.result.documentId}|${data.result.event}|${data.result.action}` : undefined;
 }
 
-async function recordRefusals(ctx: ServiceContext, resultId: string, decision: RoutingDecision): Promise<void> {
-  for (const [i, r] of decision.refusals.entries()) {
+/** Mail size estimate: Base64 grows attachments by 4/3 (plus line breaks), and headers and body add a little. */
+const mailBytes = (attachmentBytes: number) => Math.ceil(attachmentBytes * 1.37) + 16 * 1024;
+
+/** Patients' mails above the Mon espace santé limit, and any mail above the operator's, are refused before sending. */
+function refuseOversized(decision: RoutingDecision, attachmentBytes: number, limits: { maxPatientMailBytes: number; maxMailBytes: number }): void {
+  const size = mailBytes(attachmentBytes);
+  decision.recipients = decision.recipients.filter((r) => {
+    const limit = r.kind === 'patient' ? limits.maxPatientMailBytes : limits.maxMailBytes;
+    if (size <= limit) return true;
+    decision.refusals.push({
+      reason: 'too-large', kind: r.kind, address: r.address, origin: r.origin, ...(r.id ? { id: r.id } : {}),
+      detail: `the mail would weigh about ${(size / 1048576).toFixed(1)} MB, above the ${(limit / 1048576).toFixed(0)} MB limit for ${r.kind === 'patient' ? 'patients' : 'the operator'}`,
+    });
+    return false;
+  });
+}
+
+async function recordRefusals(ctx: ServiceContext, resultId: string, refusals: Refusal[]): Promise<void> {
+  for (const [i, r] of refusals.entries()) {
     const created = await ctx.status.createDelivery({
       deliveryId: stableId('d', resultId, 'refused', String(i), r.address ?? r.id ?? r.origin),
       resultId,
@@ -137,12 +172,13 @@ async function buildAttachments(
   ctx: ServiceContext,
   data: IntakeJob,
   documents: LoadedDocument[],
-): Promise<{ attachments: MailAttachment[]; cdaCodes: string[]; qualifiedIns: boolean }> {
+): Promise<{ attachments: MailAttachment[]; cdaCodes: string[]; qualifiedIns: boolean; bytes: number }> {
   if (data.result.documentId) await ctx.status.indexDocument(data.result.documentId, data.resultId);
   const { result } = data;
   const attachments: MailAttachment[] = [];
   const cdas: XdmDocument[] = [];
   const pdfs: Buffer[] = [];
+  let bytes = 0;
   let actDate = new Date(data.receivedAt).toISOString().replace(/-/g, '').slice(0, 8);
   for (const { ref, content, header } of documents) {
     if (header) {
@@ -153,6 +189,7 @@ async function buildAttachments(
     } else if (ref.kind === 'pdf') {
       pdfs.push(content);
     } else {
+      bytes += content.length;
       attachments.push({ filename: `${actDate}_${(result.documentLabel || 'compte-rendu').replace(/[\\/:*?"<>|]+/g, ' ')}.txt`, contentType: 'text/plain; charset=utf-8', sha256: ref.sha256 });
     }
   }
@@ -168,25 +205,29 @@ async function buildAttachments(
       ...(result.action === 'replace' ? { action: 'C' as const } : result.action === 'delete' ? { action: 'D' as const } : {}),
       submissionTime: new Date(data.receivedAt),
     });
+    bytes += zip.length;
     attachments.unshift({ filename: 'IHE_XDM.ZIP', contentType: 'application/zip', sha256: await ctx.documents.put(zip) });
   }
   for (const [i, pdf] of pdfs.entries()) {
     const name = pdfFileName(result, actDate).replace(/\.pdf$/, pdfs.length > 1 ? `_${i + 1}.pdf` : '.pdf');
+    bytes += pdf.length;
     attachments.push({ filename: name, contentType: 'application/pdf', sha256: await ctx.documents.put(pdf) });
   }
-  return { attachments, cdaCodes: cdas.map((c) => c.header.code).filter(Boolean), qualifiedIns: Boolean(ins?.qualified) };
+  return { attachments, cdaCodes: cdas.map((c) => c.header.code).filter(Boolean), qualifiedIns: Boolean(ins?.qualified), bytes };
 }
 
 async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: IntakeJob, queue: Queue, recipients: Recipient[]): Promise<void> {
   const jobs: { name: string; data: DeliveryJob; opts: { jobId: string } }[] = [];
   for (const recipient of spec.to) {
     const deliveryId = stableId('d', spec.mailId, recipient);
-    const recipientId = recipients.find((r) => r.address === recipient)?.id;
+    const r = recipients.find((x) => x.address === recipient);
     await ctx.status.createDelivery({
-      deliveryId, resultId: spec.resultId, recipient, kind: spec.audience === 'patient' ? 'patient' : 'professional', state: 'queued',
-      ...(recipientId ? { recipientId } : {}),
+      deliveryId, resultId: spec.resultId, recipient, kind: r?.kind ?? (spec.audience === 'patient' ? 'patient' : 'professional'), state: 'queued',
+      ...(r?.id ? { recipientId: r.id } : {}),
+      // How the address was chosen (directory, default mailbox) stays with the recipient for the status API.
+      ...(r?.choice ? { detail: r.choice } : {}),
       mailId: spec.mailId, messageId: spec.messageId, mailbox: spec.from,
-    });
+    }, r?.choice);
     jobs.push({
       name: 'deliver',
       data: { deliveryId, mailId: spec.mailId, resultId: spec.resultId, mailbox: spec.from, recipient, acknowledgedAt: data.acknowledgedAt ?? data.receivedAt },
