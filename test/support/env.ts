@@ -4,6 +4,8 @@ import path from 'node:path';
 import { demoDefaults, sandboxDir, type GatewayConfig } from '@mssgw/config';
 
 export const SANDBOX = sandboxDir();
+/** The sandbox Redis (deploy/local/redis.sh). */
+export const SANDBOX_REDIS_URL = demoDefaults().redis.url;
 export const tag = () => randomBytes(4).toString('hex');
 
 /** The labo-noreply certificate of the sandbox PKI; the operator trusts any certificate of its test CA. */

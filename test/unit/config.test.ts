@@ -40,8 +40,16 @@ describe('configuration', () => {
   });
 
   it('reads JSON files too, and MSSGW_CONFIG names the file', () => {
-    const f = file('b.json', JSON.stringify({ environment: 'production' }));
+    const f = file('b.json', JSON.stringify({ environment: 'production', mssante: { testDomains: [], whitelist: { location: '/etc/mssgw/listeblanchemssante.xml' } } }));
     expect(loadConfig({ env: { MSSGW_CONFIG: f } }).environment).toBe('production');
+  });
+
+  it('refuses test domains, and a missing liste blanche, in production', () => {
+    const f = file('p.json', JSON.stringify({ environment: 'production' }));
+    expect(problems(() => loadConfig({ file: f, env: {} }))).toEqual([
+      'mssante.testDomains: test domains are refused in production',
+      'mssante.whitelist.location: production needs the liste blanche (file or URL)',
+    ]);
   });
 
   it('stops on a bad value with the key and what was expected', () => {

@@ -49,7 +49,7 @@ function openText(file: string, name: string): ExtractionSource {
     name,
     text,
     sha256: () => (text.readableEnded ? (digest ??= hash.digest('hex')) : undefined),
-    close: async () => { text.destroy(); },
+    close: () => { text.destroy(); return Promise.resolve(); },
   };
 }
 
@@ -71,7 +71,7 @@ async function openZip(file: string, name: string): Promise<ExtractionSource> {
     throw new ExtractionSourceError(`${name}: no .txt extraction inside the archive`);
   }
   const text = await new Promise<Readable>((resolve, reject) => zip.openReadStream(entry, (err, s) => (err ? reject(err) : resolve(s))));
-  return { name: `${name}!${entry.fileName}`, text, sha256: () => digest, close: async () => { text.destroy(); zip.close(); } };
+  return { name: `${name}!${entry.fileName}`, text, sha256: () => digest, close: () => { text.destroy(); zip.close(); return Promise.resolve(); } };
 }
 
 async function startsWithZipMagic(file: string): Promise<boolean> {

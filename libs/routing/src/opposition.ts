@@ -31,7 +31,7 @@ export class OppositionList {
   }
 
   watch(intervalMs: number, onError: (err: Error) => void): void {
-    this.timer = setInterval(() => this.load().catch(onError), intervalMs);
+    this.timer = setInterval(() => void this.load().catch(onError), intervalMs);
     this.timer.unref();
   }
 
