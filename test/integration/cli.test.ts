@@ -34,6 +34,22 @@ describe('mssgw command line', () => {
     expect(mssgw(['dlq', 'replay'], env)).toMatchObject({ code: 2, err: expect.stringContaining('usage: mssgw dlq') as unknown });
   });
 
+  it('imports a directory extraction, reports rejected rows, and looks mailboxes up', () => {
+    const env = { MSSGW_REDIS_PREFIX: `test-cli-dir-${Date.now()}` };
+    const fixture = path.join(ROOT, 'test/fixtures/directory/Extraction_Correspondance_MSSante_202611260400.txt');
+    expect(mssgw(['directory', 'info'], env)).toMatchObject({ code: 3, err: expect.stringContaining('no directory loaded yet') as unknown });
+    const imported = mssgw(['directory', 'import', fixture], env);
+    expect(imported.code).toBe(0);
+    expect(imported.out).toMatch(/^8 mailboxes from 13 rows of Extraction_Correspondance_MSSante_202611260400\.txt/);
+    expect(imported.out).toContain('4 rows rejected: mailbox-type 1, column-count 1, address 1, no-key 1');
+    expect(imported.out).toContain('line 10: column-count: 30 columns, expected 31');
+    const lookup = mssgw(['directory', 'lookup', '10000000001', '--type', 'RPPS', '--json'], env);
+    expect((JSON.parse(lookup.out) as { address: string }[]).map((m) => m.address).sort()).toEqual(['a.medecin-un@chu-demo.mssante.test', 'alice.medecin-un@cabinet-demo.mssante.test']);
+    expect(mssgw(['directory', 'lookup', '999999999', '--type', 'FINESS'], env).out).toMatch(/ORG {2}secretariat-labo@chu-demo\.mssante\.test/);
+    expect(mssgw(['directory', 'lookup', 'nobody@chu-demo.mssante.test'], env)).toMatchObject({ code: 3, out: '0 mailbox(es)\n' });
+    expect(mssgw(['directory', 'import', '/nonexistent.zip'], env)).toMatchObject({ code: 1, err: expect.stringContaining('nonexistent.zip') as unknown });
+  });
+
   it('prints what a receipt says, as JSON with the documented fields', () => {
     const r = mssgw(['receipt', path.join(ROOT, 'test/fixtures/receipts/postfix-failure-dsn.eml'), '--json']);
     expect(r.code).toBe(0);

@@ -34,6 +34,20 @@ describe('deployment files', () => {
   });
 });
 
+describe('shipped gateway configurations', () => {
+  it('the chart\'s configuration and the compose one load as valid gateway configurations', async () => {
+    const { parse } = await import('yaml');
+    const { loadConfig } = await import('@mssgw/config');
+    const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-config-'));
+    const chart = (parse(readFileSync(path.join(ROOT, 'helm/mssante-gateway/values.yaml'), 'utf8')) as { config: unknown }).config;
+    writeFileSync(path.join(dir, 'chart.json'), JSON.stringify(chart));
+    const production = loadConfig({ file: path.join(dir, 'chart.json'), env: {} });
+    expect(production.environment).toBe('production');
+    expect(production.mssante.whitelist.location).toMatch(/^https:\/\/espacedeconfiance\.mssante\.fr\//);
+    expect(loadConfig({ file: path.join(ROOT, 'deploy/docker/gateway.yaml'), env: {} }).environment).toBe('demo');
+  });
+});
+
 describe('Helm chart', async () => {
   const { parseAllDocuments } = await import('yaml');
   const helm = path.join(process.env['MSSGW_SANDBOX'] ?? path.join(ROOT, '.sandbox'), 'bin', 'helm');

@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '@mssgw/config';
+import { createWriteStream } from 'node:fs';
+import { DirectoryStore, generateExtraction, importExtraction, practitionerKeys, structureKeys, type DirectoryMailbox } from '@mssgw/directory';
 import { Hl7Error, parseResult } from '@mssgw/hl7';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
@@ -20,6 +22,12 @@ Usage:
   mssgw parse FILE [--json]                  print the normalised result of an HL7 file, or the
                                              error its NACK would carry (exit status 2)
   mssgw receipt FILE.eml [--json]            print what a DSN / MDN / other mail says
+  mssgw directory import FILE|URL [--force]  load an Annuaire Santé MSSanté extraction (.zip or .txt)
+                                             as the directory; prints the rows rejected and why
+  mssgw directory lookup ID [--type T] [--json] mailboxes of a practitioner (T = RPPS, IDNPS, ADELI),
+                                             a structure (T = FINESS, SIRET, IDNST) or an address
+  mssgw directory info                       what the current directory was loaded from, and when
+  mssgw directory generate FILE [--rows N]   write a synthetic extraction (benchmarks, tests)
   mssgw dlq list [--json]                    deliveries that exhausted their retries, with the reason
   mssgw dlq replay ID|--all                  put them back on their send queue
   mssgw --help                               this text
@@ -42,6 +50,9 @@ async function main(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       'keep-running': { type: 'boolean' },
       all: { type: 'boolean' },
+      force: { type: 'boolean' },
+      type: { type: 'string' },
+      rows: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -120,6 +131,54 @@ async function main(argv: string[]): Promise<void> {
       } else console.log(`not a receipt (${r.reason})`);
       return;
     }
+    case 'directory': {
+      const [action, arg] = rest;
+      if (action === 'generate') {
+        const file = arg ?? fail('usage: mssgw directory generate FILE [--rows N]', 2);
+        const rows = Number(values.rows ?? 535_000);
+        if (!Number.isInteger(rows) || rows < 1) fail(`--rows: expected a positive integer, got "${values.rows}"`, 2);
+        const out = createWriteStream(file);
+        await generateExtraction(out, { rows, invalidEvery: 50_000 });
+        await new Promise((resolve) => out.end(resolve));
+        console.log(`${rows} rows written to ${file}`);
+        return;
+      }
+      const ctx = createContext(config(), 'mssgw-cli');
+      const store = new DirectoryStore(ctx.redis, ctx.config.redis.prefix);
+      try {
+        if (action === 'import' && arg) {
+          const report = await importExtraction(store, arg, { force: values.force ?? false });
+          if (values.json) console.log(JSON.stringify(report, null, 2));
+          else {
+            console.log(`${report.mailboxes} mailboxes from ${report.rows} rows of ${report.source} in ${(report.durationMs / 1000).toFixed(1)} s (sha256 ${report.sourceSha256 ?? '-'})`);
+            const reasons = Object.entries(report.rejectedByReason).map(([r, n]) => `${r} ${n}`).join(', ');
+            console.log(`${report.rejected} rows rejected${reasons ? `: ${reasons}` : ''}`);
+            for (const r of report.rejections.slice(0, 20)) console.log(`  line ${r.line}: ${r.reason}: ${r.detail}`);
+            if (report.rejected > 20) console.log(`  ... (${report.rejected - 20} more; --json lists the first ${report.rejections.length})`);
+          }
+        } else if (action === 'lookup' && arg) {
+          const type = (values.type ?? '').toUpperCase();
+          const found = arg.includes('@')
+            ? await store.findAddress(arg)
+            : ['FINESS', 'FINEG', 'FINEJ', 'SIRET', 'SIREN', 'IDNST'].includes(type)
+              ? await store.lookup(structureKeys(arg, type))
+              : await store.lookup(type ? practitionerKeys(arg, type) : [...practitionerKeys(arg), ...structureKeys(arg)]);
+          if (values.json) console.log(JSON.stringify(found, null, 2));
+          else {
+            for (const m of found) console.log(describeMailbox(m));
+            console.log(`${found.length} mailbox(es)`);
+          }
+          if (!found.length) process.exitCode = 3;
+        } else if (action === 'info') {
+          const info = await store.info();
+          if (!info) fail('no directory loaded yet (mssgw directory import FILE, or directory.extraction in the configuration)', 3);
+          console.log(values.json ? JSON.stringify(info, null, 2) : `${info!.mailboxes} mailboxes from ${info!.source}, imported ${new Date(info!.importedAt).toISOString()} (${info!.rejected} rows rejected)`);
+        } else fail('usage: mssgw directory import FILE|URL | lookup ID [--type T] | info | generate FILE [--rows N]', 2);
+      } finally {
+        await closeContext(ctx);
+      }
+      return;
+    }
     case 'dlq': {
       const ctx = createContext(config(), 'mssgw-cli');
       try {
@@ -143,6 +202,12 @@ async function main(argv: string[]): Promise<void> {
     default:
       fail(`unknown command "${command}"; see mssgw --help`, 2);
   }
+}
+
+function describeMailbox(m: DirectoryMailbox): string {
+  const who = [m.family, m.given].filter(Boolean).join(' ') || m.structureName || '';
+  const ids = [m.practitionerNationalId && `idNatPs ${m.practitionerNationalId}`, m.structureId && `structure ${m.structureId}`].filter(Boolean).join(', ');
+  return `${m.type}  ${m.address}  ${who}${m.service ? ` (${m.service})` : ''}${ids ? `  [${ids}]` : ''}`;
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
