@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { GatewayConfig } from '@mssgw/config';
+import { DirectoryStore } from '@mssgw/directory';
 import { MllpClient } from '@mssgw/hl7';
 import { isFinal, type Delivery } from '@mssgw/status';
 import { startGateway } from './start.ts';
@@ -15,6 +16,8 @@ export interface DemoRow {
 }
 
 export const DEMO_SAMPLES = path.resolve(import.meta.dirname, '../../../deploy/demo/samples');
+/** A small Annuaire Santé extraction naming the demo practitioners (with a few malformed rows, as the real one has). */
+export const DEMO_DIRECTORY = path.resolve(import.meta.dirname, '../../../deploy/demo/directory/Extraction_Correspondance_MSSante_demo.txt');
 
 /**
  * The main job end to end on the sandbox: start the gateway, send the shipped sample results over MLLP, wait until
@@ -23,7 +26,14 @@ export const DEMO_SAMPLES = path.resolve(import.meta.dirname, '../../../deploy/d
 export async function runDemo(config: GatewayConfig, options: { samplesDir?: string; timeoutMs?: number; keepRunning?: boolean } = {}) {
   const dir = options.samplesDir ?? DEMO_SAMPLES;
   const files = readdirSync(dir).filter((f) => f.endsWith('.hl7')).sort();
-  const gateway = await startGateway(config);
+  // Without a directory of its own, the demo brings one, so that raw results (practitioners named by RPPS only)
+  // find their mailboxes; the router imports it at start through its scheduled job.
+  const withDirectory: GatewayConfig = config.directory.extraction
+    ? config
+    : { ...config, directory: { ...config.directory, extraction: { location: DEMO_DIRECTORY, refreshIntervalMs: 24 * 3600_000, minRatio: 0 } } };
+  const gateway = await startGateway(withDirectory);
+  const directory = new DirectoryStore(gateway.ctx.redis, config.redis.prefix);
+  for (let waited = 0; !(await directory.info()) && waited < 30_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
   const listenerFor = (file: string) => gateway.intake!.listeners.find((l) => file.startsWith(l.source)) ?? gateway.intake!.listeners[0]!;
   const sent: { file: string; controlId: string; ack: string; resultId?: string }[] = [];
   for (const file of files) {
