@@ -36,6 +36,7 @@ describe('feedback to the producer: ZAM acknowledgements, Kafka status events, r
   const ok = { ...DOCTORS[0]!, address: `fb-${t}@cabinet-demo.mssante.test` };
   const unknown = { ...DOCTORS[1]!, address: `unknown-fb-${t}@cabinet-demo.mssante.test` };
   const silent = { ...DOCTORS[2]!, address: `silent-${t}@cabinet-demo.mssante.test` };
+  const outside = `dr.x-${t}@gmail.com`;
   const controlId = `FB-${t}`;
   let resultId = '';
 
@@ -53,7 +54,7 @@ describe('feedback to the producer: ZAM acknowledgements, Kafka status events, r
     gateway = await startGateway(config);
     const c = new MllpClient({ host: '127.0.0.1', port: gateway.intake!.listeners[0]!.port });
     await c.connect();
-    expect((await c.send(makeCisisResult({ controlId, patient: PATIENTS[1]!, doctors: [ok, unknown, silent], readReceipt: true }))).code).toBe('AA');
+    expect((await c.send(makeCisisResult({ controlId, patient: PATIENTS[1]!, doctors: [ok, unknown, silent], extraAddresses: [outside], readReceipt: true }))).code).toBe('AA');
     await c.close();
     resultId = (await gateway.ctx.status.resultsByControlId(controlId))[0]!;
   });
@@ -64,13 +65,13 @@ describe('feedback to the producer: ZAM acknowledgements, Kafka status events, r
 
   const stateOf = async (address: string) => (await gateway.ctx.status.getResult(resultId))?.deliveries.find((d) => d.recipient === address);
 
-  it('sends ZAM^Z02 to the producer: Y for the delivered recipient, N with an ERR for the bounced one', async () => {
+  it('sends ZAM^Z02 to the producer: Y for the delivered recipient, N with an ERR for the bounced and the refused ones', async () => {
     await waitFor('both DSNs', async () => {
       await gateway.receipts!.sweep();
       return (await stateOf(ok.address))?.state === 'delivered' && (await stateOf(unknown.address))?.state === 'failed';
     });
     await gateway.feedback!.drain();
-    const z02 = await waitFor('two ZAM^Z02', () => Promise.resolve(producer.received.filter((m) => Er7Message.raw(m.first('MSH'), 9) === 'ZAM^Z02^ZAM_Z01').length >= 2 ? producer.received : undefined));
+    const z02 = await waitFor('three ZAM^Z02', () => Promise.resolve(producer.received.filter((m) => Er7Message.raw(m.first('MSH'), 9) === 'ZAM^Z02^ZAM_Z01').length >= 3 ? producer.received : undefined));
     const byRecipient = new Map(z02.map((m) => [m.get(m.all('OBX')[1], 5, 4), m]));
     const good = byRecipient.get(ok.address)!;
     expect(good.get(good.first('OBX'), 3)).toBe('ACK_RECEPTION_MSS');
@@ -81,6 +82,10 @@ describe('feedback to the producer: ZAM acknowledgements, Kafka status events, r
     expect(bad.get(bad.first('OBX'), 5)).toBe('N');
     expect(bad.get(bad.first('ERR'), 3)).toBe('207');
     expect(bad.get(bad.first('ERR'), 8)).toBe('5.1.1');
+    // A recipient the router refused never receives the result: the producer hears it as a negative reception.
+    const refused = byRecipient.get(outside)!;
+    expect(refused.get(refused.first('OBX'), 5)).toBe('N');
+    expect(refused.get(refused.first('ERR'), 8)).toBe('not-whitelisted');
   });
 
   it('records a read receipt (MDN) as displayed and sends ZAM^Z03', async () => {
@@ -134,6 +139,7 @@ describe('feedback to the producer: ZAM acknowledgements, Kafka status events, r
     expect(seq(ok.address)).toEqual(['queued', 'submitted', 'delivered', 'displayed']);
     expect(seq(unknown.address)).toEqual(['queued', 'submitted', 'failed']);
     expect(seq(silent.address)).toEqual(['queued', 'submitted', 'unconfirmed']);
+    expect(events.filter((e) => e.recipient === outside)).toMatchObject([{ state: 'refused', final: true, reason: 'not-whitelisted' }]);
     expect(events.find((e) => e.state === 'failed')).toMatchObject({ schema: 'mssgw.status.v1', controlId, final: true, dsnStatus: '5.1.1', previousState: 'submitted' });
   });
 });

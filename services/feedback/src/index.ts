@@ -23,12 +23,14 @@ export interface StatusEventV1 {
 }
 
 const GROUP = 'feedback';
-const RECEPTION: DeliveryState[] = ['delivered', 'relayed', 'expanded', 'failed'];
+// A recipient the router refused, or whose mail was dead-lettered, never receives the result: a negative reception.
+const RECEPTION: DeliveryState[] = ['delivered', 'relayed', 'expanded', 'failed', 'refused', 'dead-lettered'];
+const NOT_RECEIVED: DeliveryState[] = ['failed', 'refused', 'dead-lettered'];
 const READ: DeliveryState[] = ['displayed', 'processed', 'processing-error'];
 
 /** Which ZAM, if any, a state change calls for (only when the producer asked for it). */
 function zamFor(state: DeliveryState, result: ResultRecord): { event: 'Z02' | 'Z03'; success: boolean } | undefined {
-  if (RECEPTION.includes(state) && result.ackReception === '1') return { event: 'Z02', success: state !== 'failed' };
+  if (RECEPTION.includes(state) && result.ackReception === '1') return { event: 'Z02', success: !NOT_RECEIVED.includes(state) };
   if (READ.includes(state) && result.ackRead === '1') return { event: 'Z03', success: state !== 'processing-error' };
   return undefined;
 }
@@ -82,7 +84,8 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
             const ack = await client.send(buildZam({
               event: zam.event, success: zam.success,
               original: { controlId: result.controlId, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility },
-              recipient: { address: delivery.recipient, ...(delivery.recipientId ? { id: delivery.recipientId } : {}) },
+              // A refused recipient without an address is recorded as "<origin>:<id>": the ZAM names the id only.
+              recipient: { address: delivery.recipient.includes('@') ? delivery.recipient : '', ...(delivery.recipientId ? { id: delivery.recipientId } : {}) },
               ...(zam.success ? {} : { errorText: delivery.reason ?? delivery.detail ?? e.state }),
             }));
             if (ack.code !== 'AA' && ack.code !== 'CA') throw new Error(`producer answered ${ack.code}`);
