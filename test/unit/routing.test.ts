@@ -90,6 +90,24 @@ describe('routing: CI-SIS results', () => {
     expect(r.recipients.map((x) => x.kind)).toEqual(['professional']);
   });
 
+  it('follows the MetaDMPMSS flags for professionals: MASQUE_PS, DESTMSSANTEPS', async () => {
+    const result = cisis({});
+    expect(reasons(await route({ ...result, flags: { ...result.flags, MASQUE_PS: true } }, policy))).toEqual(['masked-to-professionals']);
+    expect(reasons(await route({ ...result, flags: { ...result.flags, DESTMSSANTEPS: false } }, policy))).toEqual(['not-requested-by-producer']);
+  });
+
+  it('writes to the patient the producer asked for (DESTMSSANTEPAT) even without a PRT, from the INS; refuses without one', async () => {
+    const result = cisis({});
+    const asked = { ...result, flags: { ...result.flags, DESTMSSANTEPAT: true, INVISIBLE_PATIENT: false } };
+    expect((await route(asked, policy)).recipients.map((x) => [x.address, x.origin])).toContainEqual([`${PATIENTS[0]!.ins}@patient.mssante.fr`, 'PID-3']);
+    const { ins: _ins, ...noIns } = asked.patient;
+    expect(reasons(await route({ ...asked, patient: noIns }, policy))).toEqual(['ins-missing']);
+  });
+
+  it('refuses a PRT-15 that is not an e-mail address', async () => {
+    expect(reasons(await route(cisis({ extraAddresses: ['secretariat at chu-demo'] }), policy))).toEqual(['invalid-address']);
+  });
+
   it('never lists the same recipient twice', async () => {
     const r = await route(cisis({ doctors: [DOCTORS[0]!, { ...DOCTORS[1]!, address: DOCTORS[0]!.address!.toUpperCase() }] }), policy);
     expect(r.recipients).toHaveLength(1);

@@ -64,6 +64,8 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
       sources: {},
       maxPatientMailBytes: 25 * 1024 * 1024,
       maxMailBytes: 50 * 1024 * 1024,
+      attempts: 10,
+      backoffMs: 1_000,
     },
     receipts: { sweepIntervalMs: 30_000, confirmationTimeoutMs: 24 * 3600 * 1000, retentionDays: 90 },
     dispatcher: { attempts: 8, backoffMs: 2_000, concurrency: 16, lockMs: 30_000, reconcileMs: 120_000 },

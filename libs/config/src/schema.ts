@@ -160,6 +160,9 @@ export const GatewayConfigSchema = z
         /** Mail size limit towards patients (Mon espace santé: 25 MB) and towards professionals (the operator's). */
         maxPatientMailBytes: z.number().int().positive(),
         maxMailBytes: z.number().int().positive(),
+        /** Routing attempts of a result (e.g. while the directory is unavailable), with exponential backoff from backoffMs. */
+        attempts: z.number().int().min(1),
+        backoffMs: z.number().int().positive(),
       })
       .strict(),
     receipts: z

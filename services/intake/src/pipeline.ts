@@ -40,8 +40,8 @@ export class ResultIntake {
     this.queue = new Queue(QUEUES.intake, {
       ...bullConnection(ctx.config),
       defaultJobOptions: {
-        attempts: 10,
-        backoff: { type: 'exponential', delay: 1000 },
+        attempts: ctx.config.routing.attempts,
+        backoff: { type: 'exponential', delay: ctx.config.routing.backoffMs },
         // Kept a week after routing: a result sent again within that time is recognised as a duplicate.
         removeOnComplete: { age: 7 * 24 * 3600 },
         removeOnFail: false,

@@ -128,7 +128,7 @@ function refuseOversized(decision: RoutingDecision, attachmentBytes: number, lim
     if (size <= limit) return true;
     decision.refusals.push({
       reason: 'too-large', kind: r.kind, address: r.address, origin: r.origin, ...(r.id ? { id: r.id } : {}),
-      detail: `the mail would weigh about ${(size / 1048576).toFixed(1)} MB, above the ${(limit / 1048576).toFixed(0)} MB limit for ${r.kind === 'patient' ? 'patients' : 'the operator'}`,
+      detail: `the mail would weigh about ${(size / 1048576).toFixed(1)} MB, above the ${(limit / 1048576).toFixed(1)} MB limit for ${r.kind === 'patient' ? 'patients' : 'the operator'}`,
     });
     return false;
   });
