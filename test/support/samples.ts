@@ -4,35 +4,13 @@
  * The demo's shipped samples (deploy/demo/samples) are generated from here; tests and benchmarks build their own.
  */
 
+import { renderTextPdf } from '@mssgw/mssante';
+
 export const TEST_INS_OID = '1.2.250.1.213.1.4.10';
 const RPPS_OID = '1.2.250.1.71.4.2.1';
 
-/** A one-page PDF with the given lines of text, padded to `padTo` bytes with a comment stream if asked. */
-export function makePdf(lines: string[], padTo = 0): Buffer {
-  const text = lines.map((l, i) => `BT /F1 11 Tf 56 ${780 - i * 16} Td (${l.replace(/[()\\]/g, '\\$&')}) Tj ET`).join('\n');
-  const objects = [
-    '<< /Type /Catalog /Pages 2 0 R >>',
-    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
-    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
-    `<< /Length ${Buffer.byteLength(text, 'latin1')} >>\nstream\n${text}\nendstream`,
-    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
-  ];
-  let body = '%PDF-1.4\n';
-  const offsets: number[] = [];
-  objects.forEach((o, i) => {
-    offsets.push(Buffer.byteLength(body, 'latin1'));
-    body += `${i + 1} 0 obj\n${o}\nendobj\n`;
-  });
-  if (padTo > 0) {
-    const missing = padTo - Buffer.byteLength(body, 'latin1') - 200;
-    if (missing > 0) body += `%${'x'.repeat(missing)}\n`;
-  }
-  const xref = Buffer.byteLength(body, 'latin1');
-  body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
-  for (const off of offsets) body += `${String(off).padStart(10, '0')} 00000 n \n`;
-  body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
-  return Buffer.from(body, 'latin1');
-}
+/** A PDF with the given lines of text (the gateway's own renderer), padded to about `padTo` bytes if asked. */
+export const makePdf = (lines: string[], padTo = 0): Buffer => renderTextPdf(lines, padTo);
 
 export interface SamplePatient {
   ins: string;

@@ -21,6 +21,7 @@ describe('generated XML against the shared schemas (xmllint)', () => {
         patient: { ins: PATIENTS[0]!.ins, oid: '1.2.250.1.213.1.4.10' }, documents: [{ cda, header: readCdaHeader(cda) }],
         senderName: 'CHU Demo & Cie <Labo>', senderAddress: 'labo-noreply@chu-demo.mssante.test', sourceOid: '1.2.250.1.999.1.1',
         submissionSetUid: '2.25.42', submissionTime: new Date('2026-11-26T09:30:00Z'), ...(action ? { action } : {}),
+        defaults: { facilityType: { code: 'SA01', displayName: 'Etablissement public de santé', codingScheme: '1.2.250.1.71.4.2.4' }, practiceSetting: { code: 'ETABLISSEMENT', displayName: 'Etablissement de santé', codingScheme: '1.2.250.1.213.1.1.4.9' } },
       });
       const v = validate('ebrim/ebRS/lcm.xsd', xml);
       expect(v.errors).toBe('');

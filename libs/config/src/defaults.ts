@@ -58,6 +58,14 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
       productReference: 'MSSGW-DEMO-0001',
       whitelist: { refreshIntervalMs: 24 * 3600 * 1000 },
       testDomains: ['chu-demo.mssante.test', 'cabinet-demo.mssante.test'],
+      // 1.2.250.1.999: an arc for tests and demos; an establishment uses an OID of its own.
+      documents: {
+        idRoot: '1.2.250.1.999.3.1',
+        sourceOid: '1.2.250.1.999.1.1',
+        custodian: { idNatStruct: '1999999999', name: 'CHU Demo' },
+        facilityType: { code: 'SA01', displayName: 'Etablissement public de santé' },
+        practiceSetting: { code: 'ETABLISSEMENT', displayName: 'Etablissement de santé' },
+      },
     },
     directory: {},
     routing: {

@@ -34,6 +34,8 @@ const MllpListener = z
   })
   .strict();
 
+const oid = z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'expected an OID such as 1.2.250.1.999.1');
+const XdsCodeConfig = z.object({ code: z.string().min(1), displayName: z.string().min(1) }).strict();
 const domainName = z.string().regex(/^([a-z0-9-]+\.)+[a-z0-9-]{2,}$/i, 'expected a domain name');
 
 /** Who may be sent a result: PRT RCT recipients, ordering and copied practitioners, the reader, the patient. */
@@ -121,6 +123,20 @@ export const GatewayConfigSchema = z
           .strict(),
         /** Test domains accepted on purpose, outside the liste blanche; refused in production. */
         testDomains: z.array(domainName),
+        /** What the gateway writes into the CDA documents it wraps and the XDM metadata it builds. */
+        documents: z
+          .object({
+            /** OID under which the gateway issues the ids of the CDA documents it wraps (a set id arc is derived). */
+            idRoot: oid,
+            /** XDSSubmissionSet.sourceId: the OID identifying this gateway as the source of submissions. */
+            sourceOid: oid,
+            /** The custodian of wrapped documents: the establishment (national structure id and name). */
+            custodian: z.object({ idNatStruct: z.string().min(1), name: z.string().min(1) }).strict(),
+            /** XDS healthcareFacilityTypeCode (TRE_R02-SecteurActivite) and practiceSettingCode (TRE_A01-CadreExercice). */
+            facilityType: XdsCodeConfig,
+            practiceSetting: XdsCodeConfig,
+          })
+          .strict(),
       })
       .strict(),
     directory: z

@@ -97,6 +97,8 @@ export interface ResultMessage {
   documentLabel: string;
   /** TXA-12 for MDM when present. */
   documentId?: string;
+  /** The order the report answers: OBR-3 (filler), else OBR-2 / ORC-3 / ORC-2 (placer). */
+  orderId?: string;
   /** ORC-1 as written (NW, RO, CA...), checked against the event and OBX-11 by validateResult. */
   orderControl: string;
   /** OBX-11 of every report OBX, with its segment position. */
@@ -267,6 +269,7 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
     documentCode,
     documentLabel,
     ...(txa && msg.get(txa, 12) ? { documentId: msg.get(txa, 12) } : {}),
+    ...(orderIdOf(msg) ? { orderId: orderIdOf(msg) } : {}),
     orderControl,
     reportStatuses: statuses.map((x) => ({ status: x.status, segmentIndex: x.segment.index })),
     observations: observationList,
@@ -455,4 +458,10 @@ function readParticipants(msg: Er7Message): Participant[] {
   const interp = msg.components(Er7Message.raw(obr, 32))[0] ?? '';
   if (interp) add(person(msg, msg.subcomponents(interp).join(msg.delimiters.component), 'interpreter', 'OBR-32'));
   return out;
+}
+
+function orderIdOf(msg: Er7Message): string | undefined {
+  const obr = msg.first('OBR');
+  const orc = msg.first('ORC');
+  return (obr && (msg.get(obr, 3, 1) || msg.get(obr, 2, 1))) || (orc && (msg.get(orc, 3, 1) || msg.get(orc, 2, 1))) || undefined;
 }

@@ -13,6 +13,16 @@ export interface CdaHeader {
   effectiveTime: string;
   confidentiality: string;
   languageCode: string;
+  templateIds: string[];
+  /** recordTarget/patientRole/id: the INS and the local ids. */
+  patientIds: { root: string; extension: string }[];
+  /** The first author: a person (id, name) or a system, with its organisation. */
+  author?: { id?: { root: string; extension: string }; family?: string; given?: string; organisation?: { id?: string; name?: string } };
+  custodian?: { id?: string; name?: string };
+  /** componentOf/encompassingEncounter/location/healthCareFacility/code (XDS healthcareFacilityTypeCode). */
+  facilityType?: { code: string; displayName: string; codeSystem: string };
+  /** documentationOf/serviceEvent/performer/…/standardIndustryClassCode (XDS practiceSettingCode). */
+  practiceSetting?: { code: string; displayName: string; codeSystem: string };
   /** Embedded PDF of an N1 document (nonXMLBody) or of an N3 section, when present. */
   pdf?: Buffer;
 }
@@ -41,11 +51,20 @@ function findPdf(node: unknown, depth = 0): Buffer | undefined {
   return undefined;
 }
 
+const first = (v: unknown): Node | undefined => (Array.isArray(v) ? (v[0] as Node | undefined) : (v as Node | undefined));
+const all = (v: unknown): Node[] => (Array.isArray(v) ? (v as Node[]) : v ? [v as Node] : []);
+const path = (n: unknown, ...keys: string[]): Node | undefined => keys.reduce<Node | undefined>((cur, k) => first(cur?.[k]), n as Node | undefined);
+const coded = (n: Node | undefined) => (n && attr(n, 'code') ? { code: attr(n, 'code'), displayName: attr(n, 'displayName'), codeSystem: attr(n, 'codeSystem') } : undefined);
+const nameOf = (n: Node | undefined) => ({ family: text(first(n?.['family'])), given: text(first(n?.['given'])) });
+
 export function readCdaHeader(xml: Buffer): CdaHeader {
   const doc = (parser.parse(xml.toString('utf8')) as Node)['ClinicalDocument'] as Node | undefined;
   if (!doc) throw new Error('not a CDA document: no ClinicalDocument element');
   const setId = doc['setId'];
   const pdf = findPdf(doc['component']);
+  const custodian = path(doc, 'custodian', 'assignedCustodian', 'representedCustodianOrganization');
+  const facilityType = coded(path(doc, 'componentOf', 'encompassingEncounter', 'location', 'healthCareFacility', 'code'));
+  const practiceSetting = coded(path(doc, 'documentationOf', 'serviceEvent', 'performer', 'assignedEntity', 'representedOrganization', 'standardIndustryClassCode'));
   return {
     id: { root: attr(doc['id'], 'root'), ...(attr(doc['id'], 'extension') ? { extension: attr(doc['id'], 'extension') } : {}) },
     ...(setId ? { setId: { root: attr(setId, 'root'), ...(attr(setId, 'extension') ? { extension: attr(setId, 'extension') } : {}) } } : {}),
@@ -57,6 +76,27 @@ export function readCdaHeader(xml: Buffer): CdaHeader {
     effectiveTime: attr(doc['effectiveTime'], 'value'),
     confidentiality: attr(doc['confidentialityCode'], 'code'),
     languageCode: attr(doc['languageCode'], 'code'),
+    templateIds: all(doc['templateId']).map((t) => attr(t, 'root')),
+    patientIds: all(path(doc, 'recordTarget', 'patientRole')?.['id']).map((i) => ({ root: attr(i, 'root'), extension: attr(i, 'extension') })),
+    ...readAuthor(doc),
+    ...(custodian ? { custodian: { id: attr(first(custodian['id']), 'extension'), name: text(first(custodian['name'])) } } : {}),
+    ...(facilityType ? { facilityType } : {}),
+    ...(practiceSetting ? { practiceSetting } : {}),
     ...(pdf ? { pdf } : {}),
+  };
+}
+
+function readAuthor(doc: Node): Pick<CdaHeader, 'author'> {
+  const a = path(doc, 'author', 'assignedAuthor');
+  if (!a) return {};
+  const id = first(a['id']);
+  const person = path(a, 'assignedPerson', 'name');
+  const org = path(a, 'representedOrganization');
+  return {
+    author: {
+      ...(id && attr(id, 'root') ? { id: { root: attr(id, 'root'), extension: attr(id, 'extension') } } : {}),
+      ...(person ? nameOf(person) : {}),
+      ...(org ? { organisation: { id: attr(first(org['id']), 'extension'), name: text(first(org['name'])) } } : {}),
+    },
   };
 }

@@ -1,4 +1,8 @@
 export { readCdaHeader, type CdaHeader } from './cda.ts';
-export { buildXdmArchive, buildMetadata, documentFileName, type XdmInput, type XdmDocument, type XdmPatient } from './xdm.ts';
+export { buildCdaN1, DOCUMENT_TYPES, XDS_SD_TEMPLATE, type CdaN1Input, type InstanceId } from './cda-n1.ts';
+export { buildXdmArchive, buildMetadata, documentFileName, formatCodeOf, CLASS_CODE, type XdmInput, type XdmDocument, type XdmPatient, type XdsCode } from './xdm.ts';
 export { buildMailSpecs, mssanteSubject, pdfFileName, type MailInput, type MailAttachment, type SenderMailbox } from './mail.ts';
+export { buildResultContent, documentSettings, type ContentInput, type ResultContent, type ReceivedDocument, type DocumentSettings } from './compose.ts';
+export { mailOptions } from './mime.ts';
+export { renderTextPdf } from './pdf.ts';
 export { DEFAULT_BODIES, fillTemplate, type Audience } from './templates.ts';

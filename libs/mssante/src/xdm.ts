@@ -2,10 +2,21 @@ import { createHash } from 'node:crypto';
 import yazl from 'yazl';
 import type { CdaHeader } from './cda.ts';
 
-/** Patient identity as the XDS patientId: the INS with its assigning authority (CX, type NH). */
+/** Patient identity as the XDS patientId: the INS with its assigning authority (CX, type NH), and its traits. */
 export interface XdmPatient {
   ins: string;
   oid: string;
+  family?: string;
+  given?: string;
+  birthDate?: string;
+  sex?: string;
+}
+
+/** A code of a French value set as XDS classifications carry it. */
+export interface XdsCode {
+  code: string;
+  displayName: string;
+  codingScheme: string;
 }
 
 export interface XdmDocument {
@@ -26,6 +37,30 @@ export interface XdmInput {
   /** "C" (change) for a replacement, "D" for a deletion (the ANS extra-metadata "action"). */
   action?: 'C' | 'D';
   submissionTime: Date;
+  /** Used when a CDA header does not carry them (componentOf … healthCareFacility/code, … standardIndustryClassCode). */
+  defaults: { facilityType: XdsCode; practiceSetting: XdsCode };
+}
+
+/** XDS classCode of the CI-SIS (TRE_A03-ClasseDocument): every report the gateway carries is a "Compte rendu". */
+export const CLASS_CODE: XdsCode = { code: '10', displayName: 'Compte rendu', codingScheme: '1.2.250.1.213.1.1.4.1' };
+const IHE_FORMAT_SCHEME = '1.3.6.1.4.1.19376.1.2.3';
+
+/**
+ * formatCode from the CDA's templateIds, most specific first (ANS ConceptMap TRE_R220/R221 → TRE_A11-IheFormatCode):
+ * CR-BIO → XD-LAB, structured imaging report, then XDS-SD for a level 1 document.
+ */
+const FORMAT_BY_TEMPLATE: [string, string, string][] = [
+  ['1.2.250.1.213.1.1.1.55', 'urn:ihe:lab:xd-lab:2008', "CR d'examens biologiques"],
+  ['1.3.6.1.4.1.19376.1.3.3', 'urn:ihe:lab:xd-lab:2008', "CR d'examens biologiques"],
+  ['1.2.250.1.213.1.1.1.45', 'urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013', "CR d'imagerie médicale"],
+  ['1.3.6.1.4.1.19376.1.2.20', 'urn:ihe:iti:xds-sd:pdf:2008', 'Document à corps non structuré en Pdf/A-1'],
+];
+
+export function formatCodeOf(header: CdaHeader): XdsCode {
+  const hit = FORMAT_BY_TEMPLATE.find(([template]) => header.templateIds.includes(template));
+  return hit
+    ? { code: hit[1], displayName: hit[2], codingScheme: IHE_FORMAT_SCHEME }
+    : { code: 'urn:ihe:iti:xds:2017:mimeTypeSufficient', displayName: 'Format décrit par le type MIME', codingScheme: IHE_FORMAT_SCHEME };
 }
 
 const x = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -36,6 +71,10 @@ const name = (v: string) => `<rim:Name><rim:LocalizedString value="${x(v)}"/></r
 const classification = (id: string, scheme: string, object: string, code: string, codingScheme: string, display: string) =>
   `<rim:Classification id="${id}" classificationScheme="${scheme}" classifiedObject="${object}" nodeRepresentation="${x(code)}">` +
   `${slot('codingScheme', codingScheme)}${name(display)}</rim:Classification>`;
+const authorClassification = (id: string, scheme: string, object: string, slots: [string, string][]) =>
+  `<rim:Classification id="${id}" classificationScheme="${scheme}" classifiedObject="${object}" nodeRepresentation="">` +
+  `${slots.filter(([, v]) => v).map(([n, v]) => slot(n, v)).join('')}</rim:Classification>`;
+const code = (id: string, scheme: string, object: string, c: XdsCode) => classification(id, scheme, object, c.code, c.codingScheme, c.displayName);
 const externalId = (id: string, scheme: string, object: string, value: string, label: string) =>
   `<rim:ExternalIdentifier id="${id}" identificationScheme="${scheme}" registryObject="${object}" value="${x(value)}">${name(label)}</rim:ExternalIdentifier>`;
 
@@ -46,6 +85,10 @@ const XDS = {
   typeCode: 'urn:uuid:f0306f51-975f-434e-a61c-c59651d33983',
   confidentiality: 'urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f',
   formatCode: 'urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d',
+  docAuthor: 'urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d',
+  facilityType: 'urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1',
+  practiceSetting: 'urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead',
+  ssAuthor: 'urn:uuid:a7058bb9-b4e4-4316-ba5b-81d3fe4a2e8f',
   docPatientId: 'urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427',
   docUniqueId: 'urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab',
   submissionSet: 'urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd',
@@ -57,30 +100,67 @@ const XDS = {
 
 export const documentFileName = (i: number) => `DOC${String(i + 1).padStart(4, '0')}.XML`;
 
+const APPROVED = 'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved';
+const HL7_ESC = (v: string) => v.replace(/[|^~\\&]/g, ' ');
+
+/** XCN of a CDA author: id ^ family ^ given ^^^^^^ &assigning authority OID&ISO ^ D ^^^ IDNPS. */
+function authorPerson(h: CdaHeader): string {
+  const a = h.author;
+  if (!a?.id?.extension || !a.family) return '';
+  return `${HL7_ESC(a.id.extension)}^${HL7_ESC(a.family)}^${HL7_ESC(a.given ?? '')}^^^^^^&${a.id.root}&ISO^D^^^IDNPS`;
+}
+
+/** XON of an organisation: name ^^^^^ &1.2.250.1.71.4.2.2&ISO ^ IDNST ^^^ id. */
+const xon = (name: string, id?: string) => (id ? `${HL7_ESC(name)}^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^${HL7_ESC(id)}` : HL7_ESC(name));
+
+/**
+ * METADATA.XML: an ebRS 3.0 SubmitObjectsRequest with one XDSDocumentEntry per CDA (the URI, hash and size of its
+ * file in the archive, its codes from the CDA header and the French value sets), the XDSSubmissionSet and one
+ * HasMember association per document. patientId is the INS, as receivers file on it (ECO.2.1.2).
+ */
 export function buildMetadata(input: XdmInput): string {
-  const patientId = `${input.patient.ins}^^^&${input.patient.oid}&ISO^NH`;
+  const p = input.patient;
+  const patientId = `${p.ins}^^^&${p.oid}&ISO^NH`;
+  const patientInfo = [
+    `PID-3|${patientId}`,
+    p.family || p.given ? `PID-5|${HL7_ESC(p.family ?? '')}^${HL7_ESC(p.given ?? '')}^^^^^L` : '',
+    p.birthDate ? `PID-7|${p.birthDate.slice(0, 8)}` : '',
+    p.sex ? `PID-8|${p.sex}` : '',
+  ].filter(Boolean);
   const entries = input.documents.map((d, i) => {
     const id = `Document${String(i + 1).padStart(2, '0')}`;
     const h = d.header;
     const uniqueId = h.id.extension ? `${h.id.root}^${h.id.extension}` : h.id.root;
+    const time = h.effectiveTime.slice(0, 14);
+    const facility = h.facilityType ? { code: h.facilityType.code, displayName: h.facilityType.displayName, codingScheme: h.facilityType.codeSystem || '1.2.250.1.71.4.2.4' } : input.defaults.facilityType;
+    const practice = h.practiceSetting ? { code: h.practiceSetting.code, displayName: h.practiceSetting.displayName, codingScheme: h.practiceSetting.codeSystem || '1.2.250.1.213.1.1.4.9' } : input.defaults.practiceSetting;
+    const org = h.author?.organisation?.name ? xon(h.author.organisation.name, h.author.organisation.id) : h.custodian?.name ? xon(h.custodian.name, h.custodian.id) : '';
     return (
-      `<rim:ExtrinsicObject id="${id}" mimeType="text/xml" objectType="${XDS.docEntry}">` +
-      slot('creationTime', h.effectiveTime.slice(0, 14)) +
+      `<rim:ExtrinsicObject id="${id}" mimeType="text/xml" objectType="${XDS.docEntry}" status="${APPROVED}">` +
+      slot('creationTime', time) +
       slot('hash', createHash('sha1').update(d.cda).digest('hex')) +
       slot('size', String(d.cda.length)) +
       slot('URI', documentFileName(i)) +
       slot('languageCode', h.languageCode || 'fr-FR') +
+      slot('serviceStartTime', time) +
+      slot('serviceStopTime', time) +
       slot('sourcePatientId', patientId) +
+      slot('sourcePatientInfo', ...patientInfo) +
       (input.action ? slot('action', input.action) : '') +
       name(h.title || h.displayName) +
+      authorClassification(`${id}-author`, XDS.docAuthor, id, [['authorPerson', authorPerson(h)], ['authorInstitution', org]]) +
+      code(`${id}-class`, XDS.classCode, id, CLASS_CODE) +
+      classification(`${id}-conf`, XDS.confidentiality, id, h.confidentiality || 'N', '2.16.840.1.113883.5.25', { N: 'Normal', R: 'Restreint', V: 'Très restreint' }[h.confidentiality || 'N'] ?? 'Normal') +
+      code(`${id}-format`, XDS.formatCode, id, formatCodeOf(h)) +
+      code(`${id}-facility`, XDS.facilityType, id, facility) +
+      code(`${id}-practice`, XDS.practiceSetting, id, practice) +
       classification(`${id}-type`, XDS.typeCode, id, h.code, h.codeSystem || '2.16.840.1.113883.6.1', h.displayName) +
-      classification(`${id}-conf`, XDS.confidentiality, id, h.confidentiality || 'N', '2.16.840.1.113883.5.25', 'Normal') +
       externalId(`${id}-pid`, XDS.docPatientId, id, patientId, 'XDSDocumentEntry.patientId') +
       externalId(`${id}-uid`, XDS.docUniqueId, id, uniqueId, 'XDSDocumentEntry.uniqueId') +
       `</rim:ExtrinsicObject>`
     );
   });
-  const ssUid = input.submissionSetUid;
+  const firstDoc = input.documents[0]?.header;
   const associations = input.documents.map(
     (_, i) =>
       `<rim:Association id="Assoc${i + 1}" associationType="urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember" ` +
@@ -90,9 +170,14 @@ export function buildMetadata(input: XdmInput): string {
     `<?xml version="1.0" encoding="UTF-8"?>\n` +
     `<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">` +
     `<rim:RegistryObjectList>${entries.join('')}` +
-    `<rim:RegistryPackage id="SubmissionSet01">${slot('submissionTime', ts(input.submissionTime))}${name(input.senderName)}` +
+    `<rim:RegistryPackage id="SubmissionSet01" status="${APPROVED}">${slot('submissionTime', ts(input.submissionTime))}${name(input.senderName)}` +
+    authorClassification('SubmissionSet01-author', XDS.ssAuthor, 'SubmissionSet01', [
+      ['authorInstitution', HL7_ESC(input.senderName)], ['authorTelecommunication', `^^Internet^${input.senderAddress}`],
+    ]) +
+    // contentTypeCode: the clinical activity of the submission, given here by the type of its first document.
+    (firstDoc ? classification('SubmissionSet01-content', XDS.ssContentType, 'SubmissionSet01', firstDoc.code, firstDoc.codeSystem || '2.16.840.1.113883.6.1', firstDoc.displayName || firstDoc.title) : '') +
     `<rim:Classification id="SubmissionSet01-class" classifiedObject="SubmissionSet01" classificationNode="${XDS.submissionSet}"/>` +
-    externalId('SubmissionSet01-uid', XDS.ssUniqueId, 'SubmissionSet01', ssUid, 'XDSSubmissionSet.uniqueId') +
+    externalId('SubmissionSet01-uid', XDS.ssUniqueId, 'SubmissionSet01', input.submissionSetUid, 'XDSSubmissionSet.uniqueId') +
     externalId('SubmissionSet01-src', XDS.ssSourceId, 'SubmissionSet01', input.sourceOid, 'XDSSubmissionSet.sourceId') +
     externalId('SubmissionSet01-pid', XDS.ssPatientId, 'SubmissionSet01', patientId, 'XDSSubmissionSet.patientId') +
     `</rim:RegistryPackage>${associations.join('')}</rim:RegistryObjectList></lcm:SubmitObjectsRequest>\n`

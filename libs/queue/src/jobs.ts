@@ -64,6 +64,7 @@ export const IntakeJob = z.object({
     documentCode: z.string(),
     documentLabel: z.string(),
     documentId: z.string().optional(),
+    orderId: z.string().optional(),
     orderControl: z.string(),
     reportStatuses: z.array(z.object({ status: z.string(), segmentIndex: z.number() })),
     observations: z.array(

@@ -284,6 +284,24 @@ export class StatusStore extends ExpiringStore {
     return typeof holder === 'string' ? holder : resultId;
   }
 
+  /**
+   * The version number of a wrapped document in its set for this result: the next one the first time, the same one
+   * when the routing job is retried. A deletion names the current version without taking a new one.
+   */
+  async documentVersion(setId: string, resultId: string, takeNew: boolean): Promise<number> {
+    const v = await this.redis.eval(
+      `local v = redis.call('HGET', KEYS[2], ARGV[1])
+if v then return tonumber(v) end
+if ARGV[2] == '1' then v = redis.call('INCR', KEYS[1]) else v = tonumber(redis.call('GET', KEYS[1]) or '1') end
+redis.call('HSET', KEYS[2], ARGV[1], v)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return v`,
+      2, `${this.p}:set-version:${setId}`, `${this.p}:set-version-by-result:${setId}`, resultId, takeNew ? '1' : '0', String(Math.max(this.retentionSeconds, 5 * 365 * 24 * 3600)),
+    );
+    return Number(v);
+  }
+
   async markDuplicate(resultId: string, duplicateOf: string): Promise<void> {
     await this.redis.hset(this.k.result(resultId), 'duplicateOf', duplicateOf, 'routedAt', Date.now());
   }

@@ -1,6 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Transporter } from 'nodemailer';
 import type { ApplicativeMailboxConfig } from '@mssgw/config';
+import { mailOptions } from '@mssgw/mssante';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -83,19 +84,10 @@ async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: App
     throw new DelayedError();
   }
   const spec = await ctx.mails.get(d.mailId);
-  const attachments = await Promise.all(
-    spec.attachments.map(async (a) => ({ filename: a.filename, contentType: a.contentType, content: await ctx.documents.get(a.sha256) })),
-  );
+  const contents = await Promise.all(spec.attachments.map((a) => ctx.documents.get(a.sha256)));
   try {
     const info = (await transport.sendMail({
-      from: spec.fromName ? { name: spec.fromName, address: spec.from } : spec.from,
-      to: spec.to,
-      ...(spec.replyTo ? { replyTo: spec.replyTo } : {}),
-      subject: spec.subject,
-      text: spec.text,
-      headers: spec.headers,
-      messageId: spec.messageId,
-      attachments,
+      ...mailOptions(spec, contents),
       envelope: { from: spec.from, to: [d.recipient] },
       dsn: { id: d.deliveryId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: d.recipient },
     })) as { response: string; accepted: string[]; rejected: string[] };

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
-import { buildMailSpecs, buildXdmArchive, pdfFileName, readCdaHeader, type CdaHeader, type MailAttachment, type XdmDocument } from '@mssgw/mssante';
+import { buildMailSpecs, buildResultContent, documentSettings, readCdaHeader, type CdaHeader } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import { route, type Recipient, type Refusal, type RoutingDecision } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -8,9 +7,6 @@ import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
 
 export { startReferenceData, type ReferenceData };
-
-/** OID under which the gateway identifies its XDM submission sets (sourceId). */
-const GATEWAY_SOURCE_OID = '1.2.250.1.999.1.1';
 
 export interface RouterService extends RunningService {
   worker: Worker;
@@ -61,8 +57,21 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
         return;
       }
     }
-    const content = decision.recipients.length ? await buildAttachments(ctx, data, documents) : undefined;
-    if (content) refuseOversized(decision, content.bytes, config.routing);
+    const content = decision.recipients.length
+      ? await buildResultContent({
+          resultId, result, receivedAt: data.receivedAt, documents, resultType: decision.resultType,
+          sender: { name: mailbox.displayName ?? mailbox.address, address: mailbox.address },
+          settings: documentSettings(config.mssante.documents),
+          versionOf: (set) => ctx.status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
+        })
+      : undefined;
+    if (content) {
+      // Each attachment is stored once, whatever the number of mails and recipients that carry it.
+      for (const [, bytes] of content.contents) await ctx.documents.put(bytes);
+      if (data.result.documentId) await ctx.status.indexDocument(data.result.documentId, resultId);
+      for (const id of content.documentIds) await ctx.status.indexDocument(id, resultId);
+      refuseOversized(decision, content.bytes, config.routing);
+    }
     await recordRefusals(ctx, resultId, decision.refusals);
     const specs = content && decision.recipients.length
       ? buildMailSpecs({
@@ -165,55 +174,6 @@ async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<Load
       return ref.kind === 'cda' ? { ref, content, header: readCdaHeader(content) } : { ref, content };
     }),
   );
-}
-
-/** IHE_XDM.ZIP from the CDA documents, then the PDFs (given, or embedded in the CDA) and any other report. */
-async function buildAttachments(
-  ctx: ServiceContext,
-  data: IntakeJob,
-  documents: LoadedDocument[],
-): Promise<{ attachments: MailAttachment[]; cdaCodes: string[]; qualifiedIns: boolean; bytes: number }> {
-  if (data.result.documentId) await ctx.status.indexDocument(data.result.documentId, data.resultId);
-  const { result } = data;
-  const attachments: MailAttachment[] = [];
-  const cdas: XdmDocument[] = [];
-  const pdfs: Buffer[] = [];
-  let bytes = 0;
-  let actDate = new Date(data.receivedAt).toISOString().replace(/-/g, '').slice(0, 8);
-  for (const { ref, content, header } of documents) {
-    if (header) {
-      cdas.push({ cda: content, header });
-      await ctx.status.indexDocument(header.id.extension ? `${header.id.root}^${header.id.extension}` : header.id.root, data.resultId);
-      if (header.pdf) pdfs.push(header.pdf);
-      if (/^\d{8}/.test(header.effectiveTime)) actDate = header.effectiveTime.slice(0, 8);
-    } else if (ref.kind === 'pdf') {
-      pdfs.push(content);
-    } else {
-      bytes += content.length;
-      attachments.push({ filename: `${actDate}_${(result.documentLabel || 'compte-rendu').replace(/[\\/:*?"<>|]+/g, ' ')}.txt`, contentType: 'text/plain; charset=utf-8', sha256: ref.sha256 });
-    }
-  }
-  const ins = result.patient.ins;
-  if (cdas.length && ins) {
-    const zip = await buildXdmArchive({
-      patient: { ins: ins.value, oid: ins.oid },
-      documents: cdas,
-      senderName: result.sendingFacility || result.sendingApplication,
-      senderAddress: ctx.config.mailboxes.find((m) => m.sources.includes(data.source))?.address ?? ctx.config.mailboxes[0]!.address,
-      sourceOid: GATEWAY_SOURCE_OID,
-      submissionSetUid: `2.25.${BigInt(`0x${createHash('sha256').update(data.resultId).digest('hex').slice(0, 30)}`).toString()}`,
-      ...(result.action === 'replace' ? { action: 'C' as const } : result.action === 'delete' ? { action: 'D' as const } : {}),
-      submissionTime: new Date(data.receivedAt),
-    });
-    bytes += zip.length;
-    attachments.unshift({ filename: 'IHE_XDM.ZIP', contentType: 'application/zip', sha256: await ctx.documents.put(zip) });
-  }
-  for (const [i, pdf] of pdfs.entries()) {
-    const name = pdfFileName(result, actDate).replace(/\.pdf$/, pdfs.length > 1 ? `_${i + 1}.pdf` : '.pdf');
-    bytes += pdf.length;
-    attachments.push({ filename: name, contentType: 'application/pdf', sha256: await ctx.documents.put(pdf) });
-  }
-  return { attachments, cdaCodes: cdas.map((c) => c.header.code).filter(Boolean), qualifiedIns: Boolean(ins?.qualified), bytes };
 }
 
 async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: IntakeJob, queue: Queue, recipients: Recipient[]): Promise<void> {
