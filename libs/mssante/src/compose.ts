@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { DocumentRef, QueuedResult } from '@mssgw/queue';
+import type { DocumentRef, MailSpec, QueuedResult } from '@mssgw/queue';
+import { applySizeLimits, route, type RoutingDecision, type RoutingPolicy } from '@mssgw/routing';
 import { readCdaHeader, type CdaHeader } from './cda.ts';
 import { buildCdaN1, type InstanceId } from './cda-n1.ts';
-import { pdfFileName, type MailAttachment } from './mail.ts';
+import { buildMailSpecs, pdfFileName, type MailAttachment, type SenderMailbox } from './mail.ts';
 import { renderTextPdf } from './pdf.ts';
 import { buildXdmArchive, type XdsCode, type XdmDocument } from './xdm.ts';
 
@@ -178,4 +179,39 @@ async function wrapAsCda(input: ContentInput, documents: ReceivedDocument[]): Pr
 /** YYYYMMDDHHMMSS (UTC) of when the gateway received the result: the wrapped document's creation time. */
 function reportTime(_result: QueuedResult, receivedAt: number): string {
   return new Date(receivedAt).toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}
+
+export interface PlanInput extends Omit<ContentInput, 'resultType' | 'sender'> {
+  policy: RoutingPolicy;
+  mailbox: SenderMailbox;
+  productReference: string;
+  limits: { maxPatientMailBytes: number; maxMailBytes: number };
+}
+
+export interface ResultPlan {
+  decision: RoutingDecision;
+  /** Absent when nobody is to receive the result. */
+  content?: ResultContent;
+  mails: MailSpec[];
+}
+
+/**
+ * Everything decided for a result before anything is stored or sent: its recipients and refusals, the content of
+ * its mails, the mails. The router and `mssgw compose` both run this, so what compose shows is what is sent.
+ */
+export async function planResult(input: PlanInput): Promise<ResultPlan> {
+  const decision = await route(input.result, input.policy);
+  if (!decision.recipients.length) return { decision, mails: [] };
+  const content = await buildResultContent({
+    ...input, resultType: decision.resultType, sender: { name: input.mailbox.displayName ?? input.mailbox.address, address: input.mailbox.address },
+  });
+  applySizeLimits(decision, content.bytes, input.limits);
+  const mails = decision.recipients.length
+    ? buildMailSpecs({
+        resultId: input.resultId, result: input.result, recipients: decision.recipients, ...(decision.replyTo ? { replyTo: decision.replyTo } : {}),
+        mailbox: input.mailbox, productReference: input.productReference,
+        attachments: content.attachments, cdaCodes: content.cdaCodes, qualifiedIns: content.qualifiedIns,
+      })
+    : [];
+  return { decision, content, mails };
 }

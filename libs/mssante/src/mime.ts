@@ -1,3 +1,4 @@
+import MailComposer from 'nodemailer/lib/mail-composer';
 import type { MailSpec } from '@mssgw/queue';
 
 /**
@@ -15,4 +16,10 @@ export function mailOptions(spec: MailSpec, contents: Buffer[]) {
     messageId: spec.messageId,
     attachments: spec.attachments.map((a, i) => ({ filename: a.filename, contentType: a.contentType, content: contents[i]! })),
   };
+}
+
+/** The mail as an RFC 5322 message (what `mssgw compose` writes): exactly what the dispatcher would send. */
+export async function buildEml(spec: MailSpec, contents: Buffer[], date?: Date): Promise<Buffer> {
+  const composer = new MailComposer({ ...mailOptions(spec, contents), ...(date ? { date } : {}) });
+  return composer.compile().build();
 }

@@ -13,3 +13,7 @@ export const QUEUES = {
 /** Short, stable, colon-free ids (BullMQ job ids may not contain ':'). */
 export const stableId = (prefix: string, ...parts: string[]): string =>
   `${prefix}-${createHash('sha256').update(parts.join('\u001f')).digest('hex').slice(0, 24)}`;
+
+/** A result's id: the same sending application, facility and control id (MSH-3/4/10) always give the same one. */
+export const resultIdOf = (r: { sendingApplication: string; sendingFacility: string; controlId: string }): string =>
+  stableId('r', r.sendingApplication, r.sendingFacility, r.controlId);

@@ -1,4 +1,4 @@
-import type { RecipientRole } from '@mssgw/config';
+import type { GatewayConfig, RecipientRole } from '@mssgw/config';
 import { chooseMailbox, type PractitionerDirectory } from '@mssgw/directory';
 import type { QueuedResult } from '@mssgw/queue';
 import { PATIENT_DOMAIN } from '@mssgw/whitelist';
@@ -220,4 +220,42 @@ function patientProblem(result: QueuedResult, address: string | undefined, polic
   if (policy.opposes?.(result.patient)) return { reason: 'patient-opposition', detail: 'the patient is on the opposition list' };
   if (!policy.allowsDomain(PATIENT_DOMAIN, true)) return { reason: 'not-whitelisted', detail: `${PATIENT_DOMAIN} is not allowed` };
   return undefined;
+}
+
+/** Mail size estimate: Base64 grows attachments by 4/3 (plus line breaks), and headers and body add a little. */
+export const estimatedMailBytes = (attachmentBytes: number): number => Math.ceil(attachmentBytes * 1.37) + 16 * 1024;
+
+/**
+ * Refuses, before anything is sent, the recipients whose mail would exceed its limit: Mon espace santé's for
+ * patients (25 MB), the operator's for everyone else.
+ */
+export function applySizeLimits(decision: RoutingDecision, attachmentBytes: number, limits: { maxPatientMailBytes: number; maxMailBytes: number }): void {
+  const size = estimatedMailBytes(attachmentBytes);
+  const mb = (n: number) => (n / 1048576).toFixed(1);
+  decision.recipients = decision.recipients.filter((r) => {
+    const limit = r.kind === 'patient' ? limits.maxPatientMailBytes : limits.maxMailBytes;
+    if (size <= limit) return true;
+    decision.refusals.push({
+      reason: 'too-large', kind: r.kind, address: r.address, origin: r.origin, ...(r.id ? { id: r.id } : {}),
+      detail: `the mail would weigh about ${mb(size)} MB, above the ${mb(limit)} MB limit for ${r.kind === 'patient' ? 'patients' : 'the operator'}`,
+    });
+    return false;
+  });
+}
+
+/** The routing policy of a source, from the configuration and the reference data in use. */
+export function policyForSource(
+  config: GatewayConfig,
+  source: string,
+  reference: Pick<RoutingPolicy, 'allowsDomain' | 'directory' | 'opposes'>,
+): RoutingPolicy {
+  const s = config.routing.sources[source];
+  return {
+    environment: config.environment,
+    ...reference,
+    ...(s?.roles ? { roles: s.roles } : {}),
+    ...(s?.resultType ? { resultType: s.resultType } : {}),
+    ...(s?.defaultMailbox ? { defaultMailbox: s.defaultMailbox } : {}),
+    siteStructureIds: s?.siteStructureIds ?? [],
+  };
 }

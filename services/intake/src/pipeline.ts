@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { buildAck, decodeHl7, Er7Message, Hl7Error, readHeader, readResult, validateResult, type AckCode, type AckTarget } from '@mssgw/hl7';
-import { QUEUES, stableId, type IntakeJob } from '@mssgw/queue';
+import { QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import { bullConnection, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 
@@ -58,7 +58,7 @@ export class ResultIntake {
       target = readHeader(msg);
       const result = validateResult(readResult(msg, decoded.charset));
       // The same sender and control id is the same result, whichever listener or topic brought it.
-      const resultId = stableId('r', result.sendingApplication, result.sendingFacility, result.controlId);
+      const resultId = resultIdOf(result);
       // Two round trips: the documents and the status record (idempotent) together, then the job. If Redis does
       // not confirm in time the producer hears AE and sends again; the job id makes that harmless.
       const job = await withTimeout(

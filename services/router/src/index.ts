@@ -1,7 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
-import { buildMailSpecs, buildResultContent, documentSettings, readCdaHeader, type CdaHeader } from '@mssgw/mssante';
+import { documentSettings, planResult, readCdaHeader, type CdaHeader } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
-import { route, type Recipient, type Refusal, type RoutingDecision } from '@mssgw/routing';
+import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
@@ -42,9 +42,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
   const processor = async (job: Job) => {
     const data = IntakeJob.parse(job.data);
     const { result, resultId } = data;
-    const decision = await route(result, reference.policyFor(data.source));
     const mailbox = config.mailboxes.find((m) => m.sources.includes(data.source)) ?? config.mailboxes[0]!;
-
     const documents = await loadDocuments(ctx, data);
     // The same document and version already sent under another control id: acknowledged, not sent again.
     const documentVersion = documentVersionOf(data, documents);
@@ -57,30 +55,22 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
         return;
       }
     }
-    const content = decision.recipients.length
-      ? await buildResultContent({
-          resultId, result, receivedAt: data.receivedAt, documents, resultType: decision.resultType,
-          sender: { name: mailbox.displayName ?? mailbox.address, address: mailbox.address },
-          settings: documentSettings(config.mssante.documents),
-          versionOf: (set) => ctx.status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
-        })
-      : undefined;
+    const { decision, content, mails: specs } = await planResult({
+      resultId, result, receivedAt: data.receivedAt, documents,
+      policy: reference.policyFor(data.source),
+      mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
+      productReference: config.mssante.productReference,
+      settings: documentSettings(config.mssante.documents),
+      limits: config.routing,
+      versionOf: (set) => ctx.status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
+    });
     if (content) {
       // Each attachment is stored once, whatever the number of mails and recipients that carry it.
       for (const [, bytes] of content.contents) await ctx.documents.put(bytes);
-      if (data.result.documentId) await ctx.status.indexDocument(data.result.documentId, resultId);
+      if (result.documentId) await ctx.status.indexDocument(result.documentId, resultId);
       for (const id of content.documentIds) await ctx.status.indexDocument(id, resultId);
-      refuseOversized(decision, content.bytes, config.routing);
     }
     await recordRefusals(ctx, resultId, decision.refusals);
-    const specs = content && decision.recipients.length
-      ? buildMailSpecs({
-          resultId, result, recipients: decision.recipients, ...(decision.replyTo ? { replyTo: decision.replyTo } : {}),
-          mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
-          productReference: config.mssante.productReference,
-          attachments: content.attachments, cdaCodes: content.cdaCodes, qualifiedIns: content.qualifiedIns,
-        })
-      : [];
     for (const spec of specs) {
       await ctx.mails.put(spec);
       await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address), decision.recipients);
@@ -124,23 +114,6 @@ function documentVersionOf(data: IntakeJob, documents: LoadedDocument[]): string
   const h = documents.find((d) => d.header)?.header;
   if (h?.id.root) return `${h.id.root}^${h.id.extension ?? ''}|${h.version ?? '1'}|${data.result.action}`;
   return data.result.documentId ? `${data.result.documentId}|${data.result.event}|${data.result.action}` : undefined;
-}
-
-/** Mail size estimate: Base64 grows attachments by 4/3 (plus line breaks), and headers and body add a little. */
-const mailBytes = (attachmentBytes: number) => Math.ceil(attachmentBytes * 1.37) + 16 * 1024;
-
-/** Patients' mails above the Mon espace santé limit, and any mail above the operator's, are refused before sending. */
-function refuseOversized(decision: RoutingDecision, attachmentBytes: number, limits: { maxPatientMailBytes: number; maxMailBytes: number }): void {
-  const size = mailBytes(attachmentBytes);
-  decision.recipients = decision.recipients.filter((r) => {
-    const limit = r.kind === 'patient' ? limits.maxPatientMailBytes : limits.maxMailBytes;
-    if (size <= limit) return true;
-    decision.refusals.push({
-      reason: 'too-large', kind: r.kind, address: r.address, origin: r.origin, ...(r.id ? { id: r.id } : {}),
-      detail: `the mail would weigh about ${(size / 1048576).toFixed(1)} MB, above the ${(limit / 1048576).toFixed(1)} MB limit for ${r.kind === 'patient' ? 'patients' : 'the operator'}`,
-    });
-    return false;
-  });
 }
 
 async function recordRefusals(ctx: ServiceContext, resultId: string, refusals: Refusal[]): Promise<void> {

@@ -4,7 +4,7 @@ import { Queue, Worker } from 'bullmq';
 import { readSecret } from '@mssgw/config';
 import { DirectoryChain, DirectoryStore, FhirDirectory, type DirectoryInfo, type PractitionerDirectory } from '@mssgw/directory';
 import { QUEUES } from '@mssgw/queue';
-import { OppositionList, type RoutingPolicy } from '@mssgw/routing';
+import { OppositionList, policyForSource, type RoutingPolicy } from '@mssgw/routing';
 import { bullConnection, type ServiceContext } from '@mssgw/runtime';
 import { metrics, referenceData } from '@mssgw/telemetry';
 import { WhitelistKeeper } from '@mssgw/whitelist';
@@ -117,19 +117,12 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
     refreshWorker.on('error', (err) => log.warn({ err: err.message }, 'reference-data worker error'));
   }
 
-  const policyFor = (source: string): RoutingPolicy => {
-    const s = config.routing.sources[source];
-    return {
-      environment: config.environment,
+  const policyFor = (source: string): RoutingPolicy =>
+    policyForSource(config, source, {
       allowsDomain: (domain, forPatient) => whitelist.allows(domain, forPatient),
       directory: chain,
-      ...(s?.roles ? { roles: s.roles } : {}),
-      ...(s?.resultType ? { resultType: s.resultType } : {}),
-      ...(s?.defaultMailbox ? { defaultMailbox: s.defaultMailbox } : {}),
-      siteStructureIds: s?.siteStructureIds ?? [],
-      ...(opposition ? { opposes: (p) => opposition.opposes(p) } : {}),
-    };
-  };
+      ...(opposition ? { opposes: (p: Parameters<OppositionList['opposes']>[0]) => opposition.opposes(p) } : {}),
+    });
 
   return {
     policyFor,

@@ -1,0 +1,62 @@
+import type { GatewayConfig } from '@mssgw/config';
+import type { PractitionerDirectory } from '@mssgw/directory';
+import { parseResult } from '@mssgw/hl7';
+import { buildEml, documentSettings, planResult } from '@mssgw/mssante';
+import { resultIdOf, type MailSpec, type QueuedResult } from '@mssgw/queue';
+import { policyForSource, type Refusal } from '@mssgw/routing';
+
+export interface ComposeOptions {
+  config: GatewayConfig;
+  /** The source the result would arrive from (its routing rules and sender mailbox). */
+  source: string;
+  allowsDomain(domain: string, forPatient: boolean): boolean;
+  directory?: PractitionerDirectory;
+  /** Fixed time for reproducible output (golden files); default now. */
+  now?: number;
+}
+
+export interface ComposedMail {
+  /** `<mail id>.eml` */
+  file: string;
+  spec: MailSpec;
+  eml: Buffer;
+}
+
+export interface ComposedResult {
+  resultId: string;
+  result: QueuedResult;
+  mails: ComposedMail[];
+  refusals: Refusal[];
+}
+
+/**
+ * What the gateway would send for an HL7 result, without sending it: the same parsing, routing, content and MIME
+ * code as the running services, offline. Throws Hl7Error for a message the listener would refuse.
+ */
+export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<ComposedResult> {
+  const parsed = parseResult(bytes);
+  const result: QueuedResult = { ...parsed, documents: parsed.documents.map(({ content: _c, ...d }) => d) };
+  const resultId = resultIdOf(result);
+  const now = o.now ?? Date.now();
+  const { config } = o;
+  const mailbox = config.mailboxes.find((m) => m.sources.includes(o.source)) ?? config.mailboxes[0]!;
+  const plan = await planResult({
+    resultId, result, receivedAt: now,
+    documents: parsed.documents.map((d) => ({ ref: d, content: d.content })),
+    policy: policyForSource(config, o.source, { allowsDomain: (d, p) => o.allowsDomain(d, p), ...(o.directory ? { directory: o.directory } : {}) }),
+    mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
+    productReference: config.mssante.productReference,
+    settings: documentSettings(config.mssante.documents),
+    limits: config.routing,
+    // Offline there is no version counter: an initial send is version 1, a replacement version 2.
+    versionOf: () => Promise.resolve(result.action === 'replace' ? 2 : 1),
+  });
+  const contents = plan.content?.contents ?? new Map<string, Buffer>();
+  const specs = plan.mails;
+  const mails = await Promise.all(specs.map(async (spec) => ({
+    file: `${spec.mailId}.eml`,
+    spec,
+    eml: await buildEml(spec, spec.attachments.map((a) => contents.get(a.sha256)!), new Date(now)),
+  })));
+  return { resultId, result, mails, refusals: plan.decision.refusals };
+}
