@@ -69,7 +69,11 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
     },
     directory: {},
     routing: {
-      sources: {},
+      // Raw results do not say whether they are lab or imaging: each source says it (their CDA says so otherwise).
+      sources: {
+        lab: { resultType: 'lab', roles: {}, siteStructureIds: ['999999999'] },
+        imaging: { resultType: 'imaging', roles: {}, siteStructureIds: ['999999999'] },
+      },
       maxPatientMailBytes: 25 * 1024 * 1024,
       maxMailBytes: 50 * 1024 * 1024,
       attempts: 10,

@@ -78,7 +78,8 @@ export function buildMailSpecs(input: MailInput): MailSpec[] {
       from: input.mailbox.address,
       ...(input.mailbox.displayName ? { fromName: input.mailbox.displayName } : {}),
       to: recipients.map((r) => r.address),
-      ...(input.replyTo ? { replyTo: input.replyTo } : {}),
+      // A patient who may not reply (X-MSS-MES: FIN) gets no Reply-To either.
+      ...(input.replyTo && !headers['X-MSS-MES'] ? { replyTo: input.replyTo } : {}),
       subject: mssanteSubject(result),
       text,
       headers,

@@ -40,6 +40,16 @@ export function parseWhitelist(xml: Buffer | string): Pick<LoadedWhitelist, 'gen
   return { ...(root.DateDeGeneration ? { generatedAt: String(root.DateDeGeneration) } : {}), domains };
 }
 
+/**
+ * Whether mail may be addressed to a domain: `patient.mssante.fr` for patients only, test domains only as
+ * configured, everything else only when the liste blanche names it.
+ */
+export function domainAllowed(list: LoadedWhitelist | undefined, testDomains: ReadonlySet<string>, domain: string, forPatient: boolean): boolean {
+  const d = domain.toLowerCase();
+  if (d === PATIENT_DOMAIN) return forPatient;
+  return testDomains.has(d) || Boolean(list && Object.hasOwn(list.domains, d));
+}
+
 export interface WhitelistSource {
   /** File path or https URL of listeblanchemssante.xml. */
   location: string;
@@ -136,13 +146,7 @@ export class WhitelistKeeper {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /**
-   * Whether mail may be addressed to this domain. `patient.mssante.fr` is for patients only, test domains only as
-   * configured, everything else only when the loaded liste blanche names it.
-   */
   allows(domain: string, forPatient: boolean): boolean {
-    const d = domain.toLowerCase();
-    if (d === PATIENT_DOMAIN) return forPatient;
-    return this.testDomains.has(d) || Boolean(this.current && Object.hasOwn(this.current.domains, d));
+    return domainAllowed(this.current, this.testDomains, domain, forPatient);
   }
 }

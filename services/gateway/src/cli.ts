@@ -1,8 +1,12 @@
 // mssgw: the gateway's command-line tool (bin/mssgw.ts runs it). It talks to a terminal, hence console.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '@mssgw/config';
 import { createWriteStream } from 'node:fs';
+import { connectRedis } from '@mssgw/queue';
+import { domainAllowed, fetchWhitelist } from '@mssgw/whitelist';
+import { composeResult } from './compose.ts';
 import { DirectoryStore, generateExtraction, importExtraction, practitionerKeys, structureKeys, type DirectoryMailbox } from '@mssgw/directory';
 import { Hl7Error, parseResult } from '@mssgw/hl7';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
@@ -21,6 +25,9 @@ Usage:
                                              operator and print each recipient's outcome
   mssgw parse FILE [--json]                  print the normalised result of an HL7 file, or the
                                              error its NACK would carry (exit status 2)
+  mssgw compose FILE.hl7 --out DIR [--source S] write the .eml files the gateway would send for a result
+                                             (configured rules, liste blanche, and the directory when
+                                             Redis answers); one line per mail; nothing is sent
   mssgw receipt FILE.eml [--json]            print what a DSN / MDN / other mail says
   mssgw directory import FILE|URL [--force]  load an Annuaire Santé MSSanté extraction (.zip or .txt)
                                              as the directory; prints the rows rejected and why
@@ -53,6 +60,8 @@ async function main(argv: string[]): Promise<void> {
       force: { type: 'boolean' },
       type: { type: 'string' },
       rows: { type: 'string' },
+      out: { type: 'string' },
+      source: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -116,6 +125,40 @@ async function main(argv: string[]): Promise<void> {
           process.exit(2);
         }
         throw err;
+      }
+      return;
+    }
+    case 'compose': {
+      const file = rest[0] ?? fail('usage: mssgw compose FILE.hl7 --out DIR [--source S]', 2);
+      const out = values.out ?? fail('compose needs --out DIR', 2);
+      const cfg = config();
+      const source = values.source ?? cfg.mllp.listeners[0]?.source ?? 'lab';
+      const w = cfg.mssante.whitelist;
+      const list = w.location ? await fetchWhitelist({ location: w.location, ...(w.sha256 ? { sha256: w.sha256 } : {}), ...(w.checksumUrl ? { checksumUrl: w.checksumUrl } : {}) }) : undefined;
+      const testDomains = new Set(cfg.mssante.testDomains.map((d) => d.toLowerCase()));
+      // The directory is in Redis; without Redis, practitioners without an address are reported as no-mailbox.
+      const redis = connectRedis(cfg.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 1500 });
+      redis.on('error', () => undefined);
+      const directory = await redis.connect().then(() => new DirectoryStore(redis, cfg.redis.prefix), () => {
+        console.error(`mssgw: Redis at ${cfg.redis.url} does not answer; composing without the directory`);
+        return undefined;
+      });
+      try {
+        const composed = await composeResult(readFileSync(file), {
+          config: cfg, source, allowsDomain: (d, forPatient) => domainAllowed(list, testDomains, d, forPatient), ...(directory ? { directory } : {}),
+        });
+        mkdirSync(out, { recursive: true });
+        for (const m of composed.mails) {
+          writeFileSync(path.join(out, m.file), m.eml);
+          console.log(`${m.file}  ${m.spec.audience}  to ${m.spec.to.join(', ')}  "${m.spec.subject}"  ${m.eml.length} bytes`);
+        }
+        for (const r of composed.refusals) console.log(`refused  ${r.address ?? `${r.origin}:${r.id ?? '-'}`}  ${r.reason}: ${r.detail}`);
+        console.log(`${composed.mails.length} mail(s) written to ${out}, ${composed.refusals.length} recipient(s) refused; nothing sent`);
+      } catch (err) {
+        if (err instanceof Hl7Error) fail(`${err.ackCode} ${err.code}: ${err.message}`, 2);
+        throw err;
+      } finally {
+        redis.disconnect();
       }
       return;
     }
