@@ -1,33 +1,10 @@
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import yauzl from 'yauzl';
 import { MllpClient } from '@mssgw/hl7';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS, type SamplePractitioner } from '../support/samples.ts';
 import { mailboxFiles, tag, testConfig, waitFor } from '../support/env.ts';
-
-/** Lists the entries of a zip archive. */
-function zipEntries(buf: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buf, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err ?? new Error('no zip'));
-      const out = new Map<string, Buffer>();
-      zip.on('entry', (e: yauzl.Entry) =>
-        zip.openReadStream(e, (err2, stream) => {
-          if (err2 || !stream) return reject(err2 ?? new Error('no stream'));
-          const chunks: Buffer[] = [];
-          stream.on('data', (c: Buffer) => chunks.push(c));
-          stream.on('end', () => {
-            out.set(e.fileName, Buffer.concat(chunks));
-            zip.readEntry();
-          });
-        }),
-      );
-      zip.on('end', () => resolve(out));
-      zip.readEntry();
-    });
-  });
-}
+import { unzip } from '../support/xdm-rules.ts';
 
 describe('walking skeleton: HL7 over MLLP to a DSN-confirmed delivery, on the real sandbox', () => {
   let gateway: Gateway;
@@ -87,7 +64,7 @@ describe('walking skeleton: HL7 over MLLP to a DSN-confirmed delivery, on the re
     expect(names).toEqual(["IHE_XDM.ZIP", "20261126_CR d'examens biologiques_PAT-TROIS_DOMINIQUE.pdf"]);
     expect(mail.attachments[1]!.content.subarray(0, 5).toString()).toBe('%PDF-');
 
-    const zip = await zipEntries(mail.attachments[0]!.content);
+    const zip = await unzip(mail.attachments[0]!.content);
     expect([...zip.keys()].sort()).toEqual(['IHE_XDM/SUBSET01/DOC0001.XML', 'IHE_XDM/SUBSET01/METADATA.XML', 'INDEX.HTM', 'README.TXT']);
     const metadata = zip.get('IHE_XDM/SUBSET01/METADATA.XML')!.toString('utf8');
     expect(metadata).toContain(`value="${patient.ins}^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH"`);

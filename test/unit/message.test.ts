@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
@@ -34,7 +33,6 @@ const directory: PractitionerDirectory = {
   },
 };
 const allowsDomain = (d: string, forPatient: boolean) => (d === 'patient.mssante.fr' ? forPatient : ['cabinet-demo.mssante.test', 'chu-demo.mssante.test'].includes(d));
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
 
 /** What a recipient's software sees in one mail: headers, body, attachments, the XDM entries and the CDA. */
 async function summarise(eml: Buffer) {
