@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -48,6 +50,22 @@ describe('mssgw command line', () => {
     expect(mssgw(['directory', 'lookup', '999999999', '--type', 'FINESS'], env).out).toMatch(/ORG {2}secretariat-labo@chu-demo\.mssante\.test/);
     expect(mssgw(['directory', 'lookup', 'nobody@chu-demo.mssante.test'], env)).toMatchObject({ code: 3, out: '0 mailbox(es)\n' });
     expect(mssgw(['directory', 'import', '/nonexistent.zip'], env)).toMatchObject({ code: 1, err: expect.stringContaining('nonexistent.zip') as unknown });
+  });
+
+  it('composes the mails of a result into .eml files without sending, and refuses what the listener would refuse', () => {
+    const out = mkdtempSync(path.join(tmpdir(), 'mssgw-compose-'));
+    const env = { MSSGW_REDIS_URL: 'redis://127.0.0.1:1' }; // no directory: composing still works
+    const r = mssgw(['compose', path.join(ROOT, 'deploy/demo/samples/lab-01-crbio-medecin-et-patient.hl7'), '--out', out], env);
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines[0]).toMatch(/^r-[0-9a-f]+-ps\.eml {2}professional {2}to alice\.medecin-un@cabinet-demo\.mssante\.test {2}"XDM\/1\.0\/DDM\+CR d'examens biologiques PAT-TROIS DOMINIQUE 28\/03\/1979" {2}\d+ bytes$/);
+    expect(lines[1]).toMatch(/^r-[0-9a-f]+-pat\.eml {2}patient {2}to 279035121518989@patient\.mssante\.fr /);
+    expect(lines.at(-1)).toBe(`2 mail(s) written to ${out}, 0 recipient(s) refused; nothing sent`);
+    expect(readdirSync(out).sort()).toEqual(lines.slice(0, 2).map((l) => l.split(' ')[0]).sort());
+    expect(readFileSync(path.join(out, lines[0]!.split(' ')[0]!), 'utf8')).toMatch(/^X-Mss-Nil: MSSGW-DEMO-0001$/m);
+    expect(r.err).toContain('composing without the directory');
+    const bad = mssgw(['compose', path.join(ROOT, 'deploy/demo/samples/lab-07-incoherent.hl7'), '--out', out], env);
+    expect(bad).toMatchObject({ code: 2, err: expect.stringContaining('AE 103: OBX-11 "D" contradicts ORC-1 "NW"') as unknown });
   });
 
   it('prints what a receipt says, as JSON with the documented fields', () => {
