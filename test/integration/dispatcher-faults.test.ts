@@ -1,6 +1,3 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeContext, createContext } from '@mssgw/runtime';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
@@ -8,50 +5,8 @@ import { MllpClient } from '@mssgw/hl7';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
-import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
-
-interface Received { from: string; to: string; envid?: string; ret?: string; notify?: string[]; orcpt?: string }
-
-/**
- * An in-process operator whose answers a test chooses per recipient, behind the same mutual TLS as the sandbox:
- * "temp-*" is refused once with 451 then accepted, "perm-*" always gets 550 5.1.1, "down-*" always 451.
- */
-async function faultyOperator() {
-  const received: Received[] = [];
-  const rcptAttempts = new Map<string, number>();
-  let failDown = true;
-  const pki = path.join(SANDBOX, 'pki');
-  const server = new SMTPServer({
-    secure: false, hideDSN: false, authOptional: true, disabledCommands: ['AUTH'],
-    key: readFileSync(path.join(pki, 'operator.key')), cert: readFileSync(path.join(pki, 'operator.pem')),
-    ca: [readFileSync(path.join(pki, 'ca.pem'))], requestCert: true, rejectUnauthorized: true,
-    onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void) {
-      const n = (rcptAttempts.get(address.address) ?? 0) + 1;
-      rcptAttempts.set(address.address, n);
-      const err = (code: number, msg: string) => Object.assign(new Error(msg), { responseCode: code });
-      if (address.address.startsWith('perm-')) return cb(err(550, '5.1.1 <' + address.address + '>: Recipient address rejected'));
-      if (address.address.startsWith('temp-') && n === 1) return cb(err(451, '4.3.0 Try again later'));
-      if (address.address.startsWith('down-') && failDown) return cb(err(451, '4.4.1 Mailbox temporarily unavailable'));
-      cb();
-    },
-    onData(stream, session, cb) {
-      stream.resume();
-      stream.on('end', () => {
-        const env = session.envelope as unknown as { mailFrom: { address: string }; rcptTo: { address: string; dsn?: { notify?: string[]; orcpt?: string } }[]; dsn?: { envid?: string; ret?: string } };
-        for (const r of env.rcptTo) received.push({ from: env.mailFrom.address, to: r.address, ...env.dsn, ...r.dsn });
-        cb(null, 'Ok: queued as FAKE' + received.length);
-      });
-    },
-  });
-  server.on('error', () => undefined);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    received, rcptAttempts,
-    port: (server.server.address() as { port: number }).port,
-    recover: () => (failDown = false),
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
+import { tag, testConfig, waitFor } from '../support/env.ts';
+import { faultyOperator } from '../support/operator.ts';
 
 describe('dispatcher against an operator that refuses, defers and recovers', () => {
   const t = tag();

@@ -49,6 +49,7 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
       tlsServerName: 'mail.operator.test',
       maxConnections: 4,
       maxMessagesPerConnection: 1000,
+      rate: { maxPerSecond: 2000, minPerSecond: 1, slowDownFactor: 0.5, recoveryMs: 10_000, burst: 50 },
     },
     mailboxes: [
       mailbox('labo-noreply@chu-demo.mssante.test', 'Laboratoire CHU Demo', ['lab']),

@@ -103,6 +103,19 @@ export const GatewayConfigSchema = z
         tlsServerName: hostname,
         maxConnections: z.number().int().min(1).max(100),
         maxMessagesPerConnection: z.number().int().min(1),
+        /**
+         * Sending rate towards the operator, shared by all dispatcher processes: at most maxPerSecond; on 421/450/451/452
+         * it is multiplied by slowDownFactor (not below minPerSecond), and grows back after recoveryMs without one.
+         */
+        rate: z
+          .object({
+            maxPerSecond: z.number().positive(),
+            minPerSecond: z.number().positive(),
+            slowDownFactor: z.number().gt(0).lt(1),
+            recoveryMs: z.number().int().positive(),
+            burst: z.number().int().min(1),
+          })
+          .strict(),
       })
       .strict(),
     mailboxes: z.array(ApplicativeMailbox).min(1),

@@ -101,6 +101,8 @@ export interface ResultMessage {
   orderId?: string;
   /** ORC-1 as written (NW, RO, CA...), checked against the event and OBX-11 by validateResult. */
   orderControl: string;
+  /** Stat / ASAP order (ORC-7, OBR-27, OBR-5, TQ1-9) or a critical value (OBX-8 HH, LL, AA): sent before the others. */
+  urgent: boolean;
   /** OBX-11 of every report OBX, with its segment position. */
   reportStatuses: { status: string; segmentIndex: number }[];
   /** Every OBX as received: set id, value type, OBX-3 code, OBX-11 status, and for ED its decoded size and hash. */
@@ -273,6 +275,7 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
     orderControl,
     reportStatuses: statuses.map((x) => ({ status: x.status, segmentIndex: x.segment.index })),
     observations: observationList,
+    urgent: isUrgent(msg),
   };
 }
 
@@ -464,4 +467,16 @@ function orderIdOf(msg: Er7Message): string | undefined {
   const obr = msg.first('OBR');
   const orc = msg.first('ORC');
   return (obr && (msg.get(obr, 3, 1) || msg.get(obr, 2, 1))) || (orc && (msg.get(orc, 3, 1) || msg.get(orc, 2, 1))) || undefined;
+}
+
+const URGENT_PRIORITIES = new Set(['S', 'A']);
+const CRITICAL_FLAGS = new Set(['HH', 'LL', 'AA']);
+
+function isUrgent(msg: Er7Message): boolean {
+  const orc = msg.first('ORC');
+  const obr = msg.first('OBR');
+  const tq1 = msg.first('TQ1');
+  const priorities = [orc && msg.get(orc, 7, 6), obr && msg.get(obr, 27, 6), obr && msg.get(obr, 5, 1), tq1 && msg.get(tq1, 9, 1)];
+  if (priorities.some((p) => p && URGENT_PRIORITIES.has(p.toUpperCase()))) return true;
+  return msg.all('OBX').some((o) => msg.repetitions(Er7Message.raw(o, 8)).some((f) => CRITICAL_FLAGS.has(f.toUpperCase())));
 }

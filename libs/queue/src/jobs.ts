@@ -66,6 +66,7 @@ export const IntakeJob = z.object({
     documentId: z.string().optional(),
     orderId: z.string().optional(),
     orderControl: z.string(),
+    urgent: z.boolean().optional(),
     reportStatuses: z.array(z.object({ status: z.string(), segmentIndex: z.number() })),
     observations: z.array(
       z.object({
@@ -108,6 +109,7 @@ export const DeliveryJob = z.object({
   recipient: z.string(),
   /** When the result was acknowledged to its producer (for the intake→SMTP latency). */
   acknowledgedAt: z.number(),
+  urgent: z.boolean().optional(),
   /** Set after an interrupted attempt: no new attempt before this time unless a DSN settles it. */
   reconcileUntil: z.number().optional(),
 });

@@ -87,6 +87,14 @@ export const metrics = {
     name: 'mssgw_tls_certificate_expiry_timestamp_seconds', help: 'Expiry time (Unix seconds) of each TLS certificate in use',
     labelNames: ['usage', 'subject'] as const, registers: [registry],
   }),
+  operatorRate: new Gauge({
+    name: 'mssgw_operator_rate_per_second', help: 'Sending rate allowed towards the operator now (lowered after 421/45x answers)',
+    labelNames: ['operator'] as const, registers: [registry],
+  }),
+  operatorSlowDowns: new Counter({
+    name: 'mssgw_operator_slowdowns_total', help: 'Operator answers asking to slow down (421, 450, 451, 452)',
+    labelNames: ['operator', 'code'] as const, registers: [registry],
+  }),
   referenceDataAge: new Gauge({
     name: 'mssgw_reference_data_age_seconds', help: 'Age of the directory, the liste blanche and the opposition list in use',
     labelNames: ['data'] as const, registers: [registry],

@@ -5,12 +5,18 @@ import { mailOptions } from '@mssgw/mssante';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
+import { isSlowDown, OperatorRate } from './operator-rate.ts';
 import { createMailboxTransport, probeOperator } from './transport.ts';
 
 export { createMailboxTransport, probeOperator } from './transport.ts';
+export { OperatorRate, isSlowDown, type OperatorRateOptions } from './operator-rate.ts';
 export { listDeadLetters, replayDeadLetters, type DeadLetter } from './dead-letter.ts';
 
+/** How long an unfinished attempt is remembered (its DSN, if any, comes long before). */
+const SENDING_MARKER_MS = 7 * 24 * 3600 * 1000;
+
 interface SmtpError extends Error {
+  command?: string;
   code?: string;
   responseCode?: number;
   response?: string;
@@ -32,6 +38,7 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
   const deadLetters = new Queue(QUEUES.deadLetter, { ...bullConnection(config), defaultJobOptions: { removeOnComplete: true, removeOnFail: false } });
   const workers: Worker[] = [];
   const transports: Transporter[] = [];
+  const rate = new OperatorRate(ctx.redis, config.redis.prefix, config.operator.smtpHost, config.operator.rate);
 
   for (const mailbox of config.mailboxes) {
     try {
@@ -42,7 +49,7 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
     }
     const transport = createMailboxTransport(config, mailbox);
     transports.push(transport);
-    const worker = new Worker(QUEUES.send(mailbox.address), (job: Job, token?: string) => deliver(ctx, transport, mailbox, job, token), {
+    const worker: Worker = new Worker(QUEUES.send(mailbox.address), (job: Job, token?: string) => deliver(ctx, { transport, mailbox, rate, worker }, job, token), {
       ...bullConnection(config),
       concurrency: config.dispatcher.concurrency,
       lockDuration: config.dispatcher.lockMs,
@@ -66,14 +73,25 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
   };
 }
 
-async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: ApplicativeMailboxConfig, job: Job, token?: string): Promise<void> {
+interface Sender {
+  transport: Transporter;
+  mailbox: ApplicativeMailboxConfig;
+  rate: OperatorRate;
+  worker: Worker;
+}
+
+async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: string): Promise<void> {
+  const { transport, mailbox, rate, worker } = sender;
   const d = DeliveryJob.parse(job.data);
   const current = await ctx.status.getDelivery(d.deliveryId);
   // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
   if (current && current.state !== 'queued') return;
-  // An attempt that started and never finished (the process died, or the connection broke after the message was
-  // sent) may have been accepted just before: wait for the DSN that would say so before sending again.
-  const interrupted = job.attemptsStarted > job.attemptsMade + 1 || job.stalledCounter > 0;
+  // An attempt that started sending and never recorded its outcome (the process died, or the connection broke
+  // once the message was on its way) may have been accepted: wait for the DSN that would say so before sending again.
+  // The marker is set just before SMTP and cleared once the outcome is recorded, so a job put back by the rate
+  // limiter or by a refused connection is not mistaken for one.
+  const sendingKey = `${ctx.config.redis.prefix}:sending:${d.deliveryId}`;
+  const interrupted = (await ctx.redis.exists(sendingKey)) === 1;
   const until = d.reconcileUntil ?? (interrupted ? Date.now() + ctx.config.dispatcher.reconcileMs : undefined);
   if (until !== undefined && Date.now() < until) {
     if (d.reconcileUntil === undefined) {
@@ -83,8 +101,18 @@ async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: App
     await job.moveToDelayed(until, token);
     throw new DelayedError();
   }
+  // The operator's budget is shared by every dispatcher: over it, the job goes back to the queue untouched
+  // (no attempt counted) and this queue's worker waits.
+  const operator = ctx.config.operator.smtpHost;
+  const { waitMs, perSecond } = await rate.acquire();
+  metrics.operatorRate.set({ operator }, perSecond);
+  if (waitMs > 0) {
+    await worker.rateLimit(waitMs);
+    throw Worker.RateLimitError();
+  }
   const spec = await ctx.mails.get(d.mailId);
   const contents = await Promise.all(spec.attachments.map((a) => ctx.documents.get(a.sha256)));
+  await ctx.redis.set(sendingKey, String(Date.now()), 'PX', SENDING_MARKER_MS);
   try {
     const info = (await transport.sendMail({
       ...mailOptions(spec, contents),
@@ -95,11 +123,14 @@ async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: App
     await ctx.status.transition(d.deliveryId, 'submitted', 'dispatcher', {
       smtpResponse: info.response, ...(queueId ? { queueId } : {}), submittedAt: Date.now(), detail: info.response,
     });
+    await ctx.redis.del(sendingKey);
     metrics.mailsSent.inc({ mailbox: mailbox.address });
     metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - d.acknowledgedAt) / 1000);
     ctx.log.info({ deliveryId: d.deliveryId, messageId: spec.messageId, queueId }, 'mail accepted by the operator');
   } catch (e) {
     const err = e as SmtpError;
+    // An SMTP answer, or a connection that never opened, proves the mail was not accepted.
+    if (err.responseCode || err.command === 'CONN' || err.code === 'ECONNREFUSED' || err.code === 'EDNS') await ctx.redis.del(sendingKey);
     if (err.responseCode && err.responseCode >= 500) {
       await ctx.status.transition(d.deliveryId, 'failed', 'operator', {
         reason: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(err.response ?? '')?.[0] ?? String(err.responseCode),
@@ -107,6 +138,12 @@ async function deliver(ctx: ServiceContext, transport: Transporter, mailbox: App
       });
       metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: '5' });
       throw new UnrecoverableError(`operator refused the recipient: ${err.responseCode}`);
+    }
+    if (isSlowDown(err.responseCode)) {
+      const slower = await rate.slowDown();
+      metrics.operatorSlowDowns.inc({ operator, code: String(err.responseCode) });
+      metrics.operatorRate.set({ operator }, slower);
+      ctx.log.warn({ deliveryId: d.deliveryId, code: err.responseCode, perSecond: slower }, 'operator asks to slow down; sending slower');
     }
     metrics.mailsRetried.inc({ mailbox: mailbox.address, reply_class: replyClass(err) });
     throw err;

@@ -150,7 +150,8 @@ async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<Load
 }
 
 async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: IntakeJob, queue: Queue, recipients: Recipient[]): Promise<void> {
-  const jobs: { name: string; data: DeliveryJob; opts: { jobId: string } }[] = [];
+  const jobs: { name: string; data: DeliveryJob; opts: { jobId: string; lifo?: boolean } }[] = [];
+  const urgent = Boolean(data.result.urgent);
   for (const recipient of spec.to) {
     const deliveryId = stableId('d', spec.mailId, recipient);
     const r = recipients.find((x) => x.address === recipient);
@@ -163,8 +164,9 @@ async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: Intake
     }, r?.choice);
     jobs.push({
       name: 'deliver',
-      data: { deliveryId, mailId: spec.mailId, resultId: spec.resultId, mailbox: spec.from, recipient, acknowledgedAt: data.acknowledgedAt ?? data.receivedAt },
-      opts: { jobId: deliveryId },
+      data: { deliveryId, mailId: spec.mailId, resultId: spec.resultId, mailbox: spec.from, recipient, acknowledgedAt: data.acknowledgedAt ?? data.receivedAt, ...(urgent ? { urgent } : {}) },
+      // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
+      opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) },
     });
   }
   await queue.addBulk(jobs);
