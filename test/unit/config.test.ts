@@ -44,6 +44,13 @@ describe('configuration', () => {
     expect(loadConfig({ env: { MSSGW_CONFIG: f } }).environment).toBe('production');
   });
 
+  it('takes a mailbox certificate as PEM or PKCS#12, not both, and a SASL password when the operator wants LOGIN', () => {
+    const both = file('m.json', JSON.stringify({ mailboxes: [{ address: 'a@b.mssante.test', sources: ['lab'], certFile: '/c', keyFile: '/k', pfxFile: '/p.p12', imapPassword: { env: 'X' } }] }));
+    expect(problems(() => loadConfig({ file: both, env: {} }))).toEqual(['mailboxes[0]: give certFile and keyFile (PEM), or pfxFile (PKCS#12), not both']);
+    const pfx = file('n.json', JSON.stringify({ operator: { smtpAuth: 'login' }, mailboxes: [{ address: 'a@b.mssante.test', sources: ['lab'], pfxFile: '/p.p12', pfxPassphrase: { env: 'P' }, imapPassword: { env: 'X' } }] }));
+    expect(problems(() => loadConfig({ file: pfx, env: {} }))).toEqual(['mailboxes[0].smtpPassword: operator.smtpAuth is "login": every mailbox needs its SASL password']);
+  });
+
   it('refuses test domains, and a missing liste blanche, in production', () => {
     const f = file('p.json', JSON.stringify({ environment: 'production' }));
     expect(problems(() => loadConfig({ file: f, env: {} }))).toEqual([

@@ -42,6 +42,7 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
       smtpHost: '127.0.0.1',
       smtpPort: 10587,
       smtpImplicitTls: false,
+      smtpAuth: 'none',
       imapHost: '127.0.0.1',
       imapPort: 10143,
       imapImplicitTls: false,

@@ -63,12 +63,20 @@ const ApplicativeMailbox = z
     displayName: z.string().optional(),
     /** Sources whose results leave from this mailbox. */
     sources: z.array(z.string()).min(1),
-    /** IGC-Santé ORG AUTH_CLI certificate and key of the mailbox (PEM). */
-    certFile: filePath,
-    keyFile: filePath,
+    /** IGC-Santé ORG AUTH_CLI certificate and key of the mailbox: PEM files, or one PKCS#12 file and its passphrase. */
+    certFile: filePath.optional(),
+    keyFile: filePath.optional(),
+    pfxFile: filePath.optional(),
+    pfxPassphrase: SecretRef.optional(),
     imapPassword: SecretRef,
+    /** For operator.smtpAuth "login": the SASL user (default: the address) and password. */
+    smtpUser: z.string().min(1).optional(),
+    smtpPassword: SecretRef.optional(),
   })
-  .strict();
+  .strict()
+  .refine((m) => (m.pfxFile ? !m.certFile && !m.keyFile : Boolean(m.certFile && m.keyFile)), {
+    message: 'give certFile and keyFile (PEM), or pfxFile (PKCS#12), not both',
+  });
 
 export const GatewayConfigSchema = z
   .object({
@@ -94,6 +102,8 @@ export const GatewayConfigSchema = z
         smtpPort: port,
         /** true: implicit TLS (465); false: STARTTLS, required. */
         smtpImplicitTls: z.boolean(),
+        /** SASL after TLS: none (the client certificate is enough), EXTERNAL (identity from the certificate), or LOGIN. */
+        smtpAuth: z.enum(['none', 'external', 'login']),
         imapHost: hostname,
         imapPort: port,
         imapImplicitTls: z.boolean(),
@@ -228,6 +238,9 @@ export const GatewayConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    for (const [i, m] of c.mailboxes.entries()) {
+      if (c.operator.smtpAuth === 'login' && !m.smtpPassword) ctx.addIssue({ code: 'custom', path: ['mailboxes', i, 'smtpPassword'], message: 'operator.smtpAuth is "login": every mailbox needs its SASL password' });
+    }
     if (c.environment !== 'production') return;
     if (c.mssante.testDomains.length) {
       ctx.addIssue({ code: 'custom', path: ['mssante', 'testDomains'], message: 'test domains are refused in production' });

@@ -1,6 +1,6 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { ApplicativeMailboxConfig, GatewayConfig } from '@mssgw/config';
+import { readSecret, type ApplicativeMailboxConfig, type GatewayConfig } from '@mssgw/config';
 import { mailboxTls } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 
@@ -16,10 +16,33 @@ export function createMailboxTransport(config: GatewayConfig, mailbox: Applicati
     maxMessages: config.operator.maxMessagesPerConnection,
     name: mailbox.address.split('@')[1],
     tls: mailboxTls(config, mailbox),
+    ...smtpAuth(config, mailbox),
     connectionTimeout: 30_000,
     greetingTimeout: 30_000,
     socketTimeout: 120_000,
   });
+}
+
+/**
+ * SASL after TLS, when the operator asks for it: EXTERNAL (RFC 4422: the identity is the TLS client certificate; the
+ * authorization identity is left empty, "=") or LOGIN with the mailbox's password.
+ */
+function smtpAuth(config: GatewayConfig, mailbox: ApplicativeMailboxConfig) {
+  if (config.operator.smtpAuth === 'login') {
+    return { auth: { user: mailbox.smtpUser ?? mailbox.address, pass: readSecret(mailbox.smtpPassword!), method: 'LOGIN' } };
+  }
+  if (config.operator.smtpAuth === 'external') {
+    return {
+      auth: { type: 'custom', method: 'EXTERNAL', user: mailbox.address },
+      customAuth: {
+        EXTERNAL: async (ctx: { sendCommand(cmd: string): Promise<{ status: number; text: string }> }) => {
+          const r = await ctx.sendCommand('AUTH EXTERNAL =');
+          if (r.status !== 235) throw new Error(`AUTH EXTERNAL refused: ${r.status} ${r.text}`);
+        },
+      },
+    };
+  }
+  return {};
 }
 
 /**
