@@ -4,12 +4,19 @@ import path from 'node:path';
 import { connectRedis } from '@mssgw/queue';
 import { benchCompose } from './compose.ts';
 import { benchDirectory } from './directory.ts';
+import { benchDispatch } from './dispatch.ts';
 import { benchIntake } from './intake.ts';
 import { benchReceipts } from './receipts.ts';
 
 const seconds = Number(process.env['MSSGW_BENCH_SECONDS'] ?? 10);
 const intake = await benchIntake({ seconds, kafkaMessages: Number(process.env['MSSGW_BENCH_KAFKA_MESSAGES'] ?? 50_000) });
 const receipts = await benchReceipts(Number(process.env['MSSGW_BENCH_RECEIPTS'] ?? 3000));
+const dispatch = await benchDispatch({
+  results: Number(process.env['MSSGW_BENCH_DISPATCH_RESULTS'] ?? 3_000),
+  pacedMailsPerSecond: Number(process.env['MSSGW_BENCH_PACED_MAILS'] ?? 300),
+  pacedSeconds: 10,
+  backlog: Number(process.env['MSSGW_BENCH_BACKLOG'] ?? 1_000_000),
+});
 const compose = await benchCompose(Number(process.env['MSSGW_BENCH_COMPOSE_RESULTS'] ?? 2_000));
 const directory = await benchDirectory(Number(process.env['MSSGW_BENCH_DIRECTORY_ROWS'] ?? 535_000));
 const rows: [string, string, string][] = [
@@ -19,6 +26,9 @@ const rows: [string, string, string][] = [
   ['Receipt parsing in-process', `${receipts.postfixDsnPerSecond} Postfix DSNs/s`, `${receipts.corpusMixPerSecond}/s on the bounce corpus mix`],
   ['Receipts from Dovecot (IMAP, parsed, recorded)', `${receipts.endToEndPerSecond} receipts/s`, `${receipts.endToEndReceipts} DSNs`],
   [`Directory import, ${directory.rows} rows`, `${directory.importSeconds} s (${directory.mailboxes} mailboxes, ${directory.rejected} rejected)`, `import peak RSS ${directory.importPeakRssMb} MB`],
+  [`End to end, MLLP → intake → router → dispatcher → smtp-sink (${dispatch.connections} connections)`, `${dispatch.mailsPerSecond} mails/s`, `ceiling (smtp-source, same size and connections) ${dispatch.ceilingMailsPerSecond} mails/s, ratio ${dispatch.ratio}`],
+  [`Paced at ${dispatch.pacedMailsPerSecond} mails/s`, `ACK → SMTP p50 ${dispatch.p50AckToSmtpMs} ms, p99 ${dispatch.p99AckToSmtpMs} ms`, `peak RSS ${Object.entries(dispatch.peakRssMb).map(([k, v]) => `${k} ${v} MB`).join(', ')}`],
+  [`Dispatcher with ${dispatch.backlogJobs} jobs waiting`, `peak RSS ${dispatch.backlogDispatcherRssMb} MB`, ''],
   ['Composing mails (CI-SIS ORU, 40 KB PDF, practitioner + patient)', `${compose.cpuMsPerMail} ms CPU per mail`, `${compose.mails} mails of ${Math.round(compose.mailBytes / 1024)} KB`],
   ['Directory lookup by RPPS, one at a time', `p50 ${directory.lookupP50Ms} ms, p99 ${directory.lookupP99Ms} ms`, `${directory.lookups} lookups`],
 ];
@@ -37,5 +47,9 @@ const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
 const out = path.resolve(import.meta.dirname, 'results/latest.json');
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, intake, receipts, directory, compose }, null, 2) + '\n');
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, intake, receipts, directory, compose, dispatch,
+  // The fields issue #6 names, at the top level.
+  mailsPerSecond: dispatch.mailsPerSecond, ceilingMailsPerSecond: dispatch.ceilingMailsPerSecond, ratio: dispatch.ratio,
+  p99AckToSmtpMs: dispatch.p99AckToSmtpMs, peakRssMb: { ...dispatch.peakRssMb, dispatcherWithBacklog: dispatch.backlogDispatcherRssMb },
+}, null, 2) + '\n');
 console.log(`written ${out}`);

@@ -43,6 +43,7 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
       smtpPort: 10587,
       smtpImplicitTls: false,
       smtpAuth: 'none',
+      insecurePlaintext: false,
       imapHost: '127.0.0.1',
       imapPort: 10143,
       imapImplicitTls: false,

@@ -102,6 +102,8 @@ export const GatewayConfigSchema = z
         smtpPort: port,
         /** true: implicit TLS (465); false: STARTTLS, required. */
         smtpImplicitTls: z.boolean(),
+        /** Benchmarks against a plain SMTP sink only: no TLS at all. Refused in production. */
+        insecurePlaintext: z.boolean(),
         /** SASL after TLS: none (the client certificate is enough), EXTERNAL (identity from the certificate), or LOGIN. */
         smtpAuth: z.enum(['none', 'external', 'login']),
         imapHost: hostname,
@@ -242,6 +244,9 @@ export const GatewayConfigSchema = z
       if (c.operator.smtpAuth === 'login' && !m.smtpPassword) ctx.addIssue({ code: 'custom', path: ['mailboxes', i, 'smtpPassword'], message: 'operator.smtpAuth is "login": every mailbox needs its SASL password' });
     }
     if (c.environment !== 'production') return;
+    if (c.operator.insecurePlaintext) {
+      ctx.addIssue({ code: 'custom', path: ['operator', 'insecurePlaintext'], message: 'plaintext SMTP is refused in production' });
+    }
     if (c.mssante.testDomains.length) {
       ctx.addIssue({ code: 'custom', path: ['mssante', 'testDomains'], message: 'test domains are refused in production' });
     }

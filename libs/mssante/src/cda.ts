@@ -57,11 +57,33 @@ const path = (n: unknown, ...keys: string[]): Node | undefined => keys.reduce<No
 const coded = (n: Node | undefined) => (n && attr(n, 'code') ? { code: attr(n, 'code'), displayName: attr(n, 'displayName'), codeSystem: attr(n, 'codeSystem') } : undefined);
 const nameOf = (n: Node | undefined) => ({ family: text(first(n?.['family'])), given: text(first(n?.['given'])) });
 
+// The body (a base64 PDF, or a structured report) is most of a CDA's bytes and none of its header: the XML parser
+// only sees the header, and the PDF is cut out of the raw text.
+const BODY = /<(?:[\w-]+:)?component\b[^>]*>\s*<(?:[\w-]+:)?(?:nonXMLBody|structuredBody)\b/;
+const ROOT = /<((?:[\w-]+:)?ClinicalDocument)\b/;
+const PDF_ELEMENT = /<(?:[\w-]+:)?(?:text|value)\b([^>]*)>([^<]*)</g;
+
+/** The first base64 PDF of the body: nonXMLBody/text or an observationMedia value. */
+function pdfOf(body: string): Buffer | undefined {
+  for (const m of body.matchAll(PDF_ELEMENT)) {
+    const attrs = m[1]!;
+    if (/mediaType\s*=\s*["']application\/pdf["']/.test(attrs) && /representation\s*=\s*["']B64["']/.test(attrs)) {
+      const b64 = m[2]!.replace(/\s+/g, '');
+      if (b64) return Buffer.from(b64, 'base64');
+    }
+  }
+  return undefined;
+}
+
 export function readCdaHeader(xml: Buffer): CdaHeader {
-  const doc = (parser.parse(xml.toString('utf8')) as Node)['ClinicalDocument'] as Node | undefined;
+  const source = xml.toString('utf8');
+  const bodyAt = source.search(BODY);
+  const root = ROOT.exec(source)?.[1];
+  const headerXml = bodyAt > 0 && root ? `${source.slice(0, bodyAt)}</${root}>` : source;
+  const doc = (parser.parse(headerXml) as Node)['ClinicalDocument'] as Node | undefined;
   if (!doc) throw new Error('not a CDA document: no ClinicalDocument element');
   const setId = doc['setId'];
-  const pdf = findPdf(doc['component']);
+  const pdf = bodyAt > 0 ? pdfOf(source.slice(bodyAt)) : findPdf(doc['component']);
   const custodian = path(doc, 'custodian', 'assignedCustodian', 'representedCustodianOrganization');
   const facilityType = coded(path(doc, 'componentOf', 'encompassingEncounter', 'location', 'healthCareFacility', 'code'));
   const practiceSetting = coded(path(doc, 'documentationOf', 'serviceEvent', 'performer', 'assignedEntity', 'representedOrganization', 'standardIndustryClassCode'));
