@@ -10,17 +10,21 @@ export function createMailboxTransport(config: GatewayConfig, mailbox: Applicati
     pool: true,
     host: config.operator.smtpHost,
     port: config.operator.smtpPort,
-    secure: config.operator.smtpImplicitTls,
-    requireTLS: !config.operator.smtpImplicitTls,
     maxConnections: config.operator.maxConnections,
     maxMessages: config.operator.maxMessagesPerConnection,
     name: mailbox.address.split('@')[1],
-    tls: mailboxTls(config, mailbox),
+    ...transportSecurity(config, mailbox),
     ...smtpAuth(config, mailbox),
     connectionTimeout: 30_000,
     greetingTimeout: 30_000,
     socketTimeout: 120_000,
   });
+}
+
+/** Implicit TLS or STARTTLS (required), with the mailbox's certificate; plaintext only for benchmarks (never in production). */
+function transportSecurity(config: GatewayConfig, mailbox: ApplicativeMailboxConfig) {
+  if (config.operator.insecurePlaintext) return { secure: false, ignoreTLS: true, requireTLS: false };
+  return { secure: config.operator.smtpImplicitTls, requireTLS: !config.operator.smtpImplicitTls, tls: mailboxTls(config, mailbox) };
 }
 
 /**
@@ -53,9 +57,7 @@ export async function probeOperator(config: GatewayConfig, mailbox: ApplicativeM
   const conn = new SMTPConnection({
     host: config.operator.smtpHost,
     port: config.operator.smtpPort,
-    secure: config.operator.smtpImplicitTls,
-    requireTLS: !config.operator.smtpImplicitTls,
-    tls: mailboxTls(config, mailbox),
+    ...transportSecurity(config, mailbox),
     connectionTimeout: 15_000,
   });
   try {
