@@ -82,7 +82,17 @@ export const GatewayConfigSchema = z
   .object({
     /** "production" refuses test INS OIDs and test domains; "test" and "demo" accept them on purpose. */
     environment: z.enum(['production', 'test', 'demo']),
-    redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL'), prefix: z.string().min(1) }).strict(),
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL'),
+        prefix: z.string().min(1),
+        /** High availability: the Sentinels that name the master (the URL then gives only credentials and db). */
+        sentinel: z
+          .object({ masterName: z.string().min(1), nodes: z.array(z.string().regex(/^[^:]+:\d+$/, 'expected host:port')).min(1), password: SecretRef.optional() })
+          .strict()
+          .optional(),
+      })
+      .strict(),
     kafka: z
       .object({
         enabled: z.boolean(),

@@ -1,6 +1,6 @@
 export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
-import type { GatewayConfig } from '@mssgw/config';
-import { connectRedis, DocumentStore, MailStore, type Redis } from '@mssgw/queue';
+import { readSecret, type GatewayConfig } from '@mssgw/config';
+import { connectRedis, DocumentStore, MailStore, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { createLogger, type Logger } from '@mssgw/telemetry';
 
@@ -22,7 +22,7 @@ export interface RunningService {
 }
 
 export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceContext {
-  const redis = connectRedis(config.redis.url);
+  const redis = connectRedis(redisEndpoint(config));
   const log = createLogger(name, config.logLevel);
   // ioredis reconnects by itself; say so once per outage rather than as unhandled error events.
   let down = false;
@@ -44,9 +44,15 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
   };
 }
 
+/** Where this gateway's Redis is, secrets read. */
+export function redisEndpoint(config: GatewayConfig): RedisEndpoint {
+  const s = config.redis.sentinel;
+  return { url: config.redis.url, ...(s ? { sentinel: { masterName: s.masterName, nodes: s.nodes, ...(s.password ? { password: readSecret(s.password) } : {}) } } : {}) };
+}
+
 /** BullMQ connection options for a queue or a worker of this gateway. */
 export const bullConnection = (config: GatewayConfig) => ({
-  connection: { url: config.redis.url, maxRetriesPerRequest: null },
+  connection: { ...redisOptions(redisEndpoint(config)), maxRetriesPerRequest: null },
   prefix: config.redis.prefix,
 });
 

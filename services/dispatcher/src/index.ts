@@ -57,7 +57,7 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      void onFailed(ctx, deadLetters, mailbox, job, err);
+      onFailed(ctx, deadLetters, mailbox, job, err).catch((e: Error) => ctx.log.error({ deliveryId: job.id, err: e.message }, 'could not record the failed delivery; it stays on its queue'));
     });
     workers.push(worker);
   }

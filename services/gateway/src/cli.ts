@@ -11,7 +11,7 @@ import { DirectoryStore, generateExtraction, importExtraction, practitionerKeys,
 import { Hl7Error, parseResult } from '@mssgw/hl7';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
-import { closeContext, createContext } from '@mssgw/runtime';
+import { closeContext, createContext, redisEndpoint } from '@mssgw/runtime';
 import { formatTable, runDemo } from './demo.ts';
 import { SERVICE_NAMES, startGateway, type ServiceName } from './start.ts';
 
@@ -137,7 +137,7 @@ async function main(argv: string[]): Promise<void> {
       const list = w.location ? await fetchWhitelist({ location: w.location, ...(w.sha256 ? { sha256: w.sha256 } : {}), ...(w.checksumUrl ? { checksumUrl: w.checksumUrl } : {}) }) : undefined;
       const testDomains = new Set(cfg.mssante.testDomains.map((d) => d.toLowerCase()));
       // The directory is in Redis; without Redis, practitioners without an address are reported as no-mailbox.
-      const redis = connectRedis(cfg.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 1500 });
+      const redis = connectRedis(redisEndpoint(cfg), { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, connectTimeout: 1500 });
       redis.on('error', () => undefined);
       const directory = await redis.connect().then(() => new DirectoryStore(redis, cfg.redis.prefix), () => {
         console.error(`mssgw: Redis at ${cfg.redis.url} does not answer; composing without the directory`);

@@ -48,7 +48,7 @@ class MailboxReader {
         await client.connect();
         for (const folder of [PROCESSED_FOLDER, UNRECOGNISED_FOLDER]) await client.mailboxCreate(folder).catch(() => undefined);
         await client.mailboxOpen('INBOX');
-        client.on('exists', () => void this.sweep());
+        client.on('exists', () => void this.sweepLogged());
         this.backoffMs = 1_000;
         await this.sweep();
         await new Promise<void>((resolve) => client.once('close', () => resolve()));
@@ -60,6 +60,11 @@ class MailboxReader {
       await new Promise((r) => setTimeout(r, this.backoffMs));
       this.backoffMs = Math.min(this.backoffMs * 2, 60_000);
     }
+  }
+
+  /** A sweep nobody waits for (new mail, the timer): a failure is logged, and the next sweep reads what was left. */
+  sweepLogged(): Promise<void> {
+    return this.sweep().catch((err: Error) => this.ctx.log.warn({ mailbox: this.mailbox.address, err: err.message }, 'sweep failed; the next one will read what is left'));
   }
 
   /** Reads all mail in INBOX; one sweep at a time, and one more if mail arrived meanwhile. */
@@ -126,7 +131,7 @@ export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
   const loops = readers.map((r) => r.run());
   let expiring: Promise<unknown> | undefined;
   const timer = setInterval(() => {
-    for (const r of readers) void r.sweep();
+    for (const r of readers) void r.sweepLogged();
     // One timeout sweep at a time: a slow one must not overlap the next tick.
     expiring ??= ctx.status
       .expireUnconfirmed(ctx.config.receipts.confirmationTimeoutMs)

@@ -1,19 +1,19 @@
 import { DirectoryStore, importExtraction } from '@mssgw/directory';
-import { connectRedis } from '@mssgw/queue';
+import { connectRedis, type RedisEndpoint } from '@mssgw/queue';
 
 /**
  * Child process of the router for the scheduled directory refresh: a 535k-row import briefly needs a few hundred
  * MB, which the router itself must not carry. It gets its task over IPC and answers with the report or the error.
  */
 interface Task {
-  redisUrl: string;
+  redis: RedisEndpoint;
   prefix: string;
   location: string;
   minRatio: number;
 }
 
 process.once('message', (task: Task) => {
-  const redis = connectRedis(task.redisUrl);
+  const redis = connectRedis(task.redis);
   importExtraction(new DirectoryStore(redis, task.prefix), task.location, { minRatio: task.minRatio })
     .then(({ rejections, ...report }) => process.send!({ ok: true, report, firstRejections: rejections.slice(0, 20) }))
     .catch((err: Error) => process.send!({ ok: false, error: `${err.name}: ${err.message}` }))

@@ -5,7 +5,7 @@ import { readSecret } from '@mssgw/config';
 import { DirectoryChain, DirectoryStore, FhirDirectory, type DirectoryInfo, type PractitionerDirectory } from '@mssgw/directory';
 import { QUEUES } from '@mssgw/queue';
 import { OppositionList, policyForSource, type RoutingPolicy } from '@mssgw/routing';
-import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+import { bullConnection, redisEndpoint, type ServiceContext } from '@mssgw/runtime';
 import { metrics, referenceData } from '@mssgw/telemetry';
 import { WhitelistKeeper } from '@mssgw/whitelist';
 
@@ -88,7 +88,7 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
         m.ok && m.report ? resolve(m.report) : reject(new Error(m.error ?? 'directory import failed')),
       );
       child.once('exit', (code) => reject(new Error(`directory import process exited with ${code}`)));
-      child.send({ redisUrl: config.redis.url, prefix: config.redis.prefix, location, minRatio });
+      child.send({ redis: redisEndpoint(config), prefix: config.redis.prefix, location, minRatio });
     });
 
   const extraction = config.directory.extraction;
