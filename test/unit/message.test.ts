@@ -94,6 +94,18 @@ describe('the MSSanté message, per kind (golden files, read back with mailparse
     });
   }
 
+  it('uses the deployment\'s own default bodies when configured, the built-in ones otherwise', async () => {
+    const c = config();
+    c.mssante.bodies = { patient: { initial: 'Madame, Monsieur,\n\nVotre « {label} » du CHU est joint.\n' } };
+    const hl7 = Buffer.from(makeCisisResult({ controlId: 'GOLD-B', patient: PATIENTS[0]!, doctors: [DOCTORS[0]!], toPatient: true }), 'latin1');
+    const composed = await composeResult(hl7, { config: c, source: 'lab', allowsDomain, directory, now: NOW });
+    const texts = await Promise.all(composed.mails.map(async (m) => [m.spec.audience, (await simpleParser(m.eml)).text]));
+    expect(texts).toEqual([
+      ['professional', expect.stringMatching(/^Bonjour,\n\nVeuillez trouver ci-joint le document « CR d'examens biologiques »/)],
+      ['patient', "Madame, Monsieur,\n\nVotre « CR d'examens biologiques » du CHU est joint.\n"],
+    ]);
+  });
+
   it('the XDM rule check fails on a wrong hash, a missing association or a foreign classCode', async () => {
     const composed = await composeResult(Buffer.from(KINDS[0]![1], 'latin1'), { config: config(), source: 'lab', allowsDomain, directory, now: NOW });
     const zip = (await simpleParser(composed.mails[0]!.eml)).attachments.find((a) => a.filename === 'IHE_XDM.ZIP')!.content;

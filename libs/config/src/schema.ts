@@ -158,6 +158,18 @@ export const GatewayConfigSchema = z
           .strict(),
         /** Test domains accepted on purpose, outside the liste blanche; refused in production. */
         testDomains: z.array(domainName),
+        /**
+         * Mail bodies used when the producer sends no CORPSMAIL_PS / CORPSMAIL_PATIENT, per audience and action; "{label}"
+         * is replaced by the document's label. Any left out keep the built-in French texts.
+         */
+        bodies: z
+          .object({
+            professional: z.object({ initial: z.string(), replace: z.string(), delete: z.string() }).partial().strict(),
+            patient: z.object({ initial: z.string(), replace: z.string(), delete: z.string() }).partial().strict(),
+          })
+          .partial()
+          .strict()
+          .optional(),
         /** What the gateway writes into the CDA documents it wraps and the XDM metadata it builds. */
         documents: z
           .object({

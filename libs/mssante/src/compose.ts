@@ -5,6 +5,7 @@ import { readCdaHeader, type CdaHeader } from './cda.ts';
 import { buildCdaN1, type InstanceId } from './cda-n1.ts';
 import { buildMailSpecs, pdfFileName, type MailAttachment, type SenderMailbox } from './mail.ts';
 import { renderTextPdf } from './pdf.ts';
+import type { BodyOverrides } from './templates.ts';
 import { buildXdmArchive, type XdsCode, type XdmDocument } from './xdm.ts';
 
 /** A result's document as received, with its CDA header when it is a CDA. */
@@ -186,6 +187,7 @@ export interface PlanInput extends Omit<ContentInput, 'resultType' | 'sender'> {
   mailbox: SenderMailbox;
   productReference: string;
   limits: { maxPatientMailBytes: number; maxMailBytes: number };
+  bodies?: BodyOverrides;
 }
 
 export interface ResultPlan {
@@ -209,7 +211,7 @@ export async function planResult(input: PlanInput): Promise<ResultPlan> {
   const mails = decision.recipients.length
     ? buildMailSpecs({
         resultId: input.resultId, result: input.result, recipients: decision.recipients, ...(decision.replyTo ? { replyTo: decision.replyTo } : {}),
-        mailbox: input.mailbox, productReference: input.productReference,
+        mailbox: input.mailbox, productReference: input.productReference, ...(input.bodies ? { bodies: input.bodies } : {}),
         attachments: content.attachments, cdaCodes: content.cdaCodes, qualifiedIns: content.qualifiedIns,
       })
     : [];

@@ -5,4 +5,4 @@ export { buildMailSpecs, mssanteSubject, pdfFileName, type MailInput, type MailA
 export { buildResultContent, documentSettings, planResult, type PlanInput, type ResultPlan, type ContentInput, type ResultContent, type ReceivedDocument, type DocumentSettings } from './compose.ts';
 export { mailOptions, buildEml } from './mime.ts';
 export { renderTextPdf } from './pdf.ts';
-export { DEFAULT_BODIES, fillTemplate, type Audience } from './templates.ts';
+export { DEFAULT_BODIES, fillTemplate, type Audience, type BodyOverrides } from './templates.ts';

@@ -1,6 +1,6 @@
 import type { MailSpec, QueuedResult } from '@mssgw/queue';
 import { domainOf, type Recipient } from '@mssgw/routing';
-import { DEFAULT_BODIES, fillTemplate, type Audience } from './templates.ts';
+import { DEFAULT_BODIES, fillTemplate, type Audience, type BodyOverrides } from './templates.ts';
 
 export interface SenderMailbox {
   address: string;
@@ -27,6 +27,8 @@ export interface MailInput {
   cdaCodes: string[];
   /** Whether the XDM archive holds a qualified INS (X-MSS-INS). */
   qualifiedIns: boolean;
+  /** The deployment's own default bodies, per audience and action (see templates.ts). */
+  bodies?: BodyOverrides;
 }
 
 /** DD/MM/YYYY from YYYYMMDD. */
@@ -62,7 +64,8 @@ export function buildMailSpecs(input: MailInput): MailSpec[] {
     if (recipients.length === 0) continue;
     const mailId = `${input.resultId}-${audience === 'patient' ? 'pat' : 'ps'}`;
     const producerBody = audience === 'patient' ? result.mailBody.patient : result.mailBody.professional;
-    const text = producerBody ?? fillTemplate(DEFAULT_BODIES[audience][result.action], { label: result.documentLabel || 'document' });
+    const template = input.bodies?.[audience]?.[result.action] ?? DEFAULT_BODIES[audience][result.action];
+    const text = producerBody ?? fillTemplate(template, { label: result.documentLabel || 'document' });
     const headers: Record<string, string> = { 'X-MSS-NIL': input.productReference };
     if (input.cdaCodes.length) {
       headers['X-MSS-CODECDA'] = input.cdaCodes.join(',');

@@ -19,5 +19,7 @@ export const DEFAULT_BODIES: Record<Audience, Record<ResultAction, string>> = {
   },
 };
 
+export type BodyOverrides = Partial<Record<Audience, Partial<Record<ResultAction, string>>>>;
+
 export const fillTemplate = (template: string, values: Record<string, string>): string =>
   template.replace(/\{(\w+)\}/g, (m, k: string) => values[k] ?? m);

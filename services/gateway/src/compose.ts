@@ -48,6 +48,7 @@ export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<C
     productReference: config.mssante.productReference,
     settings: documentSettings(config.mssante.documents),
     limits: config.routing,
+    ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
     // Offline there is no version counter: an initial send is version 1, a replacement version 2.
     versionOf: () => Promise.resolve(result.action === 'replace' ? 2 : 1),
   });

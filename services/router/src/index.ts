@@ -62,6 +62,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       productReference: config.mssante.productReference,
       settings: documentSettings(config.mssante.documents),
       limits: config.routing,
+      ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
       versionOf: (set) => ctx.status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
     });
     if (content) {
