@@ -4,7 +4,7 @@
  * The demo's shipped samples (deploy/demo/samples) are generated from here; tests and benchmarks build their own.
  */
 
-import { renderTextPdf } from '@mssgw/mssante';
+import { buildCdaN1, renderTextPdf } from '@mssgw/mssante';
 
 export const TEST_INS_OID = '1.2.250.1.213.1.4.10';
 const RPPS_OID = '1.2.250.1.71.4.2.1';
@@ -42,7 +42,6 @@ export const DOCTORS: SamplePractitioner[] = [
   { rpps: '810000000003', family: 'RADIOLOGUE', given: 'Chloé', address: 'chloe.radiologue@chu-demo.mssante.test' },
 ];
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export interface CdaOptions {
   patient: SamplePatient;
@@ -56,40 +55,24 @@ export interface CdaOptions {
   pdf: Buffer;
 }
 
-/** A CDA R2 level 1 (nonXMLBody) document in the shape of the ANS examples. */
+/** A producer's CDA R2 level 1 (nonXMLBody) document in the shape of the ANS examples (the gateway's own builder). */
 export function makeCda(o: CdaOptions): Buffer {
-  const xml = `<?xml version="1.0" encoding="UTF-8"?>
-<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <realmCode code="FR"/>
-  <typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>
-  <templateId root="2.16.840.1.113883.2.8.2.1"/>
-  <templateId root="1.2.250.1.213.1.1.1.1"/>
-  <templateId root="1.3.6.1.4.1.19376.1.2.20"/>
-  <id root="1.2.250.1.999.2.1" extension="${esc(o.documentId)}"/>
-  <code code="${o.code}" codeSystem="2.16.840.1.113883.6.1" displayName="${esc(o.title)}"/>
-  <title>${esc(o.title)}</title>
-  <effectiveTime value="${o.effectiveTime}+0100"/>
-  <confidentialityCode code="N" codeSystem="2.16.840.1.113883.5.25"/>
-  <languageCode code="fr-FR"/>
-  <setId root="1.2.250.1.999.2.2" extension="${esc(o.setId ?? o.documentId)}"/>
-  <versionNumber value="${o.version ?? 1}"/>
-  <recordTarget><patientRole>
-    <id root="${o.patient.insOid ?? TEST_INS_OID}" extension="${o.patient.ins}"/>
-    <patient><name><family qualifier="BR">${esc(o.patient.family)}</family><given>${esc(o.patient.given)}</given></name>
-      <administrativeGenderCode code="${o.patient.sex}" codeSystem="2.16.840.1.113883.5.1"/>
-      <birthTime value="${o.patient.birthDate}"/></patient>
-  </patientRole></recordTarget>
-  <author><time value="${o.effectiveTime}+0100"/><assignedAuthor>
-    <id root="${RPPS_OID}" extension="8${o.author.rpps.slice(1)}"/>
-    <assignedPerson><name><family>${esc(o.author.family)}</family><given>${esc(o.author.given)}</given></name></assignedPerson>
-  </assignedAuthor></author>
-  <custodian><assignedCustodian><representedCustodianOrganization>
-    <id root="1.2.250.1.71.4.2.2" extension="1999999999"/><name>CHU Demo</name>
-  </representedCustodianOrganization></assignedCustodian></custodian>
-  <component><nonXMLBody><text mediaType="application/pdf" representation="B64">${o.pdf.toString('base64')}</text></nonXMLBody></component>
-</ClinicalDocument>
-`;
-  return Buffer.from(xml, 'utf8');
+  return buildCdaN1({
+    documentId: { root: '1.2.250.1.999.2.1', extension: o.documentId },
+    setId: { root: '1.2.250.1.999.2.2', extension: o.setId ?? o.documentId },
+    version: o.version ?? 1,
+    type: o.code === '11502-2' ? 'lab' : 'imaging',
+    title: o.title,
+    effectiveTime: o.effectiveTime,
+    confidentiality: 'N',
+    patient: { ins: { value: o.patient.ins, oid: o.patient.insOid ?? TEST_INS_OID }, family: o.patient.family, given: o.patient.given, birthDate: o.patient.birthDate, sex: o.patient.sex },
+    author: { idNatPs: `8${o.author.rpps.slice(1)}`, family: o.author.family, given: o.author.given },
+    authoringSystem: { name: 'SIL-DEMO' },
+    custodian: { idNatStruct: '1999999999', name: 'CHU Demo' },
+    facilityType: { code: 'SA01', displayName: 'Etablissement public de santé' },
+    practiceSetting: { code: 'ETABLISSEMENT', displayName: 'Etablissement de santé' },
+    pdf: o.pdf,
+  });
 }
 
 /** PID with the INS (and an IPP), name, birth date, sex and PID-32 identity reliability. */

@@ -158,7 +158,7 @@ async function wrapAsCda(input: ContentInput, documents: ReceivedDocument[]): Pr
     ...(result.action === 'replace' && version > 1 ? { replaces: id(version - 1) } : {}),
     type,
     title,
-    effectiveTime: reportTime(result, input.receivedAt),
+    effectiveTime: reportTime(input.receivedAt),
     confidentiality: 'N',
     patient: {
       ins: { value: ins.value, oid: ins.oid },
@@ -178,7 +178,7 @@ async function wrapAsCda(input: ContentInput, documents: ReceivedDocument[]): Pr
 }
 
 /** YYYYMMDDHHMMSS (UTC) of when the gateway received the result: the wrapped document's creation time. */
-function reportTime(_result: QueuedResult, receivedAt: number): string {
+function reportTime(receivedAt: number): string {
   return new Date(receivedAt).toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
 
