@@ -9,6 +9,9 @@ import { benchIntake } from './intake.ts';
 import { benchReceipts } from './receipts.ts';
 
 const seconds = Number(process.env['MSSGW_BENCH_SECONDS'] ?? 10);
+// The CPU-only and light scenarios first; the dispatcher's million-job backlog last (Redis is busy after it).
+const compose = await benchCompose(Number(process.env['MSSGW_BENCH_COMPOSE_RESULTS'] ?? 2_000));
+const directory = await benchDirectory(Number(process.env['MSSGW_BENCH_DIRECTORY_ROWS'] ?? 535_000));
 const intake = await benchIntake({ seconds, kafkaMessages: Number(process.env['MSSGW_BENCH_KAFKA_MESSAGES'] ?? 50_000) });
 const receipts = await benchReceipts(Number(process.env['MSSGW_BENCH_RECEIPTS'] ?? 3000));
 const dispatch = await benchDispatch({
@@ -17,8 +20,6 @@ const dispatch = await benchDispatch({
   pacedSeconds: 10,
   backlog: Number(process.env['MSSGW_BENCH_BACKLOG'] ?? 1_000_000),
 });
-const compose = await benchCompose(Number(process.env['MSSGW_BENCH_COMPOSE_RESULTS'] ?? 2_000));
-const directory = await benchDirectory(Number(process.env['MSSGW_BENCH_DIRECTORY_ROWS'] ?? 535_000));
 const rows: [string, string, string][] = [
   ['MLLP intake, 8 senders, closed loop', `${intake.mllpAckedPerSecond} results/s acknowledged`, `ACK p50 ${intake.mllpAckP50Ms} ms, p99 ${intake.mllpAckP99Ms} ms, intake peak RSS ${intake.intakePeakRssMb} MB`],
   [`MLLP intake paced at ${intake.pacedRatePerSecond}/s`, `${intake.messageBytes}-byte CI-SIS ORU`, `ACK p50 ${intake.pacedAckP50Ms} ms, p99 ${intake.pacedAckP99Ms} ms`],
