@@ -1,5 +1,5 @@
 import { Queue, Worker, type Job } from 'bullmq';
-import { documentSettings, planResult, readCdaHeader, type CdaHeader } from '@mssgw/mssante';
+import { documentSettings, planResult, readCdaHeader, type ReceivedDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -111,7 +111,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
  * "id|version|action" of the result's first CDA (ClinicalDocument/id and versionNumber), else TXA-12 and the event
  * of an MDM. The action is part of it: a deletion names the same document and version as the initial send.
  */
-function documentVersionOf(data: IntakeJob, documents: LoadedDocument[]): string | undefined {
+function documentVersionOf(data: IntakeJob, documents: ReceivedDocument[]): string | undefined {
   const h = documents.find((d) => d.header)?.header;
   if (h?.id.root) return `${h.id.root}^${h.id.extension ?? ''}|${h.version ?? '1'}|${data.result.action}`;
   return data.result.documentId ? `${data.result.documentId}|${data.result.event}|${data.result.action}` : undefined;
@@ -133,15 +133,8 @@ async function recordRefusals(ctx: ServiceContext, resultId: string, refusals: R
   }
 }
 
-/** A result's document as read from the store once, with its CDA header when it is a CDA. */
-interface LoadedDocument {
-  ref: IntakeJob['result']['documents'][number];
-  content: Buffer;
-  header?: CdaHeader;
-}
-
 /** Each document is fetched and its CDA header parsed once per routing job (a CDA can weigh 30 MB). */
-async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<LoadedDocument[]> {
+async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<ReceivedDocument[]> {
   return Promise.all(
     data.result.documents.map(async (ref) => {
       const content = await ctx.documents.get(ref.sha256);
