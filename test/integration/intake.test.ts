@@ -49,6 +49,9 @@ describe('MLLP intake', () => {
     expect((await c.send(result(controlId))).code).toBe('AA');
     expect((await c.send(result(controlId))).code).toBe('AA');
     await c.close();
+    // The intake itself recognises it (the log and mssgw_results_duplicate_total say so).
+    const third = await gateway.intake!.intake.accept(Buffer.from(result(controlId)), 'lab', 'mllp');
+    expect([third.code, third.duplicate]).toEqual(['AA', true]);
     const [resultId, ...others] = await gateway.ctx.status.resultsByControlId(controlId);
     expect(others).toEqual([]);
     const r = await waitFor('the delivery to be submitted', async () => {
@@ -90,6 +93,27 @@ describe('MLLP intake', () => {
       void conn.sendMessage(new Message({ text }));
     });
     expect(ack).toBe('AA');
+  });
+});
+
+describe('intake under a burst', () => {
+  it('queues a burst of concurrent results (more than one flush) each once, and flags the repeats', async () => {
+    const gateway = await startGateway(testConfig('intake-burst'), ['intake']);
+    const t = tag();
+    try {
+      // 300 distinct results, 20 of them sent twice within the same burst: more than one flush of 256.
+      const ids = [...Array.from({ length: 300 }, (_, i) => `BURST-${t}-${i}`), ...Array.from({ length: 20 }, (_, i) => `BURST-${t}-${i * 7}`)];
+      const message = (id: string) => Buffer.from(makeCisisResult({ controlId: id, patient: PATIENTS[2]!, doctors: [DOCTORS[1]!] }));
+      const outcomes = await Promise.all(ids.map((id) => gateway.intake!.intake.accept(message(id), 'lab', 'mllp')));
+      expect(outcomes.filter((o) => o.code !== 'AA')).toEqual([]);
+      expect(outcomes.filter((o) => o.duplicate).map((o) => o.controlId).sort()).toEqual(ids.slice(300).sort());
+      const counts = await gateway.intake!.intake.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed', 'failed');
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(300);
+      const again = await Promise.all(ids.slice(0, 5).map((id) => gateway.intake!.intake.accept(message(id), 'lab', 'mllp')));
+      expect(again.map((o) => o.duplicate)).toEqual([true, true, true, true, true]);
+    } finally {
+      await gateway.stop();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { connectRedis } from '@mssgw/queue';
+import { connectRedis, RedisScript } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { tag } from '../support/env.ts';
 
@@ -13,6 +13,16 @@ describe('recipient state machine (real Redis)', () => {
     expect(await store.createDelivery({ ...base, deliveryId: 'd-1', state: 'queued' })).toBe(true);
     expect(await store.createDelivery({ ...base, deliveryId: 'd-1', state: 'refused', reason: 'x' })).toBe(false);
     expect((await store.getDelivery('d-1'))!.state).toBe('queued');
+  });
+
+  it('runs its scripts by SHA, and sends them again when Redis has forgotten them (restart, SCRIPT FLUSH)', async () => {
+    const script = new RedisScript(`return {KEYS[1], ARGV[1], ${Date.now()}}`);
+    expect(await redis.script('EXISTS', script.sha)).toEqual([0]);
+    expect(((await script.run(redis, ['k'], ['v'])) as unknown[]).slice(0, 2)).toEqual(['k', 'v']);
+    expect(await redis.script('EXISTS', script.sha)).toEqual([1]);
+    await redis.script('FLUSH');
+    expect(await store.createDelivery({ ...base, deliveryId: 'd-flush', state: 'queued' })).toBe(true);
+    expect((await store.transition('d-flush', 'submitted', 'dispatcher')).applied).toBe(true);
   });
 
   it('moves forward only, keeping late and out-of-order receipts in the history', async () => {

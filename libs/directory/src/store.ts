@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from '@mssgw/queue';
+import { RedisScript, type Redis } from '@mssgw/queue';
 import { isRejected, type DirectoryMailbox, type RejectedRow } from './extraction.ts';
 import { practitionerKeys, rowKeys, structureKeys } from './keys.ts';
 
@@ -27,7 +27,7 @@ export class DirectoryImportError extends Error {
 
 // One round trip and one consistent generation per lookup: the current pointer and the hashes are read together,
 // so a lookup never mixes two imports and never sees one half-written.
-const LOOKUP = `
+const LOOKUP = new RedisScript(`
 local gen = redis.call('GET', KEYS[1])
 if not gen then return {} end
 local rec = KEYS[2] .. gen .. ':rec'
@@ -47,7 +47,7 @@ for _, k in ipairs(ARGV) do
     end
   end
 end
-return out`;
+return out`);
 
 const WRITE_BATCH = 2_000;
 
@@ -232,7 +232,7 @@ export class DirectoryStore {
   /** Every mailbox filed under any of the keys (`p:`, `s:` index keys or `a:<address>`), each once. */
   async lookup(keys: string[]): Promise<DirectoryMailbox[]> {
     if (!keys.length) return [];
-    const out = (await this.redis.eval(LOOKUP, 2, `${this.base}current`, `${this.base}g:`, ...keys)) as string[];
+    const out = (await LOOKUP.run(this.redis, [`${this.base}current`, `${this.base}g:`], keys)) as string[];
     return out.slice(1).flatMap((lines) => lines.split('\n').map((l) => JSON.parse(l) as DirectoryMailbox));
   }
 

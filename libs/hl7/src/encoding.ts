@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * Bytes → text, honouring MSH-18. French producers send UTF-8 (MSH-18 "UNICODE UTF-8") or Latin-9 ("8859/15",
  * which has € and Œ where Latin-1 has ¤ and ¼); a UTF-8 BOM may lead the message.
@@ -37,10 +39,7 @@ export function decodeHl7(bytes: Buffer): DecodedText {
   const declared = declaredCharset(body);
   const wanted = CHARSETS[declared.toUpperCase()] ?? 'utf-8';
   if (wanted !== 'utf-8') return { text: new TextDecoder(wanted).decode(body), charset: wanted, declared };
-  try {
-    return { text: new TextDecoder('utf-8', { fatal: true }).decode(body), charset: 'utf-8', declared };
-  } catch {
-    // Undeclared or wrongly declared Latin-9 is common in the field; Latin-9 is the French default.
-    return { text: new TextDecoder('iso-8859-15').decode(body), charset: 'iso-8859-15', declared };
-  }
+  if (isUtf8(body)) return { text: body.toString('utf8'), charset: 'utf-8', declared };
+  // Undeclared or wrongly declared Latin-9 is common in the field; Latin-9 is the French default.
+  return { text: new TextDecoder('iso-8859-15').decode(body), charset: 'iso-8859-15', declared };
 }

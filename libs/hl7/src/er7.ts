@@ -17,6 +17,19 @@ export interface Segment {
   fields: string[];
 }
 
+/** The k-th (from 0) part of a value split at a delimiter, or "" when there are fewer parts. */
+function nth(value: string, delimiter: string, k: number): string {
+  if (k < 0) return '';
+  let start = 0;
+  for (let i = 0; i < k; i++) {
+    const next = value.indexOf(delimiter, start);
+    if (next < 0) return '';
+    start = next + 1;
+  }
+  const end = value.indexOf(delimiter, start);
+  return end < 0 ? value.slice(start) : value.slice(start, end);
+}
+
 /**
  * A tolerant ER7 (pipe-and-hat) reader: CR, LF or CRLF between segments, any delimiters declared in MSH,
  * blank lines ignored. It splits segments and fields once and leaves components to the accessors, so a 30 MB
@@ -87,9 +100,10 @@ export class Er7Message {
 
   /** Component c (from 1) of field n, unescaped; "" when absent. Only the first repetition. */
   get(segment: Segment | undefined, n: number, c = 1, s?: number): string {
-    const field = this.repetitions(Er7Message.raw(segment, n))[0] ?? '';
-    const comp = this.components(field)[c - 1] ?? '';
-    return this.unescape(s === undefined ? comp : (this.subcomponents(comp)[s - 1] ?? ''));
+    // Cut with indexOf rather than split: a field may be a 30 MB Base64 document, and this runs for every value read.
+    const field = nth(Er7Message.raw(segment, n), this.delimiters.repetition, 0);
+    const comp = nth(field, this.delimiters.component, c - 1);
+    return this.unescape(s === undefined ? comp : nth(comp, this.delimiters.subcomponent, s - 1));
   }
 
   /** Resolves the HL7 escape sequences (\F\ \S\ \T\ \R\ \E\ \Xhh..\ \.br\) of a value. */

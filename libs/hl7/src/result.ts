@@ -189,13 +189,12 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
     inDestPatient = code === 'DESTMSSANTEPAT';
     const observation: Observation = { setId: msg.get(seg, 1), valueType: Er7Message.raw(seg, 2), code, status: Er7Message.raw(seg, 11), segmentIndex: seg.index };
     observationList.push(observation);
-    if (observation.valueType === 'ED') {
-      const ed = decodeEd(msg, seg);
-      observation.ed = { bytes: ed.bytes, sha256: ed.sha256 };
-    }
+    // Decoded once: Base64 and SHA-256 are most of the cost of reading a result.
+    const ed = observation.valueType === 'ED' ? decodeEd(msg, seg) : undefined;
+    if (ed) observation.ed = { bytes: ed.bytes, sha256: ed.sha256 };
     if (system === 'MetaDMPMSS') {
       if (code === 'CORPSMAIL_PS' || code === 'CORPSMAIL_PATIENT') {
-        const text = decodeEd(msg, seg).content.toString('utf8');
+        const text = (ed ?? decodeEd(msg, seg)).content.toString('utf8');
         if (code === 'CORPSMAIL_PS') mailBody.professional = text;
         else mailBody.patient = text;
       } else {
@@ -208,9 +207,8 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
       continue;
     }
     const valueType = Er7Message.raw(seg, 2);
-    if (valueType === 'ED') {
-      const doc = decodeEd(msg, seg);
-      documents.push(doc);
+    if (ed) {
+      documents.push(ed);
       statuses.push({ status: Er7Message.raw(seg, 11), segment: seg });
     } else if (valueType === 'TX' || valueType === 'FT') {
       statuses.push({ status: Er7Message.raw(seg, 11), segment: seg });
@@ -337,11 +335,17 @@ function decodeEd(msg: Er7Message, seg: Segment): ReportDocument {
   const where = { segment: 'OBX', sequence: seg.index, field: 5, component: 5 };
   let content: Buffer;
   if (encoding === 'BASE64') {
-    const clean = msg.unescape(data).replace(/\s+/g, '');
-    if (clean.length % 4 !== 0 || !BASE64.test(clean)) {
-      throw new Hl7Error('dataType', `OBX ${msg.get(seg, 1)}: the Base64 data of ${msg.get(seg, 3, 1) || 'the document'} is not valid Base64`, where);
+    const text = msg.unescape(data);
+    content = Buffer.from(text, 'base64');
+    // Node's decoder skips what is not Base64; the canonical text re-encoded from the bytes shows it had nothing to
+    // skip. Only text that differs (line breaks, unusual padding bits) is checked character by character.
+    if (content.toString('base64') !== text) {
+      const clean = text.replace(/\s+/g, '');
+      if (clean.length % 4 !== 0 || !BASE64.test(clean)) {
+        throw new Hl7Error('dataType', `OBX ${msg.get(seg, 1)}: the Base64 data of ${msg.get(seg, 3, 1) || 'the document'} is not valid Base64`, where);
+      }
+      content = Buffer.from(clean, 'base64');
     }
-    content = Buffer.from(clean, 'base64');
   } else if (encoding === 'A' || encoding === '' || encoding === 'ASCII') {
     content = Buffer.from(msg.unescape(data), 'utf8');
   } else {

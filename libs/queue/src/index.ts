@@ -2,3 +2,4 @@ export { connectRedis, redisOptions, type Redis, type RedisEndpoint } from './co
 export { QUEUES, stableId, resultIdOf } from './names.ts';
 export { DocumentStore, ExpiringStore, MailStore } from './documents.ts';
 export { IntakeJob, MailSpec, DeliveryJob, type DocumentRef, type QueuedResult } from './jobs.ts';
+export { RedisScript } from './script.ts';

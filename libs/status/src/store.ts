@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { ExpiringStore } from '@mssgw/queue';
+import { ExpiringStore, RedisScript } from '@mssgw/queue';
 
 /**
  * The life of one recipient of one result. `refused` is decided by the router (with a reason), the rest by the
@@ -103,7 +103,7 @@ export interface ResultRecord {
 
 // Compare-and-set in one round trip: the state changes only from an allowed state; the event is always kept in the
 // history, and an applied change is appended to the outbox stream in the same step (nothing told twice or never).
-const TRANSITION = `
+const TRANSITION = new RedisScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return {-1, ''} end
 local ok = string.find(',' .. ARGV[1] .. ',', ',' .. cur .. ',', 1, true)
@@ -115,10 +115,10 @@ if ok then
 end
 redis.call('RPUSH', KEYS[2], event)
 return {ok and 1 or 0, cur}
-`;
+`);
 
 // A recipient's first state, its fields, history, indexes and outbox entry, all or nothing.
-const CREATE = `
+const CREATE = new RedisScript(`
 if redis.call('HSETNX', KEYS[1], 'state', ARGV[1]) == 0 then return 0 end
 local ttl = tonumber(ARGV[2])
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
@@ -128,7 +128,28 @@ redis.call('SADD', KEYS[3], ARGV[4]) redis.call('EXPIRE', KEYS[3], ttl)
 if KEYS[5] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl) end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', '1000000', '*', 'deliveryId', ARGV[4], 'state', ARGV[1], 'previous', '', 'source', ARGV[5])
 return 1
-`;
+`);
+
+// A result's first record, field by field (a field already there keeps its first value), in one command: the
+// intake writes one per result, thousands a second.
+// KEYS[3], when given, is the result's intake job: the answer says whether it was already queued (a duplicate).
+const RECORD_RESULT = new RedisScript(`
+local ttl = tonumber(ARGV[1])
+for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('SADD', KEYS[2], ARGV[2]) redis.call('EXPIRE', KEYS[2], ttl)
+if KEYS[3] ~= '' then return redis.call('EXISTS', KEYS[3]) end
+return 0`);
+
+// A document's version in its set, taken once per result (see documentVersion).
+const DOCUMENT_VERSION = new RedisScript(`
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if v then return tonumber(v) end
+if ARGV[2] == '1' then v = redis.call('INCR', KEYS[1]) else v = tonumber(redis.call('GET', KEYS[1]) or '1') end
+redis.call('HSET', KEYS[2], ARGV[1], v)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return v`);
 
 /** One entry of the outbox: a recipient's state changed. */
 export interface StatusEvent {
@@ -170,17 +191,13 @@ export class StatusStore extends ExpiringStore {
     byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
   };
 
-  /** First sight of a result. Idempotent: the same result received again keeps its first record. */
-  async recordResult(r: ResultRecord): Promise<void> {
-    const key = this.k.result(r.resultId);
-    const m = this.redis.multi();
-    const fields = flat({ ...r });
-    for (let i = 0; i < fields.length; i += 2) m.hsetnx(key, fields[i]!, fields[i + 1]!);
-    await m
-      .expire(key, this.retentionSeconds)
-      .sadd(this.k.controlId(r.controlId), r.resultId)
-      .expire(this.k.controlId(r.controlId), this.retentionSeconds)
-      .exec();
+  /**
+   * First sight of a result. Idempotent: the same result received again keeps its first record. Given the key of the
+   * result's queue job, answers whether that job already exists, in the same step.
+   */
+  async recordResult(r: ResultRecord, jobKey = ''): Promise<{ queuedBefore: boolean }> {
+    const exists = await RECORD_RESULT.run(this.redis, [this.k.result(r.resultId), this.k.controlId(r.controlId), jobKey], [String(this.retentionSeconds), r.resultId, ...flat({ ...r })]);
+    return { queuedBefore: exists === 1 };
   }
 
   async markRouted(resultId: string, acknowledgedAt: number | undefined, at = Date.now()): Promise<void> {
@@ -191,12 +208,11 @@ export class StatusStore extends ExpiringStore {
   async createDelivery(d: Omit<Delivery, 'updatedAt'> & { updatedAt?: number }, detail?: string): Promise<boolean> {
     const at = d.updatedAt ?? Date.now();
     const event: DeliveryEvent = { at, state: d.state, applied: true, source: 'router', ...(detail ?? d.reason ? { detail: detail ?? d.reason } : {}) };
-    const created = await this.redis.eval(
-      CREATE, 5,
-      this.k.delivery(d.deliveryId), this.k.history(d.deliveryId), this.k.resultDeliveries(d.resultId), this.k.events(),
-      d.messageId ? this.k.byMessage(d.messageId, d.recipient) : '',
-      d.state, String(this.retentionSeconds), JSON.stringify(event), d.deliveryId, 'router',
-      ...flat({ ...d, updatedAt: at }),
+    const created = await CREATE.run(
+      this.redis,
+      [this.k.delivery(d.deliveryId), this.k.history(d.deliveryId), this.k.resultDeliveries(d.resultId), this.k.events(), d.messageId ? this.k.byMessage(d.messageId, d.recipient) : ''],
+      [d.state, String(this.retentionSeconds), JSON.stringify(event), d.deliveryId, 'router',
+      ...flat({ ...d, updatedAt: at })],
     );
     return created === 1;
   }
@@ -214,9 +230,9 @@ export class StatusStore extends ExpiringStore {
   ): Promise<{ applied: boolean; previous: DeliveryState | undefined }> {
     const detail = fields['detail'] ?? fields['reason'];
     const event: DeliveryEvent = { at, state, applied: false, source, ...(detail !== undefined ? { detail: String(detail) } : {}) };
-    const res = (await this.redis.eval(
-      TRANSITION, 3, this.k.delivery(deliveryId), this.k.history(deliveryId), this.k.events(),
-      ENTER_FROM[state].join(','), JSON.stringify(event), deliveryId, state, source, ...flat({ ...fields, state, updatedAt: at }),
+    const res = (await TRANSITION.run(
+      this.redis, [this.k.delivery(deliveryId), this.k.history(deliveryId), this.k.events()],
+      [ENTER_FROM[state].join(','), JSON.stringify(event), deliveryId, state, source, ...flat({ ...fields, state, updatedAt: at })],
     )) as [number, string];
     const applied = res[0] === 1;
     if (applied && state === 'submitted') await this.redis.zadd(this.k.awaiting(), at, deliveryId);
@@ -289,15 +305,9 @@ export class StatusStore extends ExpiringStore {
    * when the routing job is retried. A deletion names the current version without taking a new one.
    */
   async documentVersion(setId: string, resultId: string, takeNew: boolean): Promise<number> {
-    const v = await this.redis.eval(
-      `local v = redis.call('HGET', KEYS[2], ARGV[1])
-if v then return tonumber(v) end
-if ARGV[2] == '1' then v = redis.call('INCR', KEYS[1]) else v = tonumber(redis.call('GET', KEYS[1]) or '1') end
-redis.call('HSET', KEYS[2], ARGV[1], v)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return v`,
-      2, `${this.p}:set-version:${setId}`, `${this.p}:set-version-by-result:${setId}`, resultId, takeNew ? '1' : '0', String(Math.max(this.retentionSeconds, 5 * 365 * 24 * 3600)),
+    const v = await DOCUMENT_VERSION.run(
+      this.redis, [`${this.p}:set-version:${setId}`, `${this.p}:set-version-by-result:${setId}`],
+      [resultId, takeNew ? '1' : '0', String(Math.max(this.retentionSeconds, 5 * 365 * 24 * 3600))],
     );
     return Number(v);
   }

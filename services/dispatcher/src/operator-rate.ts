@@ -1,4 +1,4 @@
-import type { Redis } from '@mssgw/queue';
+import { RedisScript, type Redis } from '@mssgw/queue';
 
 /**
  * The sending rate allowed towards the operator, shared by every dispatcher process through Redis: a GCRA
@@ -19,7 +19,7 @@ export interface OperatorRateOptions {
 
 // KEYS: tat, rate, lastSlowDown. ARGV: now (ms), max, min, burst, recoveryMs, factor.
 // Returns the wait in ms before this send may go (0 when it may go now) and the rate in force (x1000, integer).
-const ACQUIRE = `
+const ACQUIRE = new RedisScript(`
 local now = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
 local min = tonumber(ARGV[3])
@@ -40,14 +40,14 @@ if tat < now then tat = now end
 local allowAt = tat - interval * burst
 if now < allowAt then return {math.ceil(allowAt - now), math.floor(rate * 1000)} end
 redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(interval * (burst + 1)) + 60000)
-return {0, math.floor(rate * 1000)}`;
+return {0, math.floor(rate * 1000)}`);
 
-const SLOW_DOWN = `
+const SLOW_DOWN = new RedisScript(`
 local rate = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 rate = math.max(tonumber(ARGV[2]), rate * tonumber(ARGV[3]))
 redis.call('SET', KEYS[1], tostring(rate))
 redis.call('SET', KEYS[2], ARGV[4])
-return tostring(rate)`;
+return tostring(rate)`);
 
 export class OperatorRate {
   private readonly keys: { tat: string; rate: string; last: string };
@@ -64,15 +64,15 @@ export class OperatorRate {
   /** Milliseconds to wait before sending (0: send now, the send is counted), and the rate in force. */
   async acquire(now = Date.now()): Promise<{ waitMs: number; perSecond: number }> {
     const o = this.options;
-    const [wait, rate] = (await this.redis.eval(ACQUIRE, 3, this.keys.tat, this.keys.rate, this.keys.last,
-      String(now), String(o.maxPerSecond), String(o.minPerSecond), String(o.burst), String(o.recoveryMs), String(o.slowDownFactor))) as [number, number];
+    const [wait, rate] = (await ACQUIRE.run(this.redis, [this.keys.tat, this.keys.rate, this.keys.last], [
+      String(now), String(o.maxPerSecond), String(o.minPerSecond), String(o.burst), String(o.recoveryMs), String(o.slowDownFactor)])) as [number, number];
     return { waitMs: wait, perSecond: rate / 1000 };
   }
 
   /** The operator answered 421 / 45x: every process sends slower from now on. Returns the new rate. */
   async slowDown(now = Date.now()): Promise<number> {
     const o = this.options;
-    return Number(await this.redis.eval(SLOW_DOWN, 2, this.keys.rate, this.keys.last, String(o.maxPerSecond), String(o.minPerSecond), String(o.slowDownFactor), String(now)));
+    return Number(await SLOW_DOWN.run(this.redis, [this.keys.rate, this.keys.last], [String(o.maxPerSecond), String(o.minPerSecond), String(o.slowDownFactor), String(now)]));
   }
 }
 

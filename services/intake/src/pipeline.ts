@@ -2,12 +2,97 @@ import { Queue } from 'bullmq';
 import { buildAck, decodeHl7, Er7Message, Hl7Error, readHeader, readResult, validateResult, type AckCode, type AckTarget } from '@mssgw/hl7';
 import { QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+import type { ResultRecord } from '@mssgw/status';
 import { metrics } from '@mssgw/telemetry';
 
 export type Transport = 'mllp' | 'kafka';
 
 /** How long the queue may take to confirm a result before the producer is told to retry (AE). */
 export const QUEUE_TIMEOUT_MS = 5_000;
+
+/** A received result ready to be stored: its status record, its documents and its routing job. */
+interface QueuedResult {
+  resultId: string;
+  record: ResultRecord;
+  contents: { content: Buffer; sha256: string }[];
+  job: IntakeJob;
+}
+
+/** Most results one flush writes; a Kafka batch or a burst on many connections is split into flushes of this size. */
+const MAX_BATCH = 256;
+
+/**
+ * Group commit of received results: their documents and status records in one pipelined write, then their jobs in
+ * one bulk add. One flush is in flight at a time; what arrives meanwhile forms the next one. Many MLLP connections
+ * or a Kafka batch then cost two round trips per flush instead of three per result, a quiet feed waits for no timer,
+ * and a result sent twice in quick succession is seen as a repeat because the flush before has finished.
+ */
+class IntakeBatch {
+  private pending: { item: QueuedResult; resolve(duplicate: boolean): void; reject(err: Error): void }[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private readonly ctx: ServiceContext;
+  private readonly queueOfResults: Queue;
+
+  constructor(ctx: ServiceContext, queue: Queue) {
+    this.ctx = ctx;
+    this.queueOfResults = queue;
+  }
+
+  /** Resolves once the result is durably queued, with whether it had been queued before (a duplicate). */
+  queue(item: QueuedResult): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** After the reads already in hand are parsed (setImmediate runs after the I/O callbacks of this turn). */
+  private schedule(): void {
+    if (this.flushing || this.scheduled || this.pending.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    const batch = this.pending.splice(0, MAX_BATCH);
+    try {
+      const duplicates = await withTimeout(this.write(batch.map((b) => b.item)), QUEUE_TIMEOUT_MS, 'the intake queue (Redis)');
+      batch.forEach((b, i) => b.resolve(duplicates[i]!));
+    } catch (err) {
+      batch.forEach((b) => b.reject(err as Error));
+    } finally {
+      this.flushing = false;
+      this.schedule();
+    }
+  }
+
+  private async write(items: QueuedResult[]): Promise<boolean[]> {
+    const { documents, status } = this.ctx;
+    // Auto-pipelining sends these in one write. A result whose job exists (kept a week after routing) was seen
+    // before: the producer sent it again, maybe because our ACK was lost. Its job is not added again.
+    const [records] = await Promise.all([
+      Promise.all(items.map((it) => status.recordResult(it.record, this.queueOfResults.toKey(it.resultId)))),
+      Promise.all(items.flatMap((it) => it.contents.map((d) => documents.put(d.content, d.sha256)))),
+    ]);
+    const seen = new Set<string>();
+    const duplicates = items.map((it, i) => {
+      const duplicate = records[i]!.queuedBefore || seen.has(it.resultId);
+      seen.add(it.resultId);
+      return duplicate;
+    });
+    const fresh = items.filter((_, i) => !duplicates[i]);
+    if (fresh.length > 0) {
+      const acknowledgedAt = Date.now();
+      await this.queueOfResults.addBulk(fresh.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } })));
+    }
+    return duplicates;
+  }
+}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -34,6 +119,7 @@ export interface IntakeOutcome {
 export class ResultIntake {
   private readonly ctx: ServiceContext;
   readonly queue: Queue;
+  private readonly batch: IntakeBatch;
 
   constructor(ctx: ServiceContext) {
     this.ctx = ctx;
@@ -47,6 +133,7 @@ export class ResultIntake {
         removeOnFail: false,
       },
     });
+    this.batch = new IntakeBatch(ctx, this.queue);
   }
 
   async accept(bytes: Buffer, source: string, transport: Transport, receivedAt = Date.now()): Promise<IntakeOutcome> {
@@ -59,25 +146,16 @@ export class ResultIntake {
       const result = validateResult(readResult(msg, decoded.charset));
       // The same sender and control id is the same result, whichever listener or topic brought it.
       const resultId = resultIdOf(result);
-      // Two round trips: the documents and the status record (idempotent) together, then the job. If Redis does
-      // not confirm in time the producer hears AE and sends again; the job id makes that harmless.
-      const job = await withTimeout(
-        (async () => {
-          const [documents] = await Promise.all([
-            Promise.all(result.documents.map(async ({ content, ...ref }) => ({ ...ref, sha256: await this.ctx.documents.put(content, ref.sha256) }))),
-            this.ctx.status.recordResult({
-              resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
-              sendingFacility: result.sendingFacility, ackReception: result.flags['ACK_RECEPTION'] ? '1' : '0',
-              ackRead: result.flags['ACK_LECTURE_MSS'] ? '1' : '0', action: result.action, documentCode: result.documentCode, receivedAt,
-            }),
-          ]);
-          const data: IntakeJob = { resultId, source, transport, receivedAt, acknowledgedAt: Date.now(), result: { ...result, documents } };
-          return this.queue.add('result', data, { jobId: resultId });
-        })(),
-        QUEUE_TIMEOUT_MS,
-        'the intake queue (Redis)',
-      );
-      const duplicate = (job.data as IntakeJob).receivedAt !== receivedAt;
+      const record: ResultRecord = {
+        resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
+        sendingFacility: result.sendingFacility, ackReception: result.flags['ACK_RECEPTION'] ? '1' : '0',
+        ackRead: result.flags['ACK_LECTURE_MSS'] ? '1' : '0', action: result.action, documentCode: result.documentCode, receivedAt,
+      };
+      const documents = result.documents.map(({ content: _, ...ref }) => ref);
+      const duplicate = await this.batch.queue({
+        resultId, record, contents: result.documents.map((d) => ({ content: d.content, sha256: d.sha256 })),
+        job: { resultId, source, transport, receivedAt, acknowledgedAt: 0, result: { ...result, documents } },
+      });
       if (duplicate) {
         metrics.resultsDuplicate.inc({ source });
         this.ctx.log.info({ controlId: result.controlId, resultId }, 'duplicate result acknowledged, not sent again');

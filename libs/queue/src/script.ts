@@ -1,0 +1,27 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+type Arg = string | number | Buffer;
+
+/**
+ * A Lua script run by its SHA-1 (EVALSHA), its text sent only when Redis does not know it yet (after a restart or a
+ * SCRIPT FLUSH). Hot paths run one per result or per mail: sending and hashing the text every time is wasted work.
+ */
+export class RedisScript {
+  readonly sha: string;
+  private readonly lua: string;
+
+  constructor(lua: string) {
+    this.lua = lua;
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(redis: Redis, keys: string[], args: Arg[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err as Error).message.startsWith('NOSCRIPT')) throw err;
+      return redis.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
