@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { demoDefaults } from '@mssgw/config';
 import { MllpClient } from '@mssgw/hl7';
-import { connectRedis, DocumentStore, MailStore, QUEUES, resultIdOf } from '@mssgw/queue';
+import { connectRedis, MailStore, QUEUES, resultIdOf } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { startGatewayProcess, type GatewayProcess } from './process.ts';
@@ -138,9 +138,8 @@ export async function benchDispatch(opts: { results: number; pacedMailsPerSecond
     if (opts.backlog > 0) {
       const config = demoDefaults();
       const queue = new Queue(QUEUES.send(config.mailboxes[0]!.address), { connection: { url: REDIS, maxRetriesPerRequest: null }, prefix: `bench-b${tag}` });
-      await new MailStore(redis, `bench-b${tag}`).put(spec);
-      // The mail's attachments, stored once, shared by the million deliveries (as the router does).
-      for (const a of spec.attachments) await new DocumentStore(redis, `bench-b${tag}`).put(await new DocumentStore(redis, env.MSSGW_REDIS_PREFIX).get(a.sha256), a.sha256);
+      // The mail, rendered once, shared by the million deliveries (as the router does).
+      await new MailStore(redis, `bench-b${tag}`).put(spec, await new MailStore(redis, env.MSSGW_REDIS_PREFIX).message(spec.mailId));
       for (let i = 0; i < opts.backlog; i += 5_000) {
         await queue.addBulk(Array.from({ length: Math.min(5_000, opts.backlog - i) }, (_, j) => ({
           name: 'deliver',

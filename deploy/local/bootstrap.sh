@@ -3,7 +3,7 @@
 # dependencies (with Node 22 from the npm registry, the system's Node is left alone). Quick when done already.
 source "$(dirname "$0")/lib.sh"
 command -v npm >/dev/null || die "npm is missing: install Debian's nodejs and npm (any Node >= 18 runs npm; the project brings its own Node 22)"
-apt_install redis-server postfix dovecot-imapd dovecot-core prometheus openssl libxml2-utils docker-compose poppler-utils
+apt_install redis-server postfix dovecot-imapd dovecot-core prometheus openssl libxml2-utils docker-compose poppler-utils unzip
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v mvn >/dev/null || apt_install maven
 cd "$REPO_ROOT"

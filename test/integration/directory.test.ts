@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import yazl from 'yazl';
+import { buildZip } from '@mssgw/mssante';
 import {
   DirectoryImportError, DirectoryStore, DirectoryUnavailableError, EXTRACTION_HEADER, FhirDirectory, importExtraction, readExtraction,
   type DirectoryMailbox, type RejectedRow,
@@ -102,13 +102,9 @@ describe('directory: the Annuaire Santé extraction in Redis', () => {
   });
 
   it('downloads and imports the zipped extraction from a URL', async () => {
-    const zip = new yazl.ZipFile();
-    zip.addBuffer(readFileSync(FIXTURE), 'Extraction_Correspondance_MSSante_202611260400.txt');
-    zip.end();
-    const chunks: Buffer[] = [];
-    for await (const c of zip.outputStream) chunks.push(c as Buffer);
+    const zip = buildZip([{ name: 'Extraction_Correspondance_MSSante_202611260400.txt', content: readFileSync(FIXTURE) }], new Date());
     const { server, url } = await httpServer((req, res) => {
-      if (req.url === '/extraction') res.end(Buffer.concat(chunks));
+      if (req.url === '/extraction') res.end(zip);
       else res.writeHead(404).end();
     });
     try {

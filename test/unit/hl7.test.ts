@@ -117,6 +117,20 @@ describe('results', () => {
       expect((err as Hl7Error).location).toMatchObject({ segment: 'OBX', field: 5 });
     }
   });
+
+  it('tells Base64 that Node would decode leniently from valid Base64, and accepts line-wrapped Base64', () => {
+    const message = makeCisisResult({ controlId: 'C5', patient, doctors: [DOCTORS[0]!] });
+    const b64 = /\^Base64\^([A-Za-z0-9+/=]+)/.exec(message)![1]!;
+    const withData = (data: string) => () => readResult(new Er7Message(message.replace(b64, data)));
+    const cda = withData(b64)().documents[0]!;
+    // Base64url letters, padding inside the data, a character outside the alphabet: each is refused.
+    for (const bad of [`${b64.slice(0, 8)}-_${b64.slice(10)}`, `${b64.slice(0, 8)}=${b64.slice(9)}`, `${b64.slice(0, 8)}!${b64.slice(9)}`]) {
+      expect(withData(bad)).toThrow(/not valid Base64/);
+    }
+    // Wrapped at 76 characters with escaped line breaks (\.br\), as some producers send it: the same document.
+    const wrapped = b64.match(/.{1,76}/g)!.join('\\.br\\');
+    expect(withData(wrapped)().documents[0]!.sha256).toBe(cda.sha256);
+  });
 });
 
 describe('acknowledgements', () => {

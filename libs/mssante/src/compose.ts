@@ -106,7 +106,7 @@ export async function buildResultContent(input: ContentInput): Promise<ResultCon
   const ins = result.patient.ins;
   if (cdas.length && ins) {
     const p = result.patient;
-    const zip = await buildXdmArchive({
+    const zip = buildXdmArchive({
       patient: { ins: ins.value, oid: ins.oid, family: p.family, given: p.given, ...(p.birthDate ? { birthDate: p.birthDate } : {}), ...(p.sex ? { sex: p.sex } : {}) },
       documents: cdas,
       senderName: result.sendingFacility || result.sendingApplication || input.sender.name,

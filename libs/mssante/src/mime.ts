@@ -1,11 +1,8 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { MailSpec } from '@mssgw/queue';
 
-/**
- * The nodemailer message of a mail: the same for the dispatcher (which adds the SMTP envelope and DSN parameters)
- * and for `mssgw compose` (which writes it to an .eml file). `contents` are the attachments' bytes, in order.
- */
-export function mailOptions(spec: MailSpec, contents: Buffer[]) {
+/** The nodemailer message of a mail. `contents` are the attachments' bytes, in order. */
+function mailOptions(spec: MailSpec, contents: Buffer[]) {
   return {
     from: spec.fromName ? { name: spec.fromName, address: spec.from } : spec.from,
     to: spec.to,
@@ -18,8 +15,16 @@ export function mailOptions(spec: MailSpec, contents: Buffer[]) {
   };
 }
 
-/** The mail as an RFC 5322 message (what `mssgw compose` writes): exactly what the dispatcher would send. */
-export async function buildEml(spec: MailSpec, contents: Buffer[], date?: Date): Promise<Buffer> {
-  const composer = new MailComposer({ ...mailOptions(spec, contents), ...(date ? { date } : {}) });
+/**
+ * The mail as an RFC 5322 message, rendered once: the router stores it and the dispatcher sends these bytes to each
+ * recipient of the mail; `mssgw compose` writes them to an .eml file. `contents` holds the attachments by SHA-256.
+ */
+export async function buildEml(spec: MailSpec, contents: ReadonlyMap<string, Buffer>, date?: Date): Promise<Buffer> {
+  const bytes = spec.attachments.map((a) => {
+    const content = contents.get(a.sha256);
+    if (!content) throw new Error(`attachment ${a.filename} of mail ${spec.mailId} has no content`);
+    return content;
+  });
+  const composer = new MailComposer({ ...mailOptions(spec, bytes), ...(date ? { date } : {}) });
   return composer.compile().build();
 }

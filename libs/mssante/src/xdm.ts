@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import yazl from 'yazl';
 import type { CdaHeader } from './cda.ts';
+import { buildZip } from './zip.ts';
 
 /** Patient identity as the XDS patientId: the INS with its assigning authority (CX, type NH), and its traits. */
 export interface XdmPatient {
@@ -206,15 +206,11 @@ function index(input: XdmInput): string {
 }
 
 /** IHE_XDM.ZIP: README.TXT, INDEX.HTM, IHE_XDM/SUBSET01/METADATA.XML and the CDA documents. */
-export async function buildXdmArchive(input: XdmInput): Promise<Buffer> {
-  const zip = new yazl.ZipFile();
-  const mtime = input.submissionTime;
-  zip.addBuffer(Buffer.from(readme(input), 'utf8'), 'README.TXT', { mtime });
-  zip.addBuffer(Buffer.from(index(input), 'utf8'), 'INDEX.HTM', { mtime });
-  zip.addBuffer(Buffer.from(buildMetadata(input), 'utf8'), 'IHE_XDM/SUBSET01/METADATA.XML', { mtime });
-  input.documents.forEach((d, i) => zip.addBuffer(d.cda, `IHE_XDM/SUBSET01/${documentFileName(i)}`, { mtime }));
-  zip.end();
-  const chunks: Buffer[] = [];
-  for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+export function buildXdmArchive(input: XdmInput): Buffer {
+  return buildZip([
+    { name: 'README.TXT', content: Buffer.from(readme(input), 'utf8') },
+    { name: 'INDEX.HTM', content: Buffer.from(index(input), 'utf8') },
+    { name: 'IHE_XDM/SUBSET01/METADATA.XML', content: Buffer.from(buildMetadata(input), 'utf8') },
+    ...input.documents.map((d, i) => ({ name: `IHE_XDM/SUBSET01/${documentFileName(i)}`, content: d.cda })),
+  ], input.submissionTime);
 }

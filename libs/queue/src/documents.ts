@@ -41,10 +41,25 @@ export class DocumentStore extends ExpiringStore {
   }
 }
 
-/** Mail specs, written once by the router and read by the dispatcher for each of their recipients. */
+/**
+ * Mails, written once by the router: the description (for the status API and the tools) and the rendered RFC 5322
+ * message, which the dispatcher sends as it is to each recipient. Rendering once per mail rather than once per
+ * send keeps MIME encoding out of the sending loop, and the message goes to the socket in one write, not one per
+ * encoded line.
+ */
 export class MailStore extends ExpiringStore {
-  async put(spec: MailSpec): Promise<void> {
-    await this.redis.set(`${this.prefix}:mail:${spec.mailId}`, JSON.stringify(spec), 'EX', this.ttlSeconds);
+  async put(spec: MailSpec, message: Buffer): Promise<void> {
+    await this.redis.multi()
+      .set(`${this.prefix}:mail:${spec.mailId}`, JSON.stringify(spec), 'EX', this.ttlSeconds)
+      .set(`${this.prefix}:mail:${spec.mailId}:message`, message, 'EX', this.ttlSeconds)
+      .exec();
+  }
+
+  /** The rendered message of a mail. */
+  async message(mailId: string): Promise<Buffer> {
+    const message = await this.redis.getBuffer(`${this.prefix}:mail:${mailId}:message`);
+    if (!message) throw new Error(`mail ${mailId} is not in the store (expired or never written)`);
+    return message;
   }
 
   async get(mailId: string): Promise<MailSpec> {

@@ -104,6 +104,8 @@ export type MailSpec = z.infer<typeof MailSpec>;
 export const DeliveryJob = z.object({
   deliveryId: z.string(),
   mailId: z.string(),
+  /** The mail's Message-ID (for the logs). */
+  messageId: z.string().optional(),
   resultId: z.string(),
   mailbox: z.string(),
   recipient: z.string(),

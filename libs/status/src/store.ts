@@ -103,15 +103,19 @@ export interface ResultRecord {
 
 // Compare-and-set in one round trip: the state changes only from an allowed state; the event is always kept in the
 // history, and an applied change is appended to the outbox stream in the same step (nothing told twice or never).
+// ARGV[6] says what an applied change does to the set awaiting a final DSN (KEYS[4]): add (at ARGV[7]) or remove.
+// KEYS[5], when given, is deleted in the same step (the dispatcher's "attempt in progress" marker).
 const TRANSITION = new RedisScript(`
+if KEYS[5] ~= '' then redis.call('DEL', KEYS[5]) end
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return {-1, ''} end
 local ok = string.find(',' .. ARGV[1] .. ',', ',' .. cur .. ',', 1, true)
 local event = ARGV[2]
 if ok then
-  for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
   event = string.gsub(event, '"applied":false', '"applied":true')
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', '1000000', '*', 'deliveryId', ARGV[3], 'state', ARGV[4], 'previous', cur, 'source', ARGV[5])
+  if ARGV[6] == 'add' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3]) elseif ARGV[6] == 'remove' then redis.call('ZREM', KEYS[4], ARGV[3]) end
 end
 redis.call('RPUSH', KEYS[2], event)
 return {ok and 1 or 0, cur}
@@ -219,7 +223,8 @@ export class StatusStore extends ExpiringStore {
 
   /**
    * Moves a recipient to `state` if the state machine allows it from where it is; the event joins its history
-   * either way. Returns whether the state changed and the state it was in.
+   * either way. Returns whether the state changed and the state it was in. `clears` names a key deleted in the same
+   * step, so that what it marks ends exactly when the outcome is recorded.
    */
   async transition(
     deliveryId: string,
@@ -227,16 +232,16 @@ export class StatusStore extends ExpiringStore {
     source: DeliveryEvent['source'],
     fields: Fields = {},
     at = Date.now(),
+    clears = '',
   ): Promise<{ applied: boolean; previous: DeliveryState | undefined }> {
     const detail = fields['detail'] ?? fields['reason'];
     const event: DeliveryEvent = { at, state, applied: false, source, ...(detail !== undefined ? { detail: String(detail) } : {}) };
+    const awaiting = state === 'submitted' ? 'add' : isFinal(state) ? 'remove' : '';
     const res = (await TRANSITION.run(
-      this.redis, [this.k.delivery(deliveryId), this.k.history(deliveryId), this.k.events()],
-      [ENTER_FROM[state].join(','), JSON.stringify(event), deliveryId, state, source, ...flat({ ...fields, state, updatedAt: at })],
+      this.redis, [this.k.delivery(deliveryId), this.k.history(deliveryId), this.k.events(), this.k.awaiting(), clears],
+      [ENTER_FROM[state].join(','), JSON.stringify(event), deliveryId, state, source, awaiting, String(at), ...flat({ ...fields, state, updatedAt: at })],
     )) as [number, string];
     const applied = res[0] === 1;
-    if (applied && state === 'submitted') await this.redis.zadd(this.k.awaiting(), at, deliveryId);
-    else if (applied && isFinal(state)) await this.redis.zrem(this.k.awaiting(), deliveryId);
     return { applied, previous: res[1] ? (res[1] as DeliveryState) : undefined };
   }
 

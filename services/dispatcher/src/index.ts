@@ -1,7 +1,6 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Transporter } from 'nodemailer';
 import type { ApplicativeMailboxConfig } from '@mssgw/config';
-import { mailOptions } from '@mssgw/mssante';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -83,15 +82,17 @@ interface Sender {
 async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: string): Promise<void> {
   const { transport, mailbox, rate, worker } = sender;
   const d = DeliveryJob.parse(job.data);
-  const current = await ctx.status.getDelivery(d.deliveryId);
-  // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
-  if (current && current.state !== 'queued') return;
   // An attempt that started sending and never recorded its outcome (the process died, or the connection broke
   // once the message was on its way) may have been accepted: wait for the DSN that would say so before sending again.
   // The marker is set just before SMTP and cleared once the outcome is recorded, so a job put back by the rate
   // limiter or by a refused connection is not mistaken for one.
   const sendingKey = `${ctx.config.redis.prefix}:sending:${d.deliveryId}`;
-  const interrupted = (await ctx.redis.exists(sendingKey)) === 1;
+  // Both in one round trip (auto-pipelining), as are the reads and the writes below: the Redis round trips, not the
+  // work in them, bound a dispatcher's rate.
+  const [current, marker] = await Promise.all([ctx.status.getDelivery(d.deliveryId), ctx.redis.exists(sendingKey)]);
+  // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
+  if (current && current.state !== 'queued') return;
+  const interrupted = marker === 1;
   const until = d.reconcileUntil ?? (interrupted ? Date.now() + ctx.config.dispatcher.reconcileMs : undefined);
   if (until !== undefined && Date.now() < until) {
     if (d.reconcileUntil === undefined) {
@@ -110,23 +111,28 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
     await worker.rateLimit(waitMs);
     throw Worker.RateLimitError();
   }
-  const spec = await ctx.mails.get(d.mailId);
-  const contents = await Promise.all(spec.attachments.map((a) => ctx.documents.get(a.sha256)));
-  await ctx.redis.set(sendingKey, String(Date.now()), 'PX', SENDING_MARKER_MS);
+  const [message] = await Promise.all([
+    ctx.mails.message(d.mailId).catch(async (err: Error) => {
+      await ctx.redis.del(sendingKey); // nothing was sent: this is not an interrupted attempt
+      throw err;
+    }),
+    ctx.redis.set(sendingKey, String(Date.now()), 'PX', SENDING_MARKER_MS),
+  ]);
   try {
     const info = (await transport.sendMail({
-      ...mailOptions(spec, contents),
-      envelope: { from: spec.from, to: [d.recipient] },
+      raw: message,
+      envelope: { from: d.mailbox, to: [d.recipient] },
       dsn: { id: d.deliveryId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: d.recipient },
     })) as { response: string; accepted: string[]; rejected: string[] };
     const queueId = /queued as\s+([A-Za-z0-9]+)/i.exec(info.response)?.[1];
+    // The marker goes in the same step as the acceptance is recorded: never one without the other.
+    const now = Date.now();
     await ctx.status.transition(d.deliveryId, 'submitted', 'dispatcher', {
-      smtpResponse: info.response, ...(queueId ? { queueId } : {}), submittedAt: Date.now(), detail: info.response,
-    });
-    await ctx.redis.del(sendingKey);
+      smtpResponse: info.response, ...(queueId ? { queueId } : {}), submittedAt: now, detail: info.response,
+    }, now, sendingKey);
     metrics.mailsSent.inc({ mailbox: mailbox.address });
     metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - d.acknowledgedAt) / 1000);
-    ctx.log.info({ deliveryId: d.deliveryId, messageId: spec.messageId, queueId }, 'mail accepted by the operator');
+    ctx.log.info({ deliveryId: d.deliveryId, messageId: d.messageId, queueId }, 'mail accepted by the operator');
   } catch (e) {
     const err = e as SmtpError;
     // An SMTP answer, or a connection that never opened, proves the mail was not accepted.

@@ -57,7 +57,7 @@ export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<C
   const mails = await Promise.all(specs.map(async (spec) => ({
     file: `${spec.mailId}.eml`,
     spec,
-    eml: await buildEml(spec, spec.attachments.map((a) => contents.get(a.sha256)!), new Date(now)),
+    eml: await buildEml(spec, contents, new Date(now)),
   })));
   return { resultId, result, mails, refusals: plan.decision.refusals };
 }

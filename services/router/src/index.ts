@@ -1,5 +1,5 @@
 import { Queue, Worker, type Job } from 'bullmq';
-import { documentSettings, planResult, readCdaHeader, type ReceivedDocument } from '@mssgw/mssante';
+import { buildEml, documentSettings, planResult, readCdaHeader, type ReceivedDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -66,14 +66,14 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       versionOf: (set) => ctx.status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
     });
     if (content) {
-      // Each attachment is stored once, whatever the number of mails and recipients that carry it.
-      for (const [, bytes] of content.contents) await ctx.documents.put(bytes);
       if (result.documentId) await ctx.status.indexDocument(result.documentId, resultId);
       for (const id of content.documentIds) await ctx.status.indexDocument(id, resultId);
     }
     await recordRefusals(ctx, resultId, decision.refusals);
+    const renderedAt = new Date();
     for (const spec of specs) {
-      await ctx.mails.put(spec);
+      // Rendered once per mail, whatever its number of recipients and retries.
+      await ctx.mails.put(spec, await buildEml(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
       await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address), decision.recipients);
     }
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
@@ -158,7 +158,7 @@ async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: Intake
     }, r?.choice);
     jobs.push({
       name: 'deliver',
-      data: { deliveryId, mailId: spec.mailId, resultId: spec.resultId, mailbox: spec.from, recipient, acknowledgedAt: data.acknowledgedAt ?? data.receivedAt, ...(urgent ? { urgent } : {}) },
+      data: { deliveryId, mailId: spec.mailId, messageId: spec.messageId, resultId: spec.resultId, mailbox: spec.from, recipient, acknowledgedAt: data.acknowledgedAt ?? data.receivedAt, ...(urgent ? { urgent } : {}) },
       // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
       opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) },
     });

@@ -1,0 +1,51 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildZip } from '../../libs/mssante/src/zip.ts';
+import { unzip } from '../support/xdm-rules.ts';
+
+describe('ZIP writer (IHE_XDM.ZIP)', () => {
+  const entries = [
+    { name: 'README.TXT', content: Buffer.from('Lisez-moi\r\n'.repeat(50), 'utf8') },
+    { name: 'IHE_XDM/SUBSET01/DOC0001.XML', content: Buffer.from(`<ClinicalDocument>${'<x>é€Œ</x>'.repeat(2000)}</ClinicalDocument>`, 'utf8') },
+    { name: 'IHE_XDM/SUBSET01/RANDOM.BIN', content: randomBytes(5000) }, // does not compress: stored
+    { name: 'VIDE.TXT', content: Buffer.alloc(0) },
+  ];
+  const at = new Date(2026, 10, 26, 14, 37, 58);
+  const zip = buildZip(entries, at);
+
+  it('reads back entry for entry, in order, with the same bytes', async () => {
+    const read = await unzip(zip);
+    expect([...read.keys()]).toEqual(entries.map((e) => e.name));
+    for (const e of entries) expect(read.get(e.name)!.equals(e.content)).toBe(true);
+  });
+
+  it('passes Info-ZIP\'s integrity test (CRC-32 of every entry) and lists deflated and stored entries with their date', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-zip-'));
+    const file = path.join(dir, 'IHE_XDM.ZIP');
+    writeFileSync(file, zip);
+    expect(execFileSync('unzip', ['-t', file]).toString()).toMatch(/No errors detected/);
+    const listing = execFileSync('zipinfo', ['-T', file]).toString();
+    expect(listing).toMatch(/defN 20261126\.143758 README\.TXT/);
+    expect(listing).toMatch(/stor 20261126\.143758 IHE_XDM\/SUBSET01\/RANDOM\.BIN/);
+  });
+
+  it('fails the integrity test when a byte of an entry is changed', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-zip-'));
+    const file = path.join(dir, 'BROKEN.ZIP');
+    const broken = Buffer.from(zip);
+    const at = broken.indexOf('IHE_XDM/SUBSET01/RANDOM.BIN') + 'IHE_XDM/SUBSET01/RANDOM.BIN'.length + 100;
+    broken[at] = broken[at]! ^ 0xff;
+    writeFileSync(file, broken);
+    let output = '';
+    try {
+      execFileSync('unzip', ['-t', file], { stdio: 'pipe' });
+    } catch (err) {
+      output = String((err as { stdout?: Buffer }).stdout ?? '');
+    }
+    expect(output).toMatch(/RANDOM\.BIN\s+bad CRC/);
+  });
+});
