@@ -65,17 +65,20 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
       versionOf: (set) => ctx.status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
     });
-    if (content) {
-      if (result.documentId) await ctx.status.indexDocument(result.documentId, resultId);
-      for (const id of content.documentIds) await ctx.status.indexDocument(id, resultId);
-    }
-    await recordRefusals(ctx, resultId, decision.refusals);
+    const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
     const renderedAt = new Date();
-    for (const spec of specs) {
-      // Rendered once per mail, whatever its number of recipients and retries.
-      await ctx.mails.put(spec, await buildEml(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
-      await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address), decision.recipients);
-    }
+    // Rendered once per mail, whatever its number of recipients and retries.
+    const messages = await Promise.all(specs.map((spec) => buildEml(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt)));
+    // Independent writes go together (auto-pipelining makes them one round trip); a mail is stored before its
+    // deliveries are queued, so a dispatcher always finds what it is asked to send.
+    await Promise.all([
+      ...documentIds.map((id) => ctx.status.indexDocument(id, resultId)),
+      recordRefusals(ctx, resultId, decision.refusals),
+      ...specs.map(async (spec, i) => {
+        await ctx.mails.put(spec, messages[i]!);
+        await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address), decision.recipients);
+      }),
+    ]);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
     await ctx.status.markRouted(resultId, data.acknowledgedAt);
     ctx.log.info(
@@ -118,7 +121,7 @@ function documentVersionOf(data: IntakeJob, documents: ReceivedDocument[]): stri
 }
 
 async function recordRefusals(ctx: ServiceContext, resultId: string, refusals: Refusal[]): Promise<void> {
-  for (const [i, r] of refusals.entries()) {
+  await Promise.all(refusals.map(async (r, i) => {
     const created = await ctx.status.createDelivery({
       deliveryId: stableId('d', resultId, 'refused', String(i), r.address ?? r.id ?? r.origin),
       resultId,
@@ -130,7 +133,7 @@ async function recordRefusals(ctx: ServiceContext, resultId: string, refusals: R
       detail: r.detail,
     });
     if (created) metrics.recipientsRefused.inc({ reason: r.reason });
-  }
+  }));
 }
 
 /** Each document is fetched and its CDA header parsed once per routing job (a CDA can weigh 30 MB). */
@@ -143,10 +146,9 @@ async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<Rece
   );
 }
 
-async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: IntakeJob, queue: Queue, recipients: Recipient[]): Promise<void> {
-  const jobs: { name: string; data: DeliveryJob; opts: { jobId: string; lifo?: boolean } }[] = [];
-  const urgent = Boolean(data.result.urgent);
-  for (const recipient of spec.to) {
+async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, intake: IntakeJob, queue: Queue, recipients: Recipient[]): Promise<void> {
+  const urgent = Boolean(intake.result.urgent);
+  const jobs = await Promise.all(spec.to.map(async (recipient) => {
     const deliveryId = stableId('d', spec.mailId, recipient);
     const r = recipients.find((x) => x.address === recipient);
     await ctx.status.createDelivery({
@@ -156,13 +158,13 @@ async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, data: Intake
       ...(r?.choice ? { detail: r.choice } : {}),
       mailId: spec.mailId, messageId: spec.messageId, mailbox: spec.from,
     }, r?.choice);
-    jobs.push({
-      name: 'deliver',
-      data: { deliveryId, mailId: spec.mailId, messageId: spec.messageId, resultId: spec.resultId, mailbox: spec.from, recipient, acknowledgedAt: data.acknowledgedAt ?? data.receivedAt, ...(urgent ? { urgent } : {}) },
-      // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
-      opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) },
-    });
-  }
+    const data: DeliveryJob = {
+      deliveryId, mailId: spec.mailId, messageId: spec.messageId, resultId: spec.resultId, mailbox: spec.from, recipient,
+      acknowledgedAt: intake.acknowledgedAt ?? intake.receivedAt, ...(urgent ? { urgent } : {}),
+    };
+    // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
+    return { name: 'deliver', data, opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) } };
+  }));
   await queue.addBulk(jobs);
   metrics.mailsQueued.inc({ mailbox: spec.from }, jobs.length);
 }
