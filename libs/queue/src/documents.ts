@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { MailSpec } from './jobs.ts';
 
 /** A family of Redis keys under one prefix, each living `ttlSeconds` after its last write. */
 export abstract class ExpiringStore {
@@ -42,29 +41,23 @@ export class DocumentStore extends ExpiringStore {
 }
 
 /**
- * Mails, written once by the router: the description (for the status API and the tools) and the rendered RFC 5322
- * message, which the dispatcher sends as it is to each recipient. Rendering once per mail rather than once per
- * send keeps MIME encoding out of the sending loop, and the message goes to the socket in one write, not one per
- * encoded line.
+ * Mails, each rendered once by the router as an RFC 5322 message that the dispatcher sends as it is to each of its
+ * recipients, whatever the retries. Rendering once per mail rather than once per send keeps MIME encoding out of the
+ * sending loop, and the message goes to the socket in one write, not one per encoded line.
  */
 export class MailStore extends ExpiringStore {
-  async put(spec: MailSpec, message: Buffer): Promise<void> {
-    await this.redis.multi()
-      .set(`${this.prefix}:mail:${spec.mailId}`, JSON.stringify(spec), 'EX', this.ttlSeconds)
-      .set(`${this.prefix}:mail:${spec.mailId}:message`, message, 'EX', this.ttlSeconds)
-      .exec();
+  private key(mailId: string): string {
+    return `${this.prefix}:mail:${mailId}`;
+  }
+
+  async put(mailId: string, message: Buffer): Promise<void> {
+    await this.redis.set(this.key(mailId), message, 'EX', this.ttlSeconds);
   }
 
   /** The rendered message of a mail. */
   async message(mailId: string): Promise<Buffer> {
-    const message = await this.redis.getBuffer(`${this.prefix}:mail:${mailId}:message`);
+    const message = await this.redis.getBuffer(this.key(mailId));
     if (!message) throw new Error(`mail ${mailId} is not in the store (expired or never written)`);
     return message;
-  }
-
-  async get(mailId: string): Promise<MailSpec> {
-    const raw = await this.redis.get(`${this.prefix}:mail:${mailId}`);
-    if (!raw) throw new Error(`mail ${mailId} is not in the store`);
-    return MailSpec.parse(JSON.parse(raw));
   }
 }

@@ -87,8 +87,8 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   // The marker is set just before SMTP and cleared once the outcome is recorded, so a job put back by the rate
   // limiter or by a refused connection is not mistaken for one.
   const sendingKey = `${ctx.config.redis.prefix}:sending:${d.deliveryId}`;
-  // Both in one round trip (auto-pipelining), as are the reads and the writes below: the Redis round trips, not the
-  // work in them, bound a dispatcher's rate.
+  // Both in one round trip (auto-pipelining), as are the read and the write below: each round trip costs a socket
+  // write and read on both sides, more than the commands themselves.
   const [current, marker] = await Promise.all([ctx.status.getDelivery(d.deliveryId), ctx.redis.exists(sendingKey)]);
   // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
   if (current && current.state !== 'queued') return;

@@ -11,7 +11,7 @@ export type Transport = 'mllp' | 'kafka';
 export const QUEUE_TIMEOUT_MS = 5_000;
 
 /** A received result ready to be stored: its status record, its documents and its routing job. */
-interface QueuedResult {
+interface ResultToQueue {
   resultId: string;
   record: ResultRecord;
   contents: { content: Buffer; sha256: string }[];
@@ -28,7 +28,7 @@ const MAX_BATCH = 256;
  * and a result sent twice in quick succession is seen as a repeat because the flush before has finished.
  */
 class IntakeBatch {
-  private pending: { item: QueuedResult; resolve(duplicate: boolean): void; reject(err: Error): void }[] = [];
+  private pending: { item: ResultToQueue; resolve(duplicate: boolean): void; reject(err: Error): void }[] = [];
   private flushing = false;
   private scheduled = false;
   private readonly ctx: ServiceContext;
@@ -40,7 +40,7 @@ class IntakeBatch {
   }
 
   /** Resolves once the result is durably queued, with whether it had been queued before (a duplicate). */
-  queue(item: QueuedResult): Promise<boolean> {
+  queue(item: ResultToQueue): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       this.schedule();
@@ -71,7 +71,7 @@ class IntakeBatch {
     }
   }
 
-  private async write(items: QueuedResult[]): Promise<boolean[]> {
+  private async write(items: ResultToQueue[]): Promise<boolean[]> {
     const { documents, status } = this.ctx;
     // Auto-pipelining sends these in one write. A result whose job exists (kept a week after routing) was seen
     // before: the producer sent it again, maybe because our ACK was lost. Its job is not added again.

@@ -75,7 +75,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       ...documentIds.map((id) => ctx.status.indexDocument(id, resultId)),
       recordRefusals(ctx, resultId, decision.refusals),
       ...specs.map(async (spec, i) => {
-        await ctx.mails.put(spec, messages[i]!);
+        await ctx.mails.put(spec.mailId, messages[i]!);
         await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address), decision.recipients);
       }),
     ]);
