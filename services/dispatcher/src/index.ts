@@ -5,10 +5,12 @@ import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 import { isSlowDown, OperatorRate } from './operator-rate.ts';
+import { useNativeSmtpTransparency } from './smtp-data.ts';
 import { createMailboxTransport, probeOperator } from './transport.ts';
 
 export { createMailboxTransport, probeOperator } from './transport.ts';
 export { OperatorRate, isSlowDown, type OperatorRateOptions } from './operator-rate.ts';
+export { smtpTransparency, nodemailerDataStream, useNativeSmtpTransparency } from './smtp-data.ts';
 export { listDeadLetters, replayDeadLetters, type DeadLetter } from './dead-letter.ts';
 
 /** How long an unfinished attempt is remembered (its DSN, if any, comes long before). */
@@ -38,6 +40,7 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
   const workers: Worker[] = [];
   const transports: Transporter[] = [];
   const rate = new OperatorRate(ctx.redis, config.redis.prefix, config.operator.smtpHost, config.operator.rate);
+  if (!(await useNativeSmtpTransparency())) ctx.log.warn('nodemailer\'s DataStream was not found: sending with its byte-by-byte escaping (slower)');
 
   for (const mailbox of config.mailboxes) {
     try {
