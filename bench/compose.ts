@@ -38,7 +38,7 @@ export async function benchCompose(results = 2_000): Promise<ComposeBench> {
         policy, mailbox: { address: mailbox.address }, productReference: 'BENCH', settings, limits: config.routing, versionOf: () => Promise.resolve(1),
       });
       for (const spec of plan.mails) {
-        const eml = await buildEml(spec, plan.content!.contents);
+        const eml = buildEml(spec, plan.content!.contents);
         mails++;
         mailBytes = eml.length;
       }

@@ -1,11 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import fc from 'fast-check';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import { demoDefaults, type GatewayConfig } from '@mssgw/config';
 import { practitionerKeys, type DirectoryMailbox, type PractitionerDirectory } from '@mssgw/directory';
-import { buildCdaN1, readCdaHeader, renderTextPdf } from '@mssgw/mssante';
+import { buildCdaN1, buildEml, buildEmlWithNodemailer, readCdaHeader, renderTextPdf } from '@mssgw/mssante';
+import type { MailSpec } from '@mssgw/queue';
 import { composeResult } from '../../services/gateway/src/compose.ts';
 import { DOCTORS, makeCisisResult, makeRawLabResult, PATIENTS } from '../support/samples.ts';
 import { unzip, xdmProblems } from '../support/xdm-rules.ts';
@@ -146,5 +148,35 @@ describe('CDA R2 level 1 wrapping and PDF rendering', () => {
     expect(r.stdout).toContain('Hémoglobine glyquée : 6,1 % — coût 12 € ; Œdème');
     expect(r.stdout).toContain('ligne 70');
     expect(r.stdout.split('\f').filter((p) => p.trim())).toHaveLength(2);
+  });
+});
+
+describe('MIME writer', () => {
+  // Header text as producers send it: accents, quotes, long runs, characters that need encoded words or RFC 2231.
+  const text = fc.stringMatching(/^[A-Za-z0-9 éèàçÉŒœ€«»'".,;:!?()\-_/\\\n\t]{0,180}$/);
+  const spec = fc.record({
+    fromName: fc.option(text.filter((t) => t.trim().length > 0 && !t.includes('\n')), { nil: undefined }),
+    subject: text.map((t) => t.replace(/\n/g, ' ')),
+    body: text,
+    replyTo: fc.option(fc.constant('secretariat@chu-demo.mssante.test'), { nil: undefined }),
+    files: fc.array(fc.record({ name: text.map((t) => `${t.replace(/[\n\t/\\]/g, '').slice(0, 90) || 'x'}.pdf`), bytes: fc.uint8Array({ maxLength: 3000 }) }), { minLength: 1, maxLength: 3 }),
+  });
+
+  it('writes byte for byte what nodemailer\'s streaming writer writes, for any names, subject, body and attachments', async () => {
+    await fc.assert(fc.asyncProperty(spec, async (s) => {
+      const contents = new Map(s.files.map((f, i) => [`h${i}`, Buffer.from(f.bytes)]));
+      const mail: MailSpec = {
+        mailId: 'r-1-ps', resultId: 'r-1', messageId: '<r-1-ps@chu-demo.mssante.test>', from: 'labo-noreply@chu-demo.mssante.test',
+        ...(s.fromName ? { fromName: s.fromName } : {}), ...(s.replyTo ? { replyTo: s.replyTo } : {}),
+        to: ['alice.medecin-un@cabinet-demo.mssante.test', '279035121518989@patient.mssante.fr'], subject: s.subject, text: s.body,
+        headers: { 'X-MSS-NIL': 'MSSGW-TEST', 'X-MSS-CODECDA': '11502-2', 'X-MSS-INS': 'O' },
+        attachments: s.files.map((f, i) => ({ filename: f.name, contentType: i ? 'application/pdf' : 'application/zip', sha256: `h${i}` })),
+        audience: 'professional', readReceipt: false,
+      };
+      const date = new Date(NOW);
+      const ours = buildEml(mail, contents, date, 'b0undary');
+      const theirs = await buildEmlWithNodemailer(mail, contents, date, 'b0undary');
+      expect(ours.toString('latin1')).toBe(theirs.toString('latin1'));
+    }), { numRuns: 400 });
   });
 });

@@ -54,10 +54,6 @@ export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<C
   });
   const contents = plan.content?.contents ?? new Map<string, Buffer>();
   const specs = plan.mails;
-  const mails = await Promise.all(specs.map(async (spec) => ({
-    file: `${spec.mailId}.eml`,
-    spec,
-    eml: await buildEml(spec, contents, new Date(now)),
-  })));
+  const mails = specs.map((spec) => ({ file: `${spec.mailId}.eml`, spec, eml: buildEml(spec, contents, new Date(now)) }));
   return { resultId, result, mails, refusals: plan.decision.refusals };
 }

@@ -68,7 +68,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
     const renderedAt = new Date();
     // Rendered once per mail, whatever its number of recipients and retries.
-    const messages = await Promise.all(specs.map((spec) => buildEml(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt)));
+    const messages = specs.map((spec) => buildEml(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
     // Independent writes go together (auto-pipelining makes them one round trip); a mail is stored before its
     // deliveries are queued, so a dispatcher always finds what it is asked to send.
     await Promise.all([
