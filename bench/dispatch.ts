@@ -12,8 +12,6 @@ const SINK_PORT = 12525;
 const MLLP_PORT = 12577;
 const PORTS = { intake: 18091, router: 18092, dispatcher: 18093 };
 const CONNECTIONS = 4;
-/** Size of smtp-source's mails: that of the gateway's mails here (a 40 KB PDF, its CDA and the XDM archive, in Base64). */
-const MAIL_BYTES = 62_000;
 const REDIS = 'redis://127.0.0.1:16379';
 
 export interface DispatchFigures {
@@ -45,7 +43,11 @@ const sentTotal = async (port: number): Promise<number> => {
  * Postfix's smtp-source sending mails of the same size over the same number of connections to the same sink (the
  * machine's SMTP ceiling). Then a paced run for the ACK → SMTP latency, and a dispatcher facing a large backlog.
  */
-export async function benchDispatch(opts: { results: number; pacedMailsPerSecond: number; pacedSeconds: number; backlog: number }): Promise<DispatchFigures> {
+export async function benchDispatch(opts: {
+  results: number; pacedMailsPerSecond: number; pacedSeconds: number; backlog: number;
+  /** Size of smtp-source's mails: that of the gateway's mails here (the PDF twice: in the CDA of the XDM archive and beside it). */
+  mailBytes: number;
+}): Promise<DispatchFigures> {
   const tag = Date.now().toString(36);
   const sink = spawn('smtp-sink', ['-u', 'nobody', `127.0.0.1:${SINK_PORT}`, '1000'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 300));
@@ -63,7 +65,7 @@ export async function benchDispatch(opts: { results: number; pacedMailsPerSecond
     const n = Math.max(2_000, opts.results * 2);
     const c0 = performance.now();
     progress('ceiling: smtp-source');
-    const src = spawnSync('smtp-source', ['-l', String(MAIL_BYTES), '-m', String(n), '-s', String(CONNECTIONS), '-f', 'bench@chu-demo.mssante.test', '-t', 'sink@cabinet-demo.mssante.test', `127.0.0.1:${SINK_PORT}`], { timeout: 120_000 });
+    const src = spawnSync('smtp-source', ['-l', String(opts.mailBytes), '-m', String(n), '-s', String(CONNECTIONS), '-f', 'bench@chu-demo.mssante.test', '-t', 'sink@cabinet-demo.mssante.test', `127.0.0.1:${SINK_PORT}`], { timeout: 120_000 });
     if (src.status !== 0) throw new Error(`smtp-source failed: ${src.stderr.toString()}`);
     const ceilingMailsPerSecond = n / ((performance.now() - c0) / 1000);
 
@@ -156,7 +158,7 @@ export async function benchDispatch(opts: { results: number; pacedMailsPerSecond
       await queue.close();
     }
     return {
-      connections: CONNECTIONS, mailBytes: MAIL_BYTES, results: opts.results, mails,
+      connections: CONNECTIONS, mailBytes: opts.mailBytes, results: opts.results, mails,
       mailsPerSecond: round(mailsPerSecond, 0), ceilingMailsPerSecond: round(ceilingMailsPerSecond, 0), ratio: round(mailsPerSecond / ceilingMailsPerSecond, 2),
       pacedMailsPerSecond: round(pacedMailsPerSecond, 0), p50AckToSmtpMs: round(percentile(latencies, 50), 0), p99AckToSmtpMs: round(percentile(latencies, 99), 0),
       peakRssMb, backlogJobs: opts.backlog, backlogDispatcherRssMb,

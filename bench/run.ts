@@ -19,6 +19,7 @@ const dispatch = await benchDispatch({
   pacedMailsPerSecond: Number(process.env['MSSGW_BENCH_PACED_MAILS'] ?? 300),
   pacedSeconds: 10,
   backlog: Number(process.env['MSSGW_BENCH_BACKLOG'] ?? 1_000_000),
+  mailBytes: compose.mailBytes,
 });
 const rows: [string, string, string][] = [
   ['MLLP intake, 8 senders, closed loop', `${intake.mllpAckedPerSecond} results/s acknowledged`, `ACK p50 ${intake.mllpAckP50Ms} ms, p99 ${intake.mllpAckP99Ms} ms, intake peak RSS ${intake.intakePeakRssMb} MB`],
@@ -27,7 +28,7 @@ const rows: [string, string, string][] = [
   ['Receipt parsing in-process', `${receipts.postfixDsnPerSecond} Postfix DSNs/s`, `${receipts.corpusMixPerSecond}/s on the bounce corpus mix`],
   ['Receipts from Dovecot (IMAP, parsed, recorded)', `${receipts.endToEndPerSecond} receipts/s`, `${receipts.endToEndReceipts} DSNs`],
   [`Directory import, ${directory.rows} rows`, `${directory.importSeconds} s (${directory.mailboxes} mailboxes, ${directory.rejected} rejected)`, `import peak RSS ${directory.importPeakRssMb} MB`],
-  [`End to end, MLLP → intake → router → dispatcher → smtp-sink (${dispatch.connections} connections)`, `${dispatch.mailsPerSecond} mails/s`, `ceiling (smtp-source, same size and connections) ${dispatch.ceilingMailsPerSecond} mails/s, ratio ${dispatch.ratio}`],
+  [`End to end, MLLP → intake → router → dispatcher → smtp-sink (${dispatch.connections} connections, mails of ${Math.round(dispatch.mailBytes / 1024)} KB)`, `${dispatch.mailsPerSecond} mails/s`, `ceiling (smtp-source, same size and connections) ${dispatch.ceilingMailsPerSecond} mails/s, ratio ${dispatch.ratio}`],
   [`Paced at ${dispatch.pacedMailsPerSecond} mails/s`, `ACK → SMTP p50 ${dispatch.p50AckToSmtpMs} ms, p99 ${dispatch.p99AckToSmtpMs} ms`, `peak RSS ${Object.entries(dispatch.peakRssMb).map(([k, v]) => `${k} ${v} MB`).join(', ')}`],
   [`Dispatcher with ${dispatch.backlogJobs} jobs waiting`, `peak RSS ${dispatch.backlogDispatcherRssMb} MB`, ''],
   ['Composing mails (CI-SIS ORU, 40 KB PDF, practitioner + patient)', `${compose.cpuMsPerMail} ms CPU per mail`, `${compose.mails} mails of ${Math.round(compose.mailBytes / 1024)} KB`],

@@ -179,4 +179,13 @@ describe('MIME writer', () => {
       expect(ours.toString('latin1')).toBe(theirs.toString('latin1'));
     }), { numRuns: 400 });
   });
+
+  it('renders the same mail to the same bytes (a retried routing job stores what the first attempt stored)', async () => {
+    const composed = await composeResult(Buffer.from(KINDS[0]![1], 'latin1'), { config: config(), source: 'lab', allowsDomain, directory, now: NOW });
+    const again = await composeResult(Buffer.from(KINDS[0]![1], 'latin1'), { config: config(), source: 'lab', allowsDomain, directory, now: NOW });
+    expect(composed.mails.map((m) => m.eml.toString('base64'))).toEqual(again.mails.map((m) => m.eml.toString('base64')));
+    // Each mail has its own boundary.
+    const boundaries = composed.mails.map((m) => /boundary="([^"]+)"/.exec(m.eml.toString())?.[1]);
+    expect(new Set(boundaries).size).toBe(composed.mails.length);
+  });
 });

@@ -68,8 +68,8 @@ function pdfOf(body: string): Buffer | undefined {
   for (const m of body.matchAll(PDF_ELEMENT)) {
     const attrs = m[1]!;
     if (/mediaType\s*=\s*["']application\/pdf["']/.test(attrs) && /representation\s*=\s*["']B64["']/.test(attrs)) {
-      const b64 = m[2]!.replace(/\s+/g, '');
-      if (b64) return Buffer.from(b64, 'base64');
+      // Node's base64 decoder skips the line breaks and indentation itself.
+      if (/[^\s]/.test(m[2]!)) return Buffer.from(m[2]!, 'base64');
     }
   }
   return undefined;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import type { MailSpec } from '@mssgw/queue';
@@ -75,17 +76,18 @@ export function buildEml(spec: MailSpec, contents: ReadonlyMap<string, Buffer>, 
     if (!content) throw new Error(`attachment ${a.filename} of mail ${spec.mailId} has no content`);
     return content;
   });
-  const root = nodemailerTree(spec, bytes, date, boundary);
+  // The boundary comes from the mail id, not from random bytes: the same mail renders to the same bytes.
+  const root = nodemailerTree(spec, bytes, date, boundary ?? createHash('sha256').update(spec.mailId).digest('hex').slice(0, 16));
   const out: (string | Buffer)[] = [];
   render(root, out);
-  const last = out[out.length - 1]!;
+  const last = out.findLast((p) => p.length > 0)!;
   const end = typeof last === 'string' ? last.charCodeAt(last.length - 1) : last[last.length - 1];
   if (end !== 0x0a) out.push(end === 0x0d ? '\n' : '\r\n');
   return Buffer.concat(out.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
 }
 
-function nodemailerTree(spec: MailSpec, bytes: Buffer[], date?: Date, boundary?: string): MimePart {
-  const composer = new MailComposer({ ...mailOptions(spec, bytes), ...(date ? { date } : {}), ...(boundary ? { baseBoundary: boundary } : {}) });
+function nodemailerTree(spec: MailSpec, bytes: Buffer[], date: Date | undefined, boundary: string): MimePart {
+  const composer = new MailComposer({ ...mailOptions(spec, bytes), ...(date ? { date } : {}), baseBoundary: boundary });
   return composer.compile() as unknown as MimePart;
 }
 

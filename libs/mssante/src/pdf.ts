@@ -34,7 +34,20 @@ function wrap(line: string): string[] {
   return out;
 }
 
-/** `padTo` pads the file with a comment to about that many bytes (benchmarks and size-limit tests). */
+/** The same pseudo-random bytes for the same size (xorshift32): deterministic test documents. */
+function incompressibleBytes(size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** `padTo` pads the file with an unreferenced binary stream to about that many bytes (benchmarks and size-limit tests). */
 export function renderTextPdf(lines: string[], padTo = 0): Buffer {
   const wrapped = lines.flatMap(wrap);
   const pages: string[][] = [];
@@ -61,12 +74,16 @@ export function renderTextPdf(lines: string[], padTo = 0): Buffer {
     parts.push(b);
     length += b.length;
   }
-  if (padTo > length + 300) {
-    const pad = Buffer.from(`%${'x'.repeat(padTo - length - 300)}\n`, 'latin1');
-    parts.push(pad);
-    length += pad.length;
+  let count = objects.length;
+  if (padTo > length + 400) {
+    // Filler as a real PDF's bulk is: compressed image or font streams, bytes that do not compress any further.
+    const filler = incompressibleBytes(padTo - length - 400);
+    const b = Buffer.concat([Buffer.from(`${++count} 0 obj\n<< /Length ${filler.length} >>\nstream\n`, 'latin1'), filler, Buffer.from('\nendstream\nendobj\n', 'latin1')]);
+    offsets.push(length);
+    parts.push(b);
+    length += b.length;
   }
-  const xref = [`xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`, ...offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`)].join('');
-  parts.push(Buffer.from(`${xref}trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${length}\n%%EOF\n`, 'latin1'));
+  const xref = [`xref\n0 ${count + 1}\n0000000000 65535 f \n`, ...offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`)].join('');
+  parts.push(Buffer.from(`${xref}trailer\n<< /Size ${count + 1} /Root 1 0 R >>\nstartxref\n${length}\n%%EOF\n`, 'latin1'));
   return Buffer.concat(parts);
 }

@@ -1,4 +1,4 @@
-import { crc32, deflateRawSync } from 'node:zlib';
+import { constants, crc32, deflateRawSync } from 'node:zlib';
 
 export interface ZipEntry {
   /** Path inside the archive, with forward slashes. */
@@ -33,6 +33,21 @@ function writeSharedFields(buf: Buffer, at: number, f: EntryFields): void {
 }
 const MAX_32 = 0xffffffff;
 
+const SAMPLE = 8 * 1024;
+const HUFFMAN_ONLY = { strategy: constants.Z_HUFFMAN_ONLY };
+
+/**
+ * Deflate, choosing the strategy on a sample from the middle of a large entry. A CDA carrying a PDF is mostly Base64,
+ * where LZ77 finds almost nothing to match: Huffman coding alone gives nearly the same size (+7 % on our 40 KB
+ * PDF) for a third of the CPU. An XML body (a structured report) compresses far better with LZ77 and keeps it.
+ */
+function deflate(content: Buffer): Buffer {
+  if (content.length < 4 * SAMPLE) return deflateRawSync(content);
+  const middle = content.subarray((content.length - SAMPLE) >> 1, (content.length + SAMPLE) >> 1);
+  const matched = deflateRawSync(middle, { level: 1 }).length;
+  return deflateRawSync(content, deflateRawSync(middle, HUFFMAN_ONLY).length <= matched * 1.05 ? HUFFMAN_ONLY : {});
+}
+
 /**
  * A ZIP archive (PKWARE APPNOTE 6.3, no ZIP64) built in memory in one synchronous pass: each entry deflated when that
  * makes it smaller, stored otherwise. An IHE_XDM.ZIP holds a few small files and CDAs of at most a few tens of MB,
@@ -46,7 +61,7 @@ export function buildZip(entries: ZipEntry[], modifiedAt: Date): Buffer {
   let offset = 0;
   for (const entry of entries) {
     const name = Buffer.from(entry.name, 'utf8');
-    const deflated = deflateRawSync(entry.content);
+    const deflated = deflate(entry.content);
     const stored = deflated.length >= entry.content.length;
     const data = stored ? entry.content : deflated;
     if (offset + data.length > MAX_32 || entry.content.length > MAX_32) throw new Error('archive too large for ZIP without ZIP64');
