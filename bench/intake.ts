@@ -91,7 +91,7 @@ export async function benchIntake(opts: { seconds: number; kafkaMessages: number
 }
 
 /** Produces N raw HL7 results, then measures the gateway consuming and queueing them all (offsets committed). */
-async function benchKafka(n: number, tag: string): Promise<number> {
+export async function benchKafka(n: number, tag: string): Promise<number> {
   const topic = `bench-${tag}.in`;
   const groupId = `bench-${tag}`;
   const kafka = new Kafka({ clientId: 'mssgw-bench', brokers: ['127.0.0.1:19092'], logLevel: logLevel.NOTHING });

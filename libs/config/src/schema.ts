@@ -102,6 +102,10 @@ export const GatewayConfigSchema = z
         intakeTopics: z.array(z.string().min(1)),
         deadLetterTopic: z.string().min(1),
         statusTopic: z.string().min(1),
+        /** Partitions whose batches are queued at the same time (kafkajs processes one at a time by default). */
+        partitionsConcurrently: z.number().int().min(1).max(64),
+        /** Upper bound of one fetch per partition: larger batches, fewer offset commits. */
+        maxBytesPerPartition: z.number().int().min(64 * 1024),
       })
       .strict(),
     http: z.object({ host: hostname, port: z.number().int().min(0).max(65535) }).strict(),

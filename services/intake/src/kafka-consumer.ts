@@ -33,7 +33,9 @@ function unwrap(value: Buffer, topic: string): { bytes: Buffer; source: string }
  */
 export async function startKafkaIntake(config: GatewayConfig, intake: ResultIntake, log: Logger): Promise<KafkaIntake> {
   const kafka = new Kafka({ clientId: config.kafka.clientId, brokers: config.kafka.brokers, logLevel: logLevel.WARN });
-  const consumer: Consumer = kafka.consumer({ groupId: config.kafka.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
+  const consumer: Consumer = kafka.consumer({
+    groupId: config.kafka.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, maxBytesPerPartition: config.kafka.maxBytesPerPartition,
+  });
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   await consumer.connect();
@@ -50,6 +52,8 @@ export async function startKafkaIntake(config: GatewayConfig, intake: ResultInta
   };
   await consumer.run({
     autoCommit: false,
+    // Each partition's batches stay in order; several partitions are queued at once.
+    partitionsConsumedConcurrently: config.kafka.partitionsConcurrently,
     eachBatchAutoResolve: false,
     // A batch is queued concurrently (Redis pipelines the writes), then its offset is committed once.
     eachBatch: async (payload) => {
