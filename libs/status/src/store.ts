@@ -142,7 +142,6 @@ local ttl = tonumber(ARGV[1])
 for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('SADD', KEYS[2], ARGV[2]) redis.call('EXPIRE', KEYS[2], ttl)
-if KEYS[3] ~= '' then return redis.call('EXISTS', KEYS[3]) end
 return 0`);
 
 // A document's version in its set, taken once per result (see documentVersion).
@@ -195,13 +194,9 @@ export class StatusStore extends ExpiringStore {
     byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
   };
 
-  /**
-   * First sight of a result. Idempotent: the same result received again keeps its first record. Given the key of the
-   * result's queue job, answers whether that job already exists, in the same step.
-   */
-  async recordResult(r: ResultRecord, jobKey = ''): Promise<{ queuedBefore: boolean }> {
-    const exists = await RECORD_RESULT.run(this.redis, [this.k.result(r.resultId), this.k.controlId(r.controlId), jobKey], [String(this.retentionSeconds), r.resultId, ...flat({ ...r })]);
-    return { queuedBefore: exists === 1 };
+  /** First sight of a result. Idempotent: the same result received again keeps its first record. */
+  async recordResult(r: ResultRecord): Promise<void> {
+    await RECORD_RESULT.run(this.redis, [this.k.result(r.resultId), this.k.controlId(r.controlId)], [String(this.retentionSeconds), r.resultId, ...flat({ ...r })]);
   }
 
   async markRouted(resultId: string, acknowledgedAt: number | undefined, at = Date.now()): Promise<void> {

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { buildAck, decodeHl7, Er7Message, Hl7Error, readHeader, readResult, validateResult, type AckCode, type AckTarget } from '@mssgw/hl7';
 import { QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
-import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+import type { ServiceContext } from '@mssgw/runtime';
 import type { ResultRecord } from '@mssgw/status';
 import { metrics } from '@mssgw/telemetry';
 
@@ -22,10 +22,10 @@ interface ResultToQueue {
 const MAX_BATCH = 256;
 
 /**
- * Group commit of received results: their documents and status records in one pipelined write, then their jobs in
- * one bulk add. One flush is in flight at a time; what arrives meanwhile forms the next one. Many MLLP connections
- * or a Kafka batch then cost two round trips per flush instead of three per result, a quiet feed waits for no timer,
- * and a result sent twice in quick succession is seen as a repeat because the flush before has finished.
+ * Group commit of received results: their documents, status records and jobs in one round trip. One flush is in
+ * flight at a time; what arrives meanwhile forms the next one. Many MLLP connections or a Kafka batch then cost one
+ * round trip per flush instead of three per result, a quiet feed waits for no timer, and a result sent twice in quick
+ * succession is seen as a repeat because the flush before has finished.
  */
 class IntakeBatch {
   private pending: { item: ResultToQueue; resolve(duplicate: boolean): void; reject(err: Error): void }[] = [];
@@ -72,25 +72,30 @@ class IntakeBatch {
   }
 
   private async write(items: ResultToQueue[]): Promise<boolean[]> {
-    const { documents, status } = this.ctx;
-    // Auto-pipelining sends these in one write. A result whose job exists (kept a week after routing) was seen
-    // before: the producer sent it again, maybe because our ACK was lost. Its job is not added again.
-    const [records] = await Promise.all([
-      Promise.all(items.map((it) => status.recordResult(it.record, this.queueOfResults.toKey(it.resultId)))),
+    const { documents, status, redis } = this.ctx;
+    // One connection carries everything below (the queue shares the context's client), and Redis runs it in the
+    // order it is sent: a router that sees a job finds its documents, and the existence check of each job runs before
+    // the bulk add. A result whose job exists (kept a week after routing) was seen before: the producer sent it again,
+    // maybe because our ACK was lost. It is counted as a repeat; in the bulk add BullMQ ignores a job id it already has.
+    const acknowledgedAt = Date.now();
+    const written = Promise.all([
+      Promise.all(items.map((it) => redis.exists(this.queueOfResults.toKey(it.resultId)))),
+      Promise.all(items.map((it) => status.recordResult(it.record))),
       Promise.all(items.flatMap((it) => it.contents.map((d) => documents.put(d.content, d.sha256)))),
     ]);
+    // ioredis writes auto-pipelined commands in a setImmediate, and BullMQ's bulk add (a MULTI) at once: waiting for
+    // that setImmediate puts the bulk add behind them on the wire, in the same round trip.
+    await new Promise((resolve) => setImmediate(resolve));
+    const [[existed]] = await Promise.all([
+      written,
+      this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } }))),
+    ]);
     const seen = new Set<string>();
-    const duplicates = items.map((it, i) => {
-      const duplicate = records[i]!.queuedBefore || seen.has(it.resultId);
+    return items.map((it, i) => {
+      const duplicate = existed[i] === 1 || seen.has(it.resultId);
       seen.add(it.resultId);
       return duplicate;
     });
-    const fresh = items.filter((_, i) => !duplicates[i]);
-    if (fresh.length > 0) {
-      const acknowledgedAt = Date.now();
-      await this.queueOfResults.addBulk(fresh.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } })));
-    }
-    return duplicates;
   }
 }
 
@@ -124,7 +129,10 @@ export class ResultIntake {
   constructor(ctx: ServiceContext) {
     this.ctx = ctx;
     this.queue = new Queue(QUEUES.intake, {
-      ...bullConnection(ctx.config),
+      // The context's own client: the documents and status records written before a job are on the same
+      // connection, so Redis has them before the job (see IntakeBatch.write).
+      connection: ctx.redis,
+      prefix: ctx.config.redis.prefix,
       defaultJobOptions: {
         attempts: ctx.config.routing.attempts,
         backoff: { type: 'exponential', delay: ctx.config.routing.backoffMs },
