@@ -47,3 +47,12 @@ export function connectRedis(endpoint: string | RedisEndpoint, options: RedisOpt
 }
 
 export type { Redis };
+
+/**
+ * Resolves once the commands issued so far on an auto-pipelining client are on the wire. ioredis writes them in a
+ * setImmediate, while a MULTI (BullMQ's bulk add) is written at once: awaiting this first puts the MULTI behind them
+ * on the same connection, in the same round trip, and Redis runs them in that order.
+ */
+export function afterPipelinedWrites(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -24,4 +24,12 @@ export class RedisScript {
       return redis.eval(this.lua, keys.length, ...keys, ...args);
     }
   }
+
+  /**
+   * EVAL with the text, for a write whose place among the commands sent with it matters (see afterPipelinedWrites):
+   * it is never answered NOSCRIPT, so no fallback is sent after the commands that were to follow it.
+   */
+  runInOrder(redis: Redis, keys: string[], args: Arg[]): Promise<unknown> {
+    return redis.eval(this.lua, keys.length, ...keys, ...args);
+  }
 }

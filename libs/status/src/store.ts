@@ -196,18 +196,21 @@ export class StatusStore extends ExpiringStore {
 
   /** First sight of a result. Idempotent: the same result received again keeps its first record. */
   async recordResult(r: ResultRecord): Promise<void> {
-    await RECORD_RESULT.run(this.redis, [this.k.result(r.resultId), this.k.controlId(r.controlId)], [String(this.retentionSeconds), r.resultId, ...flat({ ...r })]);
+    await RECORD_RESULT.runInOrder(this.redis, [this.k.result(r.resultId), this.k.controlId(r.controlId)], [String(this.retentionSeconds), r.resultId, ...flat({ ...r })]);
   }
 
   async markRouted(resultId: string, acknowledgedAt: number | undefined, at = Date.now()): Promise<void> {
     await this.redis.hset(this.k.result(resultId), 'routedAt', at, ...(acknowledgedAt ? ['acknowledgedAt', acknowledgedAt] : []));
   }
 
-  /** Creates a recipient's record in its first state (queued or refused). A second call changes nothing. */
+  /**
+   * Creates a recipient's record in its first state (queued or refused). A second call changes nothing. Sent in order
+   * (runInOrder): the router queues the delivery right behind it.
+   */
   async createDelivery(d: Omit<Delivery, 'updatedAt'> & { updatedAt?: number }, detail?: string): Promise<boolean> {
     const at = d.updatedAt ?? Date.now();
     const event: DeliveryEvent = { at, state: d.state, applied: true, source: 'router', ...(detail ?? d.reason ? { detail: detail ?? d.reason } : {}) };
-    const created = await CREATE.run(
+    const created = await CREATE.runInOrder(
       this.redis,
       [this.k.delivery(d.deliveryId), this.k.history(d.deliveryId), this.k.resultDeliveries(d.resultId), this.k.events(), d.messageId ? this.k.byMessage(d.messageId, d.recipient) : ''],
       [d.state, String(this.retentionSeconds), JSON.stringify(event), d.deliveryId, 'router',

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { buildAck, decodeHl7, Er7Message, Hl7Error, readHeader, readResult, validateResult, type AckCode, type AckTarget } from '@mssgw/hl7';
-import { QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
+import { afterPipelinedWrites, QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import type { ServiceContext } from '@mssgw/runtime';
 import type { ResultRecord } from '@mssgw/status';
 import { metrics } from '@mssgw/telemetry';
@@ -83,9 +83,7 @@ class IntakeBatch {
       Promise.all(items.map((it) => status.recordResult(it.record))),
       Promise.all(items.flatMap((it) => it.contents.map((d) => documents.put(d.content, d.sha256)))),
     ]);
-    // ioredis writes auto-pipelined commands in a setImmediate, and BullMQ's bulk add (a MULTI) at once: waiting for
-    // that setImmediate puts the bulk add behind them on the wire, in the same round trip.
-    await new Promise((resolve) => setImmediate(resolve));
+    await afterPipelinedWrites();
     const [[existed]] = await Promise.all([
       written,
       this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } }))),

@@ -1,6 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { buildEml, documentSettings, planResult, readCdaHeader, type ReceivedDocument } from '@mssgw/mssante';
-import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
+import { afterPipelinedWrites, IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -26,7 +26,9 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     let q = sendQueues.get(mailbox);
     if (!q) {
       q = new Queue(QUEUES.send(mailbox), {
-        ...bullConnection(config),
+        // The context's own client: the writes before a bulk add are on the same connection (see the processor).
+        connection: ctx.redis,
+        prefix: config.redis.prefix,
         defaultJobOptions: {
           attempts: config.dispatcher.attempts,
           backoff: { type: 'exponential', delay: config.dispatcher.backoffMs, jitter: 0.5 },
@@ -69,18 +71,20 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     const renderedAt = new Date();
     // Rendered once per mail, whatever its number of recipients and retries.
     const messages = specs.map((spec) => buildEml(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
-    // Independent writes go together (auto-pipelining makes them one round trip); a mail is stored before its
-    // deliveries are queued, so a dispatcher always finds what it is asked to send.
-    await Promise.all([
+    const deliveries = specs.flatMap((spec) => deliveriesOf(spec, data, decision.recipients));
+    // Every write of the result in one round trip, on one connection (the send queue shares the context's client),
+    // in this order: the mails and their recipients' records are in Redis before a dispatcher can take a delivery.
+    const written = Promise.all([
       ...documentIds.map((id) => ctx.status.indexDocument(id, resultId)),
       recordRefusals(ctx, resultId, decision.refusals),
-      ...specs.map(async (spec, i) => {
-        await ctx.mails.put(spec.mailId, messages[i]!);
-        await queueDeliveries(ctx, spec, data, sendQueue(mailbox.address), decision.recipients);
-      }),
+      ...specs.map((spec, i) => ctx.mails.put(spec.mailId, messages[i]!)),
+      ...deliveries.map((d) => ctx.status.createDelivery(d.record, d.choice)),
+      ctx.status.markRouted(resultId, data.acknowledgedAt),
     ]);
+    await afterPipelinedWrites();
+    await Promise.all([written, deliveries.length ? sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job)) : undefined]);
+    metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
-    await ctx.status.markRouted(resultId, data.acknowledgedAt);
     ctx.log.info(
       { resultId, controlId: result.controlId, mails: specs.length, recipients: decision.recipients.length, refused: decision.refusals.length },
       'result routed',
@@ -146,25 +150,24 @@ async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<Rece
   );
 }
 
-async function queueDeliveries(ctx: ServiceContext, spec: MailSpec, intake: IntakeJob, queue: Queue, recipients: Recipient[]): Promise<void> {
+/** A delivery per recipient of a mail: the recipient's record (first state: queued) and the send job. */
+function deliveriesOf(spec: MailSpec, intake: IntakeJob, recipients: Recipient[]) {
   const urgent = Boolean(intake.result.urgent);
-  const jobs = await Promise.all(spec.to.map(async (recipient) => {
+  return spec.to.map((recipient) => {
     const deliveryId = stableId('d', spec.mailId, recipient);
     const r = recipients.find((x) => x.address === recipient);
-    await ctx.status.createDelivery({
-      deliveryId, resultId: spec.resultId, recipient, kind: r?.kind ?? (spec.audience === 'patient' ? 'patient' : 'professional'), state: 'queued',
+    const record = {
+      deliveryId, resultId: spec.resultId, recipient, kind: r?.kind ?? (spec.audience === 'patient' ? 'patient' as const : 'professional' as const), state: 'queued' as const,
       ...(r?.id ? { recipientId: r.id } : {}),
       // How the address was chosen (directory, default mailbox) stays with the recipient for the status API.
       ...(r?.choice ? { detail: r.choice } : {}),
       mailId: spec.mailId, messageId: spec.messageId, mailbox: spec.from,
-    }, r?.choice);
+    };
     const data: DeliveryJob = {
       deliveryId, mailId: spec.mailId, messageId: spec.messageId, resultId: spec.resultId, mailbox: spec.from, recipient,
       acknowledgedAt: intake.acknowledgedAt ?? intake.receivedAt, ...(urgent ? { urgent } : {}),
     };
     // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
-    return { name: 'deliver', data, opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) } };
-  }));
-  await queue.addBulk(jobs);
-  metrics.mailsQueued.inc({ mailbox: spec.from }, jobs.length);
+    return { record, choice: r?.choice, job: { name: 'deliver', data, opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) } } };
+  });
 }
