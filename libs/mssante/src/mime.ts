@@ -28,13 +28,23 @@ interface MimePart {
   getTransferEncoding(): string | false;
 }
 
+/** The mails of a result carry the same attachments: each is encoded once, for as long as its bytes live. */
+const encoded = new WeakMap<Buffer, Buffer>();
+
 /** Base64 in lines of 76 characters (RFC 2045 §6.8), as one native encoding and one join. */
-function base64Lines(content: Buffer): string {
+function base64Lines(content: Buffer): Buffer {
+  const cached = encoded.get(content);
+  if (cached !== undefined) return cached;
   const b64 = content.toString('base64');
-  if (b64.length <= 76) return b64;
-  const lines = new Array<string>(Math.ceil(b64.length / 76));
-  for (let i = 0, at = 0; at < b64.length; i++, at += 76) lines[i] = b64.slice(at, at + 76);
-  return lines.join('\r\n');
+  let lines = b64;
+  if (b64.length > 76) {
+    const parts = new Array<string>(Math.ceil(b64.length / 76));
+    for (let i = 0, at = 0; at < b64.length; i++, at += 76) parts[i] = b64.slice(at, at + 76);
+    lines = parts.join('\r\n');
+  }
+  const bytes = Buffer.from(lines, 'latin1');
+  encoded.set(content, bytes);
+  return bytes;
 }
 
 function body(part: MimePart): string | Buffer {
