@@ -7,6 +7,7 @@ import { benchDirectory } from './directory.ts';
 import { benchDispatch } from './dispatch.ts';
 import { benchIntake } from './intake.ts';
 import { benchReceipts } from './receipts.ts';
+import { benchStages } from './stages.ts';
 
 const seconds = Number(process.env['MSSGW_BENCH_SECONDS'] ?? 10);
 // The CPU-only and light scenarios first; the dispatcher's million-job backlog last (Redis is busy after it).
@@ -14,6 +15,7 @@ const compose = await benchCompose(Number(process.env['MSSGW_BENCH_COMPOSE_RESUL
 const directory = await benchDirectory(Number(process.env['MSSGW_BENCH_DIRECTORY_ROWS'] ?? 535_000));
 const intake = await benchIntake({ seconds, kafkaMessages: Number(process.env['MSSGW_BENCH_KAFKA_MESSAGES'] ?? 50_000) });
 const receipts = await benchReceipts(Number(process.env['MSSGW_BENCH_RECEIPTS'] ?? 3000));
+const stages = await benchStages(Number(process.env['MSSGW_BENCH_STAGE_RESULTS'] ?? 1_500));
 const dispatch = await benchDispatch({
   results: Number(process.env['MSSGW_BENCH_DISPATCH_RESULTS'] ?? 3_000),
   pacedMailsPerSecond: Number(process.env['MSSGW_BENCH_PACED_MAILS'] ?? 300),
@@ -30,6 +32,9 @@ const rows: [string, string, string][] = [
   [`Directory import, ${directory.rows} rows`, `${directory.importSeconds} s (${directory.mailboxes} mailboxes, ${directory.rejected} rejected)`, `import peak RSS ${directory.importPeakRssMb} MB`],
   [`End to end, MLLP → intake → router → dispatcher → smtp-sink (${dispatch.connections} connections, mails of ${Math.round(dispatch.mailBytes / 1024)} KB)`, `${dispatch.mailsPerSecond} mails/s`, `ceiling (smtp-source, same size and connections) ${dispatch.ceilingMailsPerSecond} mails/s, ratio ${dispatch.ratio}`],
   [`Paced at ${dispatch.pacedMailsPerSecond} mails/s`, `ACK → SMTP p50 ${dispatch.p50AckToSmtpMs} ms, p99 ${dispatch.p99AckToSmtpMs} ms`, `peak RSS ${Object.entries(dispatch.peakRssMb).map(([k, v]) => `${k} ${v} MB`).join(', ')}`],
+  [`Each stage alone, ${stages.results} results: intake (MLLP, 8 senders)`, `${stages.intake.resultsPerSecond} results/s`, `${stages.intake.cpuMsPerResult} ms CPU per result, Redis ${stages.intake.redisCpuMsPerResult} ms`],
+  ['  router (on the filled intake queue)', `${stages.router.resultsPerSecond} results/s`, `${stages.router.cpuMsPerResult} ms CPU per result, Redis ${stages.router.redisCpuMsPerResult} ms`],
+  ['  dispatcher (on the queued deliveries)', `${stages.dispatcher.mailsPerSecond} mails/s`, `${stages.dispatcher.cpuMsPerMail} ms CPU per mail, Redis ${stages.dispatcher.redisCpuMsPerMail} ms, smtp-sink ${stages.dispatcher.sinkCpuMsPerMail} ms`],
   [`Dispatcher with ${dispatch.backlogJobs} jobs waiting`, `peak RSS ${dispatch.backlogDispatcherRssMb} MB`, ''],
   ['Composing mails (CI-SIS ORU, 40 KB PDF, practitioner + patient)', `${compose.cpuMsPerMail} ms CPU per mail`, `${compose.mails} mails of ${Math.round(compose.mailBytes / 1024)} KB`],
   ['Directory lookup by RPPS, one at a time', `p50 ${directory.lookupP50Ms} ms, p99 ${directory.lookupP99Ms} ms`, `${directory.lookups} lookups`],
@@ -49,7 +54,7 @@ const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
 const out = path.resolve(import.meta.dirname, 'results/latest.json');
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, intake, receipts, directory, compose, dispatch,
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, intake, receipts, directory, compose, stages, dispatch,
   // The fields issue #6 names, at the top level.
   mailsPerSecond: dispatch.mailsPerSecond, ceilingMailsPerSecond: dispatch.ceilingMailsPerSecond, ratio: dispatch.ratio,
   p99AckToSmtpMs: dispatch.p99AckToSmtpMs, peakRssMb: { ...dispatch.peakRssMb, dispatcherWithBacklog: dispatch.backlogDispatcherRssMb },

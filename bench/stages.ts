@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { MllpClient } from '@mssgw/hl7';
+import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
+import { startGatewayProcess, type GatewayProcess } from './process.ts';
+import { round } from './stats.ts';
+
+const SINK_PORT = 12526;
+const MLLP_PORT = 12578;
+
+export interface StageFigures {
+  results: number;
+  /** Each stage run alone on what the stage before left queued: its own rate and CPU, with Redis's and the sink's. */
+  intake: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
+  router: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
+  dispatcher: { mailsPerSecond: number; cpuMsPerMail: number; redisCpuMsPerMail: number; sinkCpuMsPerMail: number };
+}
+
+/** CPU seconds (user + system) of a process so far. */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function redisServerPid(): number {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('redis-server') && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('16379')) return Number(p);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  throw new Error('the sandbox Redis (port 16379) is not running');
+}
+
+const metricTotal = async (port: number, name: string): Promise<number> => {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+};
+
+/**
+ * The end-to-end figure says what the machine does with all stages competing for its cores; this one says what each
+ * stage costs. The intake is filled over MLLP with the router stopped, then the router runs alone on that queue, then
+ * the dispatcher alone on the deliveries, each timed and measured in CPU from /proc (Redis and the sink included).
+ */
+export async function benchStages(results: number): Promise<StageFigures> {
+  const tag = Date.now().toString(36);
+  const sink = spawn('smtp-sink', ['-u', 'nobody', `127.0.0.1:${SINK_PORT}`, '1000'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  const redisPid = redisServerPid();
+  const env = {
+    MSSGW_ENVIRONMENT: 'test', MSSGW_REDIS_PREFIX: `bench-s${tag}`,
+    MSSGW_MLLP_LISTENERS: JSON.stringify([{ source: 'lab', host: '127.0.0.1', port: MLLP_PORT, maxMessageBytes: 33554432, idleTimeoutMs: 300000 }]),
+    MSSGW_OPERATOR_SMTP_HOST: '127.0.0.1', MSSGW_OPERATOR_SMTP_PORT: String(SINK_PORT), MSSGW_OPERATOR_INSECURE_PLAINTEXT: 'true',
+    MSSGW_OPERATOR_MAX_CONNECTIONS: '4', MSSGW_DISPATCHER_CONCURRENCY: '32',
+    NODE_OPTIONS: process.env['MSSGW_BENCH_NODE_OPTIONS'] ?? '--max-old-space-size=256',
+  };
+  const messages = Array.from({ length: results }, (_, i) =>
+    Buffer.from(makeCisisResult({ controlId: `S-${tag}-${i}`, patient: PATIENTS[i % 3]!, doctors: [DOCTORS[i % 3]!], toPatient: true, pdfBytes: 40 * 1024 })));
+  let current: GatewayProcess | undefined;
+  /** Runs one stage until `done` holds, and returns its wall time and the CPU it, Redis and the sink used. */
+  const stage = async (service: string, port: number, readyPort: number, run: () => Promise<void>) => {
+    current = await startGatewayProcess([service], { ...env, MSSGW_HTTP_PORT: String(port) }, readyPort);
+    const [own, redis, smtp, t0] = [current.cpuSeconds(), cpuSecondsOf(redisPid), cpuSecondsOf(sink.pid!), performance.now()];
+    await run();
+    const figures = {
+      seconds: (performance.now() - t0) / 1000,
+      cpu: current.cpuSeconds() - own, redis: cpuSecondsOf(redisPid) - redis, sink: cpuSecondsOf(sink.pid!) - smtp,
+    };
+    await current.stop();
+    current = undefined;
+    return figures;
+  };
+  const until = async (port: number, metric: string, n: number) => {
+    while ((await metricTotal(port, metric)) < n) await new Promise((r) => setTimeout(r, 50));
+  };
+  try {
+    const intake = await stage('intake', 18094, MLLP_PORT, async () => {
+      const clients = await Promise.all(Array.from({ length: 8 }, async () => {
+        const c = new MllpClient({ host: '127.0.0.1', port: MLLP_PORT });
+        await c.connect();
+        return c;
+      }));
+      let next = 0;
+      await Promise.all(clients.map(async (c) => {
+        for (let i = next++; i < results; i = next++) {
+          const ack = await c.send(messages[i]!);
+          if (ack.code !== 'AA') throw new Error(`unexpected ${ack.code}: ${ack.text}`);
+        }
+      }));
+      await Promise.all(clients.map((c) => c.close()));
+    });
+    const router = await stage('router', 18095, 18095, () => until(18095, 'mssgw_mails_queued_total', 2 * results));
+    const dispatcher = await stage('dispatcher', 18096, 18096, () => until(18096, 'mssgw_mails_sent_total', 2 * results));
+    const per = (x: number, n: number) => round((x * 1000) / n, 2);
+    return {
+      results,
+      intake: { resultsPerSecond: round(results / intake.seconds, 0), cpuMsPerResult: per(intake.cpu, results), redisCpuMsPerResult: per(intake.redis, results) },
+      router: { resultsPerSecond: round(results / router.seconds, 0), cpuMsPerResult: per(router.cpu, results), redisCpuMsPerResult: per(router.redis, results) },
+      dispatcher: {
+        mailsPerSecond: round((2 * results) / dispatcher.seconds, 0), cpuMsPerMail: per(dispatcher.cpu, 2 * results),
+        redisCpuMsPerMail: per(dispatcher.redis, 2 * results), sinkCpuMsPerMail: per(dispatcher.sink, 2 * results),
+      },
+    };
+  } finally {
+    await current?.stop().catch(() => undefined);
+    sink.kill();
+  }
+}
