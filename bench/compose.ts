@@ -1,6 +1,6 @@
 import { demoDefaults } from '@mssgw/config';
 import { parseResult } from '@mssgw/hl7';
-import { buildEml, documentSettings, planResult } from '@mssgw/mssante';
+import { buildEml, documentSettings, planResult, renderMail, type RenderedMail } from '@mssgw/mssante';
 import { resultIdOf, type QueuedResult } from '@mssgw/queue';
 import { policyForSource } from '@mssgw/routing';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
@@ -12,6 +12,24 @@ export interface ComposeBench {
   pdfBytes: number;
   cpuMsPerMail: number;
   mailBytes: number;
+}
+
+/** The practitioner's mail of a CI-SIS ORU, rendered as the router renders it. */
+export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; resultId: string; from: string; rendered: RenderedMail }> {
+  const config = demoDefaults('/nonexistent');
+  config.environment = 'test';
+  const mailbox = config.mailboxes[0]!;
+  const parsed = parseResult(hl7);
+  const result: QueuedResult = { ...parsed, documents: parsed.documents.map(({ content: _c, ...d }) => d) };
+  const resultId = resultIdOf(result);
+  const plan = await planResult({
+    resultId, result, receivedAt: Date.now(), documents: parsed.documents.map((d) => ({ ref: d, content: d.content })),
+    policy: policyForSource(config, 'lab', { allowsDomain: (d, forPatient) => (d === 'patient.mssante.fr' ? forPatient : config.mssante.testDomains.includes(d)) }),
+    mailbox: { address: mailbox.address }, productReference: 'BENCH', settings: documentSettings(config.mssante.documents), limits: config.routing,
+    versionOf: () => Promise.resolve(1),
+  });
+  const spec = plan.mails[0]!;
+  return { mailId: spec.mailId, resultId, from: mailbox.address, rendered: renderMail(spec, plan.content!.contents) };
 }
 
 /**

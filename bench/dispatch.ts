@@ -5,6 +5,7 @@ import { MllpClient } from '@mssgw/hl7';
 import { connectRedis, MailStore, QUEUES, resultIdOf } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
+import { renderSampleMail } from './compose.ts';
 import { startGatewayProcess, type GatewayProcess } from './process.ts';
 import { percentile, round } from './stats.ts';
 
@@ -128,8 +129,6 @@ export async function benchDispatch(opts: {
     const peakRssMb = Object.fromEntries(Object.entries(processes).map(([s, p]) => [s, round(p.peakRssMb(), 0)]));
     const cpuSeconds = Object.fromEntries(Object.entries(processes).map(([s, p]) => [s, round(p.cpuSeconds(), 1)]));
     progress(`CPU seconds per process: ${JSON.stringify(cpuSeconds)}`);
-    const firstResultId = resultIdOf({ sendingApplication: 'SIL-DEMO', sendingFacility: 'CHU-DEMO', controlId: `D-${tag}-0` });
-    const mail = { mailId: `${firstResultId}-ps`, resultId: firstResultId, from: demoDefaults().mailboxes[0]!.address };
     progress(`latency measured on ${latencies.length} mails; stopping the gateway`);
     for (const [name, p] of Object.entries(processes)) {
       await p.stop();
@@ -141,12 +140,15 @@ export async function benchDispatch(opts: {
     if (opts.backlog > 0) {
       const config = demoDefaults();
       const queue = new Queue(QUEUES.send(config.mailboxes[0]!.address), { connection: { url: REDIS, maxRetriesPerRequest: null }, prefix: `bench-b${tag}` });
-      // The mail, rendered once, shared by the million deliveries (as the router does).
-      await new MailStore(redis, `bench-b${tag}`).put(mail.mailId, await new MailStore(redis, env.MSSGW_REDIS_PREFIX).message(mail.mailId));
+      // One mail, rendered once, shared by the million deliveries (as the router does).
+      const mail = await renderSampleMail(message(0));
+      const store = new MailStore(redis, `bench-b${tag}`);
+      await store.put(mail.mailId, mail.rendered.head);
+      await store.putAttachments(mail.rendered.attachmentsId, mail.rendered.attachments);
       for (let i = 0; i < opts.backlog; i += 5_000) {
         await queue.addBulk(Array.from({ length: Math.min(5_000, opts.backlog - i) }, (_, j) => ({
           name: 'deliver',
-          data: { deliveryId: `d-b${i + j}`, mailId: mail.mailId, resultId: mail.resultId, mailbox: mail.from, recipient: `b${i + j}@cabinet-demo.mssante.test`, acknowledgedAt: Date.now() },
+          data: { deliveryId: `d-b${i + j}`, mailId: mail.mailId, attachmentsId: mail.rendered.attachmentsId, resultId: mail.resultId, mailbox: mail.from, recipient: `b${i + j}@cabinet-demo.mssante.test`, acknowledgedAt: Date.now() },
           opts: { jobId: `d-b${i + j}`, removeOnComplete: true, attempts: 3 },
         })));
       }

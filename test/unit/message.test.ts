@@ -6,7 +6,8 @@ import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import { demoDefaults, type GatewayConfig } from '@mssgw/config';
 import { practitionerKeys, type DirectoryMailbox, type PractitionerDirectory } from '@mssgw/directory';
-import { buildCdaN1, buildEml, buildEmlWithNodemailer, readCdaHeader, renderTextPdf } from '@mssgw/mssante';
+import { parseResult } from '@mssgw/hl7';
+import { buildCdaN1, buildEml, buildEmlWithNodemailer, readCdaHeader, renderMail, renderTextPdf } from '@mssgw/mssante';
 import type { MailSpec } from '@mssgw/queue';
 import { composeResult } from '../../services/gateway/src/compose.ts';
 import { DOCTORS, makeCisisResult, makeRawLabResult, PATIENTS } from '../support/samples.ts';
@@ -184,8 +185,27 @@ describe('MIME writer', () => {
     const composed = await composeResult(Buffer.from(KINDS[0]![1], 'latin1'), { config: config(), source: 'lab', allowsDomain, directory, now: NOW });
     const again = await composeResult(Buffer.from(KINDS[0]![1], 'latin1'), { config: config(), source: 'lab', allowsDomain, directory, now: NOW });
     expect(composed.mails.map((m) => m.eml.toString('base64'))).toEqual(again.mails.map((m) => m.eml.toString('base64')));
-    // Each mail has its own boundary.
+    // The mails of a result share their boundary, so their attachments part (stored once by the router) is the same.
     const boundaries = composed.mails.map((m) => /boundary="([^"]+)"/.exec(m.eml.toString())?.[1]);
-    expect(new Set(boundaries).size).toBe(composed.mails.length);
+    expect(new Set(boundaries).size).toBe(1);
+    const fromFirstAttachment = (eml: Buffer) => eml.subarray(eml.indexOf(`\r\n--${boundaries[0]!}\r\nContent-Type: application/zip`));
+    const [ps, patient] = composed.mails.map((m) => fromFirstAttachment(m.eml));
+    expect(ps!.length).toBeGreaterThan(1000);
+    expect(ps!.equals(patient!)).toBe(true);
+  });
+
+  it('renders a mail as its head and an attachments part that together are the whole message', async () => {
+    const hl7 = Buffer.from(KINDS[0]![1], 'latin1');
+    const parsed = parseResult(hl7);
+    const composed = await composeResult(hl7, { config: config(), source: 'lab', allowsDomain, directory, now: NOW });
+    const contents = new Map(parsed.documents.map((d) => [d.sha256, d.content]));
+    const zip = (await simpleParser(composed.mails[0]!.eml)).attachments;
+    for (const a of zip) contents.set(composed.mails[0]!.spec.attachments.find((x) => x.filename === a.filename)!.sha256, a.content);
+    const [ps, patient] = composed.mails.map((m) => renderMail(m.spec, contents, new Date(NOW)));
+    expect(Buffer.concat([ps!.head, ps!.attachments]).equals(composed.mails[0]!.eml)).toBe(true);
+    expect(ps!.attachmentsId).toBe(patient!.attachmentsId);
+    expect(ps!.attachments.equals(patient!.attachments)).toBe(true);
+    expect(ps!.head.equals(patient!.head)).toBe(false);
+    expect(ps!.attachments.toString('latin1')).toMatch(/^\r\n--[^\r]+\r\nContent-Type: application\/zip/);
   });
 });

@@ -3,7 +3,7 @@ export { buildCdaN1, DOCUMENT_TYPES, XDS_SD_TEMPLATE, type CdaN1Input, type Inst
 export { buildXdmArchive, buildMetadata, documentFileName, formatCodeOf, CLASS_CODE, type XdmInput, type XdmDocument, type XdmPatient, type XdsCode } from './xdm.ts';
 export { buildMailSpecs, mssanteSubject, pdfFileName, type MailInput, type MailAttachment, type SenderMailbox } from './mail.ts';
 export { buildResultContent, documentSettings, planResult, type PlanInput, type ResultPlan, type ContentInput, type ResultContent, type ReceivedDocument, type DocumentSettings } from './compose.ts';
-export { buildEml, buildEmlWithNodemailer } from './mime.ts';
+export { buildEml, buildEmlWithNodemailer, renderMail, type RenderedMail } from './mime.ts';
 export { renderTextPdf } from './pdf.ts';
 export { DEFAULT_BODIES, fillTemplate, type Audience, type BodyOverrides } from './templates.ts';
 export { buildZip, type ZipEntry } from './zip.ts';

@@ -24,6 +24,7 @@ interface MimePart {
   boundary: string | false;
   content?: string | Buffer;
   contentType?: string;
+  filename?: string;
   buildHeaders(): string;
   getTransferEncoding(): string | false;
 }
@@ -59,41 +60,76 @@ function body(part: MimePart): string | Buffer {
   }
 }
 
-/** Writes a MIME tree the way nodemailer's streaming `build()` lays it out (boundaries, blank lines, final CRLF). */
-function render(part: MimePart, out: (string | Buffer)[]): void {
+/**
+ * Writes a MIME tree the way nodemailer's streaming `build()` lays it out (boundaries, blank lines). `split` receives
+ * the position in `out` where the root's first attachment begins.
+ */
+function render(part: MimePart, out: (string | Buffer)[], split?: (at: number) => void): void {
   out.push(part.buildHeaders() + '\r\n\r\n'); // sets the boundary of a multipart
   if (part.content) out.push(body(part));
   if (!part.multipart) return;
+  let attachments = false;
   part.childNodes.forEach((child, i) => {
+    if (split && child.filename && !attachments) {
+      attachments = true;
+      split(out.length);
+    }
     out.push(`${i ? '\r\n' : ''}--${String(part.boundary)}\r\n`);
     render(child, out);
   });
+  if (split && !attachments) split(out.length);
   out.push(`\r\n--${String(part.boundary)}--\r\n`);
 }
 
 /**
- * The mail as an RFC 5322 message, rendered once: the router stores it and the dispatcher sends these bytes to each
- * recipient of the mail; `mssgw compose` writes them to an .eml file. `contents` holds the attachments by SHA-256.
+ * A mail as an RFC 5322 message in two parts: `head` (its headers and text, which differ from mail to mail) and
+ * `attachments` (every part from the first attachment to the end). The mails of a result share their boundary and
+ * attachments, so their `attachments` bytes are the same: the router stores them once for all the result's mails.
+ */
+export interface RenderedMail {
+  head: Buffer;
+  attachments: Buffer;
+  /** Names the attachments part: the same for every mail whose attachments part is the same (same bytes). */
+  attachmentsId: string;
+}
+
+const toBytes = (parts: (string | Buffer)[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
+
+/**
+ * The mail rendered once: the router stores it and the dispatcher sends these bytes to each recipient of the mail;
+ * `mssgw compose` writes them to an .eml file. `contents` holds the attachments by SHA-256.
  *
  * nodemailer builds the MIME tree and every header (encoded words, RFC 2231 file names, folding); the bodies are
  * written here in one pass instead of through nodemailer's per-part streams, which cost more than the encoding
  * itself on our mails (0.58 → 0.25 ms of CPU per 62 KB mail). The output is byte for byte nodemailer's
- * (test/unit/message.test.ts compares them).
+ * (test/unit/message.test.ts compares them). The boundary comes from the result id, not from random bytes: the same
+ * mail renders to the same bytes, and the mails of a result to the same attachments part.
  */
-export function buildEml(spec: MailSpec, contents: ReadonlyMap<string, Buffer>, date?: Date, boundary?: string): Buffer {
+export function renderMail(spec: MailSpec, contents: ReadonlyMap<string, Buffer>, date?: Date, boundary?: string): RenderedMail {
   const bytes = spec.attachments.map((a) => {
     const content = contents.get(a.sha256);
     if (!content) throw new Error(`attachment ${a.filename} of mail ${spec.mailId} has no content`);
     return content;
   });
-  // The boundary comes from the mail id, not from random bytes: the same mail renders to the same bytes.
-  const root = nodemailerTree(spec, bytes, date, boundary ?? createHash('sha256').update(spec.mailId).digest('hex').slice(0, 16));
+  const base = boundary ?? createHash('sha256').update(spec.resultId).digest('hex').slice(0, 16);
+  const root = nodemailerTree(spec, bytes, date, base);
   const out: (string | Buffer)[] = [];
-  render(root, out);
+  let at = -1;
+  render(root, out, (i) => (at = i));
+  if (at < 0) at = out.length; // a single-part mail: all head
   const last = out.findLast((p) => p.length > 0)!;
   const end = typeof last === 'string' ? last.charCodeAt(last.length - 1) : last[last.length - 1];
   if (end !== 0x0a) out.push(end === 0x0d ? '\n' : '\r\n');
-  return Buffer.concat(out.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
+  const attachmentsId = createHash('sha256')
+    .update(JSON.stringify([base, spec.attachments.map((a) => [a.filename, a.contentType, a.sha256])]))
+    .digest('hex').slice(0, 32);
+  return { head: toBytes(out.slice(0, at)), attachments: toBytes(out.slice(at)), attachmentsId };
+}
+
+/** The whole message in one buffer (an .eml file, the tests). */
+export function buildEml(spec: MailSpec, contents: ReadonlyMap<string, Buffer>, date?: Date, boundary?: string): Buffer {
+  const { head, attachments } = renderMail(spec, contents, date, boundary);
+  return Buffer.concat([head, attachments]);
 }
 
 function nodemailerTree(spec: MailSpec, bytes: Buffer[], date: Date | undefined, boundary: string): MimePart {

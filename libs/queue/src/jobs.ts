@@ -104,6 +104,8 @@ export type MailSpec = z.infer<typeof MailSpec>;
 export const DeliveryJob = z.object({
   deliveryId: z.string(),
   mailId: z.string(),
+  /** The mail's attachments part in the mail store, shared with the other mails of the result. */
+  attachmentsId: z.string().optional(),
   /** The mail's Message-ID (for the logs). */
   messageId: z.string().optional(),
   resultId: z.string(),

@@ -115,7 +115,7 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
     throw Worker.RateLimitError();
   }
   const [message] = await Promise.all([
-    ctx.mails.message(d.mailId).catch(async (err: Error) => {
+    ctx.mails.message(d.mailId, d.attachmentsId).catch(async (err: Error) => {
       await ctx.redis.del(sendingKey); // nothing was sent: this is not an interrupted attempt
       throw err;
     }),

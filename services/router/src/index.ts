@@ -1,5 +1,5 @@
 import { Queue, Worker, type Job } from 'bullmq';
-import { buildEml, documentSettings, planResult, readCdaHeader, type ReceivedDocument } from '@mssgw/mssante';
+import { documentSettings, planResult, readCdaHeader, renderMail, type ReceivedDocument } from '@mssgw/mssante';
 import { afterPipelinedWrites, IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -69,15 +69,17 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     });
     const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
     const renderedAt = new Date();
-    // Rendered once per mail, whatever its number of recipients and retries.
-    const messages = specs.map((spec) => buildEml(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
-    const deliveries = specs.flatMap((spec) => deliveriesOf(spec, data, decision.recipients));
+    // Rendered once per mail, whatever its number of recipients and retries; the attachments part once per result.
+    const messages = specs.map((spec) => renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
+    const attachmentParts = new Map(messages.map((m) => [m.attachmentsId, m.attachments]));
+    const deliveries = specs.flatMap((spec, i) => deliveriesOf(spec, messages[i]!.attachmentsId, data, decision.recipients));
     // Every write of the result in one round trip, on one connection (the send queue shares the context's client),
     // in this order: the mails and their recipients' records are in Redis before a dispatcher can take a delivery.
     const written = Promise.all([
       ...documentIds.map((id) => ctx.status.indexDocument(id, resultId)),
       recordRefusals(ctx, resultId, decision.refusals),
-      ...specs.map((spec, i) => ctx.mails.put(spec.mailId, messages[i]!)),
+      ...specs.map((spec, i) => ctx.mails.put(spec.mailId, messages[i]!.head)),
+      ...[...attachmentParts].map(([id, bytes]) => ctx.mails.putAttachments(id, bytes)),
       ...deliveries.map((d) => ctx.status.createDelivery(d.record, d.choice)),
       ctx.status.markRouted(resultId, data.acknowledgedAt),
     ]);
@@ -151,7 +153,7 @@ async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<Rece
 }
 
 /** A delivery per recipient of a mail: the recipient's record (first state: queued) and the send job. */
-function deliveriesOf(spec: MailSpec, intake: IntakeJob, recipients: Recipient[]) {
+function deliveriesOf(spec: MailSpec, attachmentsId: string, intake: IntakeJob, recipients: Recipient[]) {
   const urgent = Boolean(intake.result.urgent);
   return spec.to.map((recipient) => {
     const deliveryId = stableId('d', spec.mailId, recipient);
@@ -164,7 +166,7 @@ function deliveriesOf(spec: MailSpec, intake: IntakeJob, recipients: Recipient[]
       mailId: spec.mailId, messageId: spec.messageId, mailbox: spec.from,
     };
     const data: DeliveryJob = {
-      deliveryId, mailId: spec.mailId, messageId: spec.messageId, resultId: spec.resultId, mailbox: spec.from, recipient,
+      deliveryId, mailId: spec.mailId, attachmentsId, messageId: spec.messageId, resultId: spec.resultId, mailbox: spec.from, recipient,
       acknowledgedAt: intake.acknowledgedAt ?? intake.receivedAt, ...(urgent ? { urgent } : {}),
     };
     // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
