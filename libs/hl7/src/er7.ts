@@ -56,7 +56,9 @@ export class Er7Message {
     const segmentStart = new RegExp(`^[A-Z][A-Z0-9]{2}(\\${f}|$)`);
     const lines: string[] = [];
     let joined = 0;
-    for (const line of text.slice(start).split(/\r\n|\r|\n/)) {
+    const body = text.slice(start);
+    // HL7's own separator is CR alone: a plain split then, the regular expression only when LFs are present.
+    for (const line of body.includes('\n') ? body.split(/\r\n|\r|\n/) : body.split('\r')) {
       if (line.trim() === '') continue;
       if (!segmentStart.test(line) && lines.length > 0) {
         lines[lines.length - 1] += line;
