@@ -78,7 +78,6 @@ export async function benchDispatch(opts: {
       MSSGW_OPERATOR_SMTP_PORT: String(SINK_PORT),
       MSSGW_OPERATOR_INSECURE_PLAINTEXT: 'true',
       MSSGW_OPERATOR_MAX_CONNECTIONS: String(CONNECTIONS),
-      MSSGW_DISPATCHER_CONCURRENCY: '32',
       // The V8 old-space cap the Dockerfile and the chart set for the gateway (see the README).
       NODE_OPTIONS: process.env['MSSGW_BENCH_NODE_OPTIONS'] ?? '--max-old-space-size=256',
     };
