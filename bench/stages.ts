@@ -26,7 +26,8 @@ function redisServerPid(): number {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('redis-server') && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('16379')) return Number(p);
+      const cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (cmdline.startsWith('redis-server') && cmdline.includes(':16379')) return Number(p);
     } catch {
       // the process ended meanwhile
     }

@@ -69,7 +69,7 @@ function pdfOf(body: string): Buffer | undefined {
     const attrs = m[1]!;
     if (/mediaType\s*=\s*["']application\/pdf["']/.test(attrs) && /representation\s*=\s*["']B64["']/.test(attrs)) {
       // Node's base64 decoder skips the line breaks and indentation itself.
-      if (/[^\s]/.test(m[2]!)) return Buffer.from(m[2]!, 'base64');
+      if (/\S/.test(m[2]!)) return Buffer.from(m[2]!, 'base64');
     }
   }
   return undefined;

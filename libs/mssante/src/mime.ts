@@ -132,13 +132,15 @@ export function buildEml(spec: MailSpec, contents: ReadonlyMap<string, Buffer>, 
   return Buffer.concat([head, attachments]);
 }
 
+function composer(spec: MailSpec, bytes: Buffer[], date: Date | undefined, boundary: string): MailComposer {
+  return new MailComposer({ ...mailOptions(spec, bytes), ...(date ? { date } : {}), baseBoundary: boundary });
+}
+
 function nodemailerTree(spec: MailSpec, bytes: Buffer[], date: Date | undefined, boundary: string): MimePart {
-  const composer = new MailComposer({ ...mailOptions(spec, bytes), ...(date ? { date } : {}), baseBoundary: boundary });
-  return composer.compile() as unknown as MimePart;
+  return composer(spec, bytes, date, boundary).compile() as unknown as MimePart;
 }
 
 /** The same message through nodemailer's own streaming writer: the reference buildEml is held to. */
 export function buildEmlWithNodemailer(spec: MailSpec, contents: ReadonlyMap<string, Buffer>, date: Date, boundary: string): Promise<Buffer> {
-  const composer = new MailComposer({ ...mailOptions(spec, spec.attachments.map((a) => contents.get(a.sha256)!)), date, baseBoundary: boundary });
-  return composer.compile().build();
+  return composer(spec, spec.attachments.map((a) => contents.get(a.sha256)!), date, boundary).compile().build();
 }

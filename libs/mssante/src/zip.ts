@@ -38,8 +38,8 @@ const HUFFMAN_ONLY = { strategy: constants.Z_HUFFMAN_ONLY };
 
 /**
  * Deflate, choosing the strategy on a sample from the middle of a large entry. A CDA carrying a PDF is mostly Base64,
- * where LZ77 finds almost nothing to match: Huffman coding alone gives nearly the same size (+3 % on a CDA
- * with a 40 KB PDF) for a third of the CPU. An XML body (a structured report) compresses far better with LZ77 and keeps it.
+ * where LZ77 finds almost nothing to match: Huffman coding alone gives nearly the same size (+3 % on a CDA with a
+ * 40 KB PDF) for a third of the CPU. An XML body (a structured report) compresses far better with LZ77 and keeps it.
  */
 function deflate(content: Buffer): Buffer {
   if (content.length < 8 * SAMPLE) return deflateRawSync(content);

@@ -96,7 +96,9 @@ export class MailStore extends ExpiringStore {
     const read = this.redis.getBuffer(this.attachmentsKey(id));
     this.recentAttachments.set(id, read);
     if (this.recentAttachments.size > RECENT_ATTACHMENTS) this.recentAttachments.delete(this.recentAttachments.keys().next().value!);
-    read.then((b) => b ?? this.recentAttachments.delete(id), () => this.recentAttachments.delete(id));
+    // A part not (or no longer) there is not remembered: it is read again next time.
+    const forget = () => this.recentAttachments.delete(id);
+    read.then((b) => (b ? undefined : forget()), forget);
     return read;
   }
 }
