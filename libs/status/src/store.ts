@@ -136,7 +136,6 @@ return 1
 
 // A result's first record, field by field (a field already there keeps its first value), in one command: the
 // intake writes one per result, thousands a second.
-// KEYS[3], when given, is the result's intake job: the answer says whether it was already queued (a duplicate).
 const RECORD_RESULT = new RedisScript(`
 local ttl = tonumber(ARGV[1])
 for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end

@@ -80,7 +80,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       recordRefusals(ctx, resultId, decision.refusals),
       ...specs.map((spec, i) => ctx.mails.put(spec.mailId, messages[i]!.head)),
       ...[...attachmentParts].map(([id, bytes]) => ctx.mails.putAttachments(id, bytes)),
-      ...deliveries.map((d) => ctx.status.createDelivery(d.record, d.choice)),
+      ...deliveries.map((d) => ctx.status.createDelivery(d.record, d.record.detail)),
       ctx.status.markRouted(resultId, data.acknowledgedAt),
     ]);
     await afterPipelinedWrites();
@@ -170,6 +170,6 @@ function deliveriesOf(spec: MailSpec, attachmentsId: string, intake: IntakeJob, 
       acknowledgedAt: intake.acknowledgedAt ?? intake.receivedAt, ...(urgent ? { urgent } : {}),
     };
     // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
-    return { record, choice: r?.choice, job: { name: 'deliver', data, opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) } } };
+    return { record, job: { name: 'deliver', data, opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) } } };
   });
 }
