@@ -22,7 +22,8 @@ const portOpen = (port: number) =>
 
 /** Runs `mssgw start <services>` as its own process, as a deployment would, configured by environment variables. */
 export async function startGatewayProcess(services: string[], env: Record<string, string>, readyPort: number): Promise<GatewayProcess> {
-  const child: ChildProcess = spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'services/gateway/bin/mssgw.ts'), 'start', ...services], {
+  // The launcher a deployment runs, with its V8 flags (MSSGW_NODE_FLAGS, inherited, replaces them).
+  const child: ChildProcess = spawn(path.join(ROOT, 'services/gateway/bin/mssgw'), ['start', ...services], {
     env: { ...process.env, MSSGW_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -1,16 +1,40 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+/** The launcher a deployment runs (the image's entrypoint), not mssgw.ts on the test's own Node. */
+const LAUNCHER = path.join(ROOT, 'services/gateway/bin/mssgw');
 const mssgw = (args: string[], env: Record<string, string> = {}) => {
-  const r = spawnSync(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'services/gateway/bin/mssgw.ts'), ...args], {
-    encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000,
-  });
+  const r = spawnSync(LAUNCHER, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
+
+/** Starts `mssgw start api` through the launcher and returns what its "gateway started" log line says. */
+async function startedWith(env: Record<string, string>): Promise<{ node: string; nodeFlags: string[] }> {
+  const child = spawn(LAUNCHER, ['start', 'api'], {
+    env: { ...process.env, MSSGW_ENVIRONMENT: 'test', MSSGW_LOG_LEVEL: 'info', MSSGW_HTTP_PORT: '0', MSSGW_REDIS_PREFIX: `test-cli-start-${Date.now()}`, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    // The pipe stays open and read to the end: the gateway still logs while it stops.
+    let out = '';
+    return await new Promise((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.includes('"gateway started"'));
+        if (line) resolve(JSON.parse(line) as { node: string; nodeFlags: string[] });
+      });
+      void exited.then(() => reject(new Error(`the gateway ended without starting: ${out}`)));
+    });
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
 
 describe('mssgw command line', () => {
   it('prints its help', () => {
@@ -23,6 +47,14 @@ describe('mssgw command line', () => {
     const r = mssgw(['start'], { MSSGW_HTTP_PORT: 'eighty' });
     expect(r.code).toBe(78);
     expect(r.err).toContain('MSSGW_HTTP_PORT: expected a number, got "eighty"');
+  });
+
+  it('runs the services on Node 22 with the launcher\'s V8 flags, which MSSGW_NODE_FLAGS replaces', async () => {
+    const started = await startedWith({});
+    expect(started.node).toMatch(/^v22\./);
+    expect(started.nodeFlags).toEqual(['--single-threaded']);
+    expect((await startedWith({ MSSGW_NODE_FLAGS: '' })).nodeFlags).toEqual([]);
+    expect((await startedWith({ MSSGW_NODE_FLAGS: '--single-threaded-gc --max-semi-space-size=8' })).nodeFlags).toEqual(['--single-threaded-gc', '--max-semi-space-size=8']);
   });
 
   it('refuses an unknown service', () => {

@@ -2,21 +2,26 @@ import fc from 'fast-check';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
-import { nodemailerDataStream, smtpTransparency, useNativeSmtpTransparency } from '../../services/dispatcher/src/smtp-data.ts';
+import { nativeEndOfData, nativeTransparency, nodemailerDataStream, smtpTransparency, useNativeSmtpTransparency } from '../../services/dispatcher/src/smtp-data.ts';
 
 const DataStream = (await nodemailerDataStream())!;
-// nodemailer's own escaping, kept before anything replaces it, as the reference.
-// eslint-disable-next-line @typescript-eslint/unbound-method -- called with .call on a DataStream below
+// nodemailer's own escaping and end of data, kept before anything replaces them, as the reference.
+/* eslint-disable @typescript-eslint/unbound-method -- called with .call on a DataStream below */
 const original = DataStream.prototype._transform;
+const originalFlush = DataStream.prototype._flush;
+/* eslint-enable @typescript-eslint/unbound-method */
 
-/** What nodemailer's DataStream pushes for these chunks, in order (without the final ".\r\n"). */
-function reference(chunks: Buffer[]): Buffer {
+/** What a DataStream pushes for these chunks and then its end, each push apart. */
+function pushes(transform: typeof original, flush: typeof originalFlush, chunks: Buffer[]): Buffer[] {
   const stream = new DataStream();
   const out: Buffer[] = [];
   stream.push = (b: Buffer) => (out.push(b), true);
-  for (const c of chunks) original.call(stream, c, 'binary', () => undefined);
-  return Buffer.concat(out);
+  for (const c of chunks) transform.call(stream, c, 'binary', () => undefined);
+  flush.call(stream, () => undefined);
+  return out;
 }
+/** What nodemailer's DataStream writes for these chunks, in order, with the end of data (CRLF.CRLF). */
+const reference = (chunks: Buffer[]) => Buffer.concat(pushes(original, originalFlush, chunks));
 
 function ours(chunks: Buffer[]): Buffer {
   let last: number | false = false;
@@ -43,8 +48,15 @@ describe('SMTP transparency (dot-stuffing, CRLF) done natively', () => {
 
   it('gives byte for byte what nodemailer gives, for any bytes cut into any chunks', () => {
     fc.assert(fc.property(message, (chunks) => {
-      expect(ours(chunks).equals(reference(chunks))).toBe(true);
+      expect(ours(chunks).equals(Buffer.concat(pushes(original, (done) => done(), chunks)))).toBe(true);
+      expect(Buffer.concat(pushes(nativeTransparency, nativeEndOfData, chunks)).equals(reference(chunks))).toBe(true);
     }), { numRuns: 3000 });
+  });
+
+  it('writes the last chunk and the end of data in one push (one socket write)', () => {
+    const native = pushes(nativeTransparency, nativeEndOfData, [Buffer.from('Subject: a\r\n\r\n'), Buffer.from('QUJD\r\n')]);
+    expect(native.map((b) => b.toString())).toEqual(['Subject: a\r\n\r\n', 'QUJD\r\n.\r\n']);
+    expect(pushes(nativeTransparency, nativeEndOfData, [Buffer.from('no newline')]).map(String)).toEqual(['no newline\r\n.\r\n']);
   });
 
   it('escapes the cases RFC 5321 names and leaves a clean message untouched', () => {
@@ -56,7 +68,8 @@ describe('SMTP transparency (dot-stuffing, CRLF) done natively', () => {
 
   it('sends through nodemailer to an SMTP server that reads back the message as written', async () => {
     expect(await useNativeSmtpTransparency()).toBe(true);
-    expect(DataStream.prototype._transform.name).toBe('nativeTransparency');
+    const { prototype } = DataStream;
+    expect([prototype._transform.name, prototype._flush.name]).toEqual([nativeTransparency.name, nativeEndOfData.name]);
     const received: Buffer[] = [];
     const server = new SMTPServer({
       authOptional: true, disabledCommands: ['STARTTLS'],

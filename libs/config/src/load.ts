@@ -14,8 +14,11 @@ export class ConfigError extends Error {
   }
 }
 
-/** Environment variables with the MSSGW_ prefix that are not setting overrides. */
-const RESERVED = [/^MSSGW_CONFIG$/, /^MSSGW_LOG_FILE$/, /^MSSGW_SANDBOX/, /^MSSGW_SECRET_/, /^MSSGW_TEST_/, /^MSSGW_BENCH_/];
+/**
+ * Environment variables with the MSSGW_ prefix that are not setting overrides. MSSGW_NODE_FLAGS is read by the
+ * launcher (services/gateway/bin/mssgw) before Node starts.
+ */
+const RESERVED = [/^MSSGW_CONFIG$/, /^MSSGW_NODE_FLAGS$/, /^MSSGW_LOG_FILE$/, /^MSSGW_SANDBOX/, /^MSSGW_SECRET_/, /^MSSGW_TEST_/, /^MSSGW_BENCH_/];
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };

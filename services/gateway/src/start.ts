@@ -51,6 +51,6 @@ export async function startGateway(config: GatewayConfig, names: readonly Servic
     await gateway.stop();
     throw err;
   }
-  ctx.log.info({ services: services.map((s) => s.name) }, 'gateway started');
+  ctx.log.info({ services: services.map((s) => s.name), node: process.version, nodeFlags: process.execArgv }, 'gateway started');
   return gateway;
 }
