@@ -10,12 +10,36 @@ import { benchReceipts } from './receipts.ts';
 import { benchStages } from './stages.ts';
 
 const seconds = Number(process.env['MSSGW_BENCH_SECONDS'] ?? 10);
+
+/**
+ * Between scenarios: the benchmark's keys leave the sandbox Redis, and a running AOF rewrite is waited for. Otherwise
+ * one scenario's data (hundreds of MB) is copied by the AOF rewrites of the next one, which takes a core from it.
+ */
+async function settleRedis(): Promise<void> {
+  const redis = connectRedis('redis://127.0.0.1:16379');
+  for (const pattern of ['bench-*', 'test-bench-*']) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
+  while ((await redis.info('persistence')).includes('aof_rewrite_in_progress:1')) await new Promise((r) => setTimeout(r, 200));
+  await redis.quit();
+}
+
 // The CPU-only and light scenarios first; the dispatcher's million-job backlog last (Redis is busy after it).
+await settleRedis();
 const compose = await benchCompose(Number(process.env['MSSGW_BENCH_COMPOSE_RESULTS'] ?? 2_000));
 const directory = await benchDirectory(Number(process.env['MSSGW_BENCH_DIRECTORY_ROWS'] ?? 535_000));
+await settleRedis();
 const intake = await benchIntake({ seconds, kafkaMessages: Number(process.env['MSSGW_BENCH_KAFKA_MESSAGES'] ?? 50_000) });
+await settleRedis();
 const receipts = await benchReceipts(Number(process.env['MSSGW_BENCH_RECEIPTS'] ?? 3000));
+await settleRedis();
 const stages = await benchStages(Number(process.env['MSSGW_BENCH_STAGE_RESULTS'] ?? 1_500));
+await settleRedis();
 const dispatch = await benchDispatch({
   results: Number(process.env['MSSGW_BENCH_DISPATCH_RESULTS'] ?? 3_000),
   pacedMailsPerSecond: Number(process.env['MSSGW_BENCH_PACED_MAILS'] ?? 300),
@@ -39,17 +63,7 @@ const rows: [string, string, string][] = [
   ['Composing mails (CI-SIS ORU, 40 KB PDF, practitioner + patient)', `${compose.cpuMsPerMail} ms CPU per mail`, `${compose.mails} mails of ${Math.round(compose.mailBytes / 1024)} KB`],
   ['Directory lookup by RPPS, one at a time', `p50 ${directory.lookupP50Ms} ms, p99 ${directory.lookupP99Ms} ms`, `${directory.lookups} lookups`],
 ];
-// The benchmark's data must not stay in the sandbox Redis (it would slow the next run with AOF rewrites).
-const redis = connectRedis('redis://127.0.0.1:16379');
-for (const pattern of ['bench-*', 'test-bench-*']) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-}
-await redis.quit();
+await settleRedis();
 const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
 const out = path.resolve(import.meta.dirname, 'results/latest.json');
