@@ -6,6 +6,7 @@ import { benchCompose } from './compose.ts';
 import { benchDirectory } from './directory.ts';
 import { benchDispatch } from './dispatch.ts';
 import { benchIntake } from './intake.ts';
+import { benchMachine } from './machine.ts';
 import { benchReceipts } from './receipts.ts';
 import { benchStages } from './stages.ts';
 
@@ -31,6 +32,7 @@ async function settleRedis(): Promise<void> {
 
 // The CPU-only and light scenarios first; the dispatcher's million-job backlog last (Redis is busy after it).
 await settleRedis();
+const machine = await benchMachine();
 const compose = await benchCompose(Number(process.env['MSSGW_BENCH_COMPOSE_RESULTS'] ?? 2_000));
 const directory = await benchDirectory(Number(process.env['MSSGW_BENCH_DIRECTORY_ROWS'] ?? 535_000));
 await settleRedis();
@@ -48,6 +50,8 @@ const dispatch = await benchDispatch({
   mailBytes: compose.mailBytes,
 });
 const rows: [string, string, string][] = [
+  ['Machine: a round trip between two processes (loopback TCP)', `${machine.roundTripUs} µs`, `${machine.roundTripCpuUsPerSide} µs of CPU on each side`],
+  ['Machine: Redis, one connection', `${machine.redisRoundTripsPerSecond} round trips/s`, `${machine.redisPipelinedCommandsPerSecond} commands/s pipelined 100 deep`],
   ['MLLP intake, 8 senders, closed loop', `${intake.mllpAckedPerSecond} results/s acknowledged`, `ACK p50 ${intake.mllpAckP50Ms} ms, p99 ${intake.mllpAckP99Ms} ms, intake peak RSS ${intake.intakePeakRssMb} MB`],
   [`MLLP intake paced at ${intake.pacedRatePerSecond}/s`, `${intake.messageBytes}-byte CI-SIS ORU`, `ACK p50 ${intake.pacedAckP50Ms} ms, p99 ${intake.pacedAckP99Ms} ms`],
   ['Kafka intake (consumed, queued, committed)', `${intake.kafkaQueuedPerSecond} results/s`, ''],
@@ -68,7 +72,7 @@ const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
 const out = path.resolve(import.meta.dirname, 'results/latest.json');
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, intake, receipts, directory, compose, stages, dispatch,
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, ...machine }, intake, receipts, directory, compose, stages, dispatch,
   // The fields issue #6 names, at the top level.
   mailsPerSecond: dispatch.mailsPerSecond, ceilingMailsPerSecond: dispatch.ceilingMailsPerSecond, ratio: dispatch.ratio,
   p99AckToSmtpMs: dispatch.p99AckToSmtpMs, peakRssMb: { ...dispatch.peakRssMb, dispatcherWithBacklog: dispatch.backlogDispatcherRssMb },
