@@ -124,6 +124,8 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   try {
     const info = (await transport.sendMail({
       raw: message,
+      // Sent as written; given here only so that nodemailer does not draw random bytes for an id of its own per mail.
+      messageId: d.messageId,
       envelope: { from: d.mailbox, to: [d.recipient] },
       dsn: { id: d.deliveryId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: d.recipient },
     })) as { response: string; accepted: string[]; rejected: string[] };
