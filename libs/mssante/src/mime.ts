@@ -42,10 +42,10 @@ function base64Lines(content: Buffer): Buffer {
   if (cached !== undefined) return cached;
   const flat = Buffer.from(content.toString('base64'), 'latin1');
   const lines = Math.ceil(flat.length / 76);
-  const bytes = lines > 1 ? Buffer.allocUnsafe(flat.length + 2 * (lines - 1)) : flat;
+  let bytes = flat;
   if (lines > 1) {
-    let to = 0;
-    for (let from = 0; from < flat.length; from += 76) {
+    bytes = Buffer.allocUnsafe(flat.length + 2 * (lines - 1));
+    for (let from = 0, to = 0; from < flat.length; from += 76) {
       if (from) to += bytes.write('\r\n', to, 'latin1');
       to += flat.copy(bytes, to, from, Math.min(from + 76, flat.length));
     }
