@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { connectRedis } from '@mssgw/queue';
+import { cpuSecondsOf } from './process.ts';
 import { round } from './stats.ts';
 
 export interface MachineFigures {
@@ -16,11 +16,6 @@ export interface MachineFigures {
 
 const ECHO = "require('net').createServer((s) => { s.setNoDelay(true); s.on('data', (d) => s.write(d)); }).listen(0, '127.0.0.1', function () { process.stdout.write(this.address().port + '\\n'); });";
 
-const cpuMsOf = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
-
 /**
  * What the machine charges for talking between processes, which every stage of the pipeline does many times per
  * result (MLLP, Redis, SMTP): the figures of the other scenarios read against these.
@@ -32,7 +27,7 @@ export async function benchMachine(roundTrips = 20_000): Promise<MachineFigures>
     const socket = net.connect(Number(String(line).trim()), '127.0.0.1');
     socket.setNoDelay(true);
     await once(socket, 'connect');
-    const [ownCpu, echoCpu, t0] = [process.cpuUsage(), cpuMsOf(echo.pid!), performance.now()];
+    const [ownCpu, echoCpu, t0] = [process.cpuUsage(), cpuSecondsOf(echo.pid!) * 1000, performance.now()];
     let done = 0;
     await new Promise<void>((resolve) => {
       socket.on('data', () => (++done >= roundTrips ? resolve() : socket.write('x')));
@@ -40,7 +35,7 @@ export async function benchMachine(roundTrips = 20_000): Promise<MachineFigures>
     });
     const elapsedMs = performance.now() - t0;
     const own = process.cpuUsage(ownCpu);
-    const cpuMs = ((own.user + own.system) / 1000 + (cpuMsOf(echo.pid!) - echoCpu)) / 2;
+    const cpuMs = ((own.user + own.system) / 1000 + (cpuSecondsOf(echo.pid!) * 1000 - echoCpu)) / 2;
     socket.destroy();
 
     const redis = connectRedis('redis://127.0.0.1:16379', { enableAutoPipelining: false });

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { MllpClient } from '@mssgw/hl7';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
-import { startGatewayProcess, type GatewayProcess } from './process.ts';
+import { cpuSecondsOf, startGatewayProcess, type GatewayProcess } from './process.ts';
 import { round } from './stats.ts';
 
 const SINK_PORT = 12526;
@@ -14,12 +14,6 @@ export interface StageFigures {
   intake: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
   router: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
   dispatcher: { mailsPerSecond: number; cpuMsPerMail: number; redisCpuMsPerMail: number; sinkCpuMsPerMail: number };
-}
-
-/** CPU seconds (user + system) of a process so far. */
-function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function redisServerPid(): number {
