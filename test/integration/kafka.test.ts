@@ -1,6 +1,8 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '@mssgw/config';
+import { Hl7Error } from '@mssgw/hl7';
+import { startKafkaIntake, type IntakeOutcome, type ResultIntake } from '@mssgw/intake';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
@@ -76,5 +78,55 @@ describe('Kafka intake against the real broker', () => {
       return sum === 3 ? sum : undefined;
     });
     expect(committed).toBe(3);
+  }, 90_000);
+
+  it('stops committing at a result the queue could not take, pauses the partition, and consumes it again from there', async () => {
+    const flakyConfig: GatewayConfig = { ...config, kafka: { ...config.kafka, intakeTopics: [`test-flaky-${t}`], groupId: `flaky-${t}` } };
+    const topic = flakyConfig.kafka.intakeTopics[0]!;
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    const n = 30;
+    const id = (i: number) => `KF-${t}-${i}`;
+    await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ key: String(i), value: makeCisisResult({ controlId: id(i), patient: PATIENTS[i % 3]!, doctors }) })) });
+    const committed = async () => {
+      const [o] = await admin.fetchOffsets({ groupId: flakyConfig.kafka.groupId, topics: [topic] });
+      return Math.max(0, Number(o!.partitions[0]!.offset));
+    };
+
+    // The real intake, except that the 11th result meets the answer a Redis outage gives, twice.
+    const host = await startGateway({ ...flakyConfig, kafka: { ...flakyConfig.kafka, enabled: false }, mllp: { listeners: [] } }, ['intake']);
+    const real = host.intake!.intake;
+    const attempts = new Map<string, number>();
+    const seenCommitted: number[] = [];
+    let outages = 2;
+    const flaky: Pick<ResultIntake, 'accept'> = {
+      async accept(bytes, source, transport): Promise<IntakeOutcome> {
+        const controlId = /\|(KF-[^|]+)\|/.exec(bytes.toString('latin1'))![1]!;
+        attempts.set(controlId, (attempts.get(controlId) ?? 0) + 1);
+        if (controlId === id(10) && outages > 0) {
+          outages--;
+          seenCommitted.push(await committed());
+          const error = new Hl7Error('applicationError', 'the gateway could not queue the result: the intake queue (Redis) did not answer');
+          return { code: 'AE', ack: '', controlId, error };
+        }
+        return real.accept(bytes, source, transport);
+      },
+    };
+    const consumer = await startKafkaIntake(flakyConfig, flaky, host.ctx.log);
+    let queuedPerResult: number[];
+    try {
+      await waitFor('every offset committed', async () => (await committed()) === n, 60_000);
+      queuedPerResult = await Promise.all(Array.from({ length: n }, async (_, i) => (await host.ctx.status.resultsByControlId(id(i))).length));
+    } finally {
+      await consumer.stop();
+      await host.stop();
+    }
+    expect(attempts.get(id(10))).toBe(3);
+    // Nothing past the failed record was committed while it failed; the ten before it were.
+    expect(seenCommitted).toEqual([expect.any(Number), 10]);
+    expect(seenCommitted[0]).toBeLessThanOrEqual(10);
+    // The records after it in the same batch were consumed again, and each result is queued once.
+    expect(attempts.get(id(11))).toBeGreaterThanOrEqual(2);
+    expect(attempts.get(id(9))).toBe(1);
+    expect(queuedPerResult).toEqual(Array(n).fill(1));
   }, 90_000);
 });

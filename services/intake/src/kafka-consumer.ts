@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
+import { Kafka, logLevel, type Batch, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { GatewayConfig } from '@mssgw/config';
 import type { Logger } from '@mssgw/telemetry';
@@ -19,6 +19,12 @@ export interface KafkaIntake {
   stop(): Promise<void>;
 }
 
+/** How long a partition stays paused after a transient failure, doubling up to the maximum while it lasts. */
+export const KAFKA_RETRY = { firstMs: 500, maxMs: 30_000 };
+
+/** Records parsed before the event loop reads what came in meanwhile (the queue's replies among them). */
+const SLICE = 64;
+
 function unwrap(value: Buffer, topic: string): { bytes: Buffer; source: string } {
   const head = value.subarray(0, 64).toString('utf8').trimStart();
   if (!head.startsWith('{')) return { bytes: value, source: topic };
@@ -26,12 +32,42 @@ function unwrap(value: Buffer, topic: string): { bytes: Buffer; source: string }
   return { bytes: Buffer.from(envelope.hl7, 'utf8'), source: envelope.source ?? topic };
 }
 
+/** One record's fate: queued (AA), refused for good (dead-letter), or not handled because the queue failed. */
+interface RecordOutcome {
+  message: KafkaMessage;
+  code: string;
+  controlId: string;
+  reason: string;
+  errorCode: string;
+  transient: boolean;
+}
+
+/**
+ * One partition's batches in flight. `tail` settles when the last batch handed over is committed (or given up);
+ * `epoch` changes at each transient failure, so that the batches fetched after the failed one are not committed.
+ */
+interface PartitionLane {
+  tail: Promise<void>;
+  epoch: number;
+  /** Paused after a transient failure: batches fetched before the pause are dropped and consumed again. */
+  paused: boolean;
+  failures: number;
+  timer?: NodeJS.Timeout;
+}
+
 /**
  * Consumes the intake topics. An offset is committed only after its results are durably queued; a message the
  * gateway refuses goes to the dead-letter topic with the reason in its headers, so it never blocks its partition.
- * A transient failure (Redis down) stops the batch there, and consumption resumes from the uncommitted offset.
+ *
+ * kafkajs fetches again only once every batch of the last fetch is handled. So eachBatch hands a batch's records to
+ * the intake, resolves its offsets (the fetch position, not the commit) and returns once the batch before it on the
+ * same partition is committed: the next fetch and parse overlap with this batch's Redis writes, and at most two
+ * batches per partition are in flight. Each partition's offsets are committed in order, each after its records are
+ * queued or dead-lettered. After a transient failure (Redis down) nothing beyond the failed record is committed, the
+ * partition is paused, and after a backoff it is consumed again from that record; results already queued past it
+ * come back as duplicates, acknowledged but not sent twice.
  */
-export async function startKafkaIntake(config: GatewayConfig, intake: ResultIntake, log: Logger): Promise<KafkaIntake> {
+export async function startKafkaIntake(config: GatewayConfig, intake: Pick<ResultIntake, 'accept'>, log: Logger): Promise<KafkaIntake> {
   const kafka = new Kafka({ clientId: config.kafka.clientId, brokers: config.kafka.brokers, logLevel: logLevel.WARN });
   const consumer: Consumer = kafka.consumer({
     groupId: config.kafka.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, maxBytesPerPartition: config.kafka.maxBytesPerPartition,
@@ -40,8 +76,21 @@ export async function startKafkaIntake(config: GatewayConfig, intake: ResultInta
   await producer.connect();
   await consumer.connect();
   for (const topic of config.kafka.intakeTopics) await consumer.subscribe({ topic, fromBeginning: true });
-  /** One record's fate: queued (AA), refused for good (dead-letter), or not handled because Redis failed. */
-  const accept = async (message: KafkaMessage, topic: string) => {
+
+  const lanes = new Map<string, PartitionLane>();
+  const laneOf = (topic: string, partition: number) => {
+    const key = `${topic}|${partition}`;
+    let lane = lanes.get(key);
+    if (!lane) lanes.set(key, (lane = { tail: Promise.resolve(), epoch: 0, paused: false, failures: 0 }));
+    return lane;
+  };
+  // A partition moved to another member is not committed from here any more (its new owner consumes from the last
+  // commit; what this member had queued comes back there as duplicates).
+  let assigned: Record<string, number[]> = {};
+  consumer.on(consumer.events.GROUP_JOIN, (e) => void (assigned = e.payload.memberAssignment));
+  let stopping = false;
+
+  const accept = async (message: KafkaMessage, topic: string): Promise<RecordOutcome> => {
     try {
       const { bytes, source } = unwrap(message.value ?? Buffer.alloc(0), topic);
       const o = await intake.accept(bytes, source, 'kafka');
@@ -50,45 +99,113 @@ export async function startKafkaIntake(config: GatewayConfig, intake: ResultInta
       return { message, code: 'AR', controlId: '', reason: `invalid envelope: ${(err as Error).message}`, errorCode: '', transient: false };
     }
   };
+
+  // Parsing a whole batch in one go would hold the event loop for ~100 ms, with the replies of the queue's flushes
+  // unread: slices let the flushes go on while the batch is parsed.
+  const acceptInSlices = async (messages: KafkaMessage[], topic: string) => {
+    const pending: Promise<RecordOutcome>[] = [];
+    for (let i = 0; i < messages.length; i += SLICE) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      for (const m of messages.slice(i, i + SLICE)) pending.push(accept(m, topic));
+    }
+    return Promise.all(pending);
+  };
+
+  const deadLetter = async (topic: string, partition: number, dead: RecordOutcome[]) => {
+    await producer.send({
+      topic: config.kafka.deadLetterTopic,
+      messages: dead.map(({ message, code, reason, errorCode }) => ({
+        key: message.key, value: message.value,
+        headers: {
+          'mssgw-error': reason, 'mssgw-ack-code': code, 'mssgw-error-code': errorCode,
+          'mssgw-source-topic': topic, 'mssgw-source-partition': String(partition), 'mssgw-source-offset': message.offset,
+        },
+      })),
+    });
+    for (const o of dead) log.warn({ topic, partition, offset: o.message.offset, controlId: o.controlId, reason: o.reason }, 'Kafka result dead-lettered');
+  };
+
+  const commit = async (topic: string, partition: number, offset: bigint) => {
+    if (!assigned[topic]?.includes(partition)) return;
+    try {
+      await consumer.commitOffsets([{ topic, partition, offset: offset.toString() }]);
+    } catch (err) {
+      // The records are queued; a later commit covers them, or they come back as duplicates.
+      log.warn({ topic, partition, offset: offset.toString(), reason: (err as Error).message }, 'Kafka offset commit failed');
+    }
+  };
+
+  /** Stops committing past `offset`, pauses the partition, and consumes it again from there after a backoff. */
+  const rewind = (lane: PartitionLane, topic: string, partition: number, offset: string, reason: string) => {
+    lane.epoch++;
+    lane.paused = true;
+    lane.failures++;
+    const base = Math.min(KAFKA_RETRY.maxMs, KAFKA_RETRY.firstMs * 2 ** (lane.failures - 1));
+    const delayMs = Math.round(base * (0.75 + Math.random() / 2));
+    consumer.pause([{ topic, partitions: [partition] }]);
+    log.warn({ topic, partition, offset, retryInMs: delayMs, reason }, 'Kafka intake paused: results not queued, consumed again after the delay');
+    lane.timer = setTimeout(() => {
+      if (stopping) return;
+      consumer.seek({ topic, partition, offset });
+      lane.paused = false;
+      consumer.resume([{ topic, partitions: [partition] }]);
+    }, delayMs);
+  };
+
+  /** After the batch before it: dead-letters the refused records, commits what is queued, rewinds on a failure. */
+  const settle = async (lane: PartitionLane, epoch: number, batch: Batch, outcomes: RecordOutcome[]) => {
+    if (lane.epoch !== epoch) return;
+    const { topic, partition } = batch;
+    const firstTransient = outcomes.findIndex((o) => o.transient);
+    let done = firstTransient < 0 ? outcomes : outcomes.slice(0, firstTransient);
+    let failed = firstTransient < 0 ? undefined : outcomes[firstTransient]!;
+    const dead = done.filter((o) => o.code !== 'AA');
+    if (dead.length) {
+      try {
+        await deadLetter(topic, partition, dead);
+      } catch (err) {
+        failed = { ...dead[0]!, reason: `dead-letter topic unavailable: ${(err as Error).message}` };
+        done = done.slice(0, done.indexOf(dead[0]!));
+      }
+    }
+    // A whole batch commits past its last offset (a transaction's control record may follow the last message).
+    const next = failed ? BigInt(failed.message.offset) : BigInt(batch.lastOffset()) + 1n;
+    if (done.length || !failed) await commit(topic, partition, next);
+    if (failed) rewind(lane, topic, partition, failed.message.offset, failed.reason);
+    else lane.failures = 0;
+  };
+
   await consumer.run({
     autoCommit: false,
     // Each partition's batches stay in order; several partitions are queued at once.
     partitionsConsumedConcurrently: config.kafka.partitionsConcurrently,
     eachBatchAutoResolve: false,
-    // A batch is queued concurrently (Redis pipelines the writes), then its offset is committed once.
     eachBatch: async (payload) => {
       const { batch } = payload;
       const { topic, partition } = batch;
-      const outcomes = await Promise.all(batch.messages.map((m) => accept(m, topic)));
-      const firstTransient = outcomes.findIndex((o) => o.transient);
-      const done = firstTransient < 0 ? outcomes : outcomes.slice(0, firstTransient);
-      const dead = done.filter((o) => o.code !== 'AA');
-      if (dead.length) {
-        await producer.send({
-          topic: config.kafka.deadLetterTopic,
-          messages: dead.map(({ message, code, reason, errorCode }) => ({
-            key: message.key, value: message.value,
-            headers: {
-              'mssgw-error': reason, 'mssgw-ack-code': code, 'mssgw-error-code': errorCode,
-              'mssgw-source-topic': topic, 'mssgw-source-partition': String(partition), 'mssgw-source-offset': message.offset,
-            },
-          })),
-        });
-        for (const o of dead) log.warn({ topic, partition, offset: o.message.offset, controlId: o.controlId, reason: o.reason }, 'Kafka result dead-lettered');
-      }
-      const last = done.at(-1);
-      if (last) {
-        payload.resolveOffset(last.message.offset);
-        await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last.message.offset) + 1n).toString() }]);
-      }
+      const lane = laneOf(topic, partition);
+      const first = batch.messages[0];
+      const last = batch.messages.at(-1);
+      if (lane.paused || stopping || !first || !last) return;
+      const outcomes = acceptInSlices(batch.messages, topic);
+      const before = lane.tail;
+      const epoch = lane.epoch;
+      lane.tail = Promise.all([before, outcomes]).then(([, o]) => settle(lane, epoch, batch, o)).catch((err: unknown) => {
+        if (lane.epoch === epoch) rewind(lane, topic, partition, first.offset, `batch not settled: ${(err as Error).message}`);
+      });
+      payload.resolveOffset(last.offset);
+      await before;
       await payload.heartbeat();
-      // The rest of the batch stays uncommitted and is consumed again once kafkajs restarts the consumer.
-      if (firstTransient >= 0) throw new Error(`intake queue unavailable: ${outcomes[firstTransient]!.reason}`);
     },
   });
   log.info({ topics: config.kafka.intakeTopics, groupId: config.kafka.groupId }, 'Kafka intake consuming');
   return {
     async stop() {
+      // Fetch no more, let the batches in flight commit, then leave the group.
+      stopping = true;
+      consumer.pause(config.kafka.intakeTopics.map((topic) => ({ topic })));
+      for (const lane of lanes.values()) clearTimeout(lane.timer);
+      await Promise.all([...lanes.values()].map((l) => l.tail));
       await consumer.disconnect();
       await producer.disconnect();
     },

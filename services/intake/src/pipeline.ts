@@ -20,16 +20,23 @@ interface ResultToQueue {
 
 /** Most results one flush writes; a Kafka batch or a burst on many connections is split into flushes of this size. */
 const MAX_BATCH = 256;
+/** Flushes awaiting Redis's answer at once: a flush is sent while the ones before it are still being answered. */
+const MAX_IN_FLIGHT = 4;
 
 /**
- * Group commit of received results: their documents, status records and jobs in one round trip. One flush is in
- * flight at a time; what arrives meanwhile forms the next one. Many MLLP connections or a Kafka batch then cost one
- * round trip per flush instead of three per result, a quiet feed waits for no timer, and a result sent twice in quick
- * succession is seen as a repeat because the flush before has finished.
+ * Group commit of received results: their documents, status records and jobs in one round trip. A flush is sent
+ * once the one before it is on the connection, and up to MAX_IN_FLIGHT flushes await Redis's answers; what arrives
+ * meanwhile forms the next one. Many MLLP connections or a Kafka batch then cost one round trip per flush instead of
+ * three per result, and a quiet feed waits for no timer. A result sent twice in quick succession is seen as a repeat:
+ * its job exists, or it is in a flush still in flight (each flush writes its results all the same, so a repeat is
+ * queued even if the flush before it fails; BullMQ ignores a job id it already has).
  */
 class IntakeBatch {
   private pending: { item: ResultToQueue; resolve(duplicate: boolean): void; reject(err: Error): void }[] = [];
-  private flushing = false;
+  /** A flush is between its first command and its last: the next one waits, so that Redis runs them in order. */
+  private sending = false;
+  /** The result ids of each flush awaiting Redis's answer. */
+  private readonly inFlight: Set<string>[] = [];
   private scheduled = false;
   private readonly ctx: ServiceContext;
   private readonly queueOfResults: Queue;
@@ -49,7 +56,7 @@ class IntakeBatch {
 
   /** After the reads already in hand are parsed (setImmediate runs after the I/O callbacks of this turn). */
   private schedule(): void {
-    if (this.flushing || this.scheduled || this.pending.length === 0) return;
+    if (this.sending || this.inFlight.length >= MAX_IN_FLIGHT || this.scheduled || this.pending.length === 0) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -58,20 +65,30 @@ class IntakeBatch {
   }
 
   private async flush(): Promise<void> {
-    this.flushing = true;
+    this.sending = true;
     const batch = this.pending.splice(0, MAX_BATCH);
+    // A result also in an earlier flush still unanswered is a repeat, whichever of the two Redis runs first.
+    const earlier = [...this.inFlight];
+    const ids = new Set(batch.map((b) => b.item.resultId));
+    this.inFlight.push(ids);
+    const { sent, done } = this.write(batch.map((b) => b.item), (id) => earlier.some((e) => e.has(id)));
+    void sent.finally(() => {
+      this.sending = false;
+      this.schedule();
+    });
     try {
-      const duplicates = await withTimeout(this.write(batch.map((b) => b.item)), QUEUE_TIMEOUT_MS, 'the intake queue (Redis)');
+      const duplicates = await withTimeout(done, QUEUE_TIMEOUT_MS, 'the intake queue (Redis)');
       batch.forEach((b, i) => b.resolve(duplicates[i]!));
     } catch (err) {
       batch.forEach((b) => b.reject(err as Error));
     } finally {
-      this.flushing = false;
+      this.inFlight.splice(this.inFlight.indexOf(ids), 1);
       this.schedule();
     }
   }
 
-  private async write(items: ResultToQueue[]): Promise<boolean[]> {
+  /** `sent` settles once every command is on the connection, `done` once Redis has answered them all. */
+  private write(items: ResultToQueue[], inEarlierFlush: (resultId: string) => boolean): { sent: Promise<unknown>; done: Promise<boolean[]> } {
     const { documents, status, redis } = this.ctx;
     // One connection carries everything below (the queue shares the context's client), and Redis runs it in the
     // order it is sent: a router that sees a job finds its documents, and the existence check of each job runs before
@@ -83,17 +100,19 @@ class IntakeBatch {
       Promise.all(items.map((it) => status.recordResult(it.record))),
       Promise.all(items.flatMap((it) => it.contents.map((d) => documents.put(d.content, d.sha256)))),
     ]);
-    await afterPipelinedWrites();
-    const [[existed]] = await Promise.all([
-      written,
-      this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } }))),
-    ]);
-    const seen = new Set<string>();
-    return items.map((it, i) => {
-      const duplicate = existed[i] === 1 || seen.has(it.resultId);
-      seen.add(it.resultId);
-      return duplicate;
+    const added = afterPipelinedWrites().then(() => ({
+      jobs: this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } }))),
+    }));
+    const sent = added.then(afterPipelinedWrites);
+    const done = added.then(({ jobs }) => Promise.all([written, jobs])).then(([[existed]]) => {
+      const seen = new Set<string>();
+      return items.map((it, i) => {
+        const duplicate = existed[i] === 1 || seen.has(it.resultId) || inEarlierFlush(it.resultId);
+        seen.add(it.resultId);
+        return duplicate;
+      });
     });
+    return { sent, done };
   }
 }
 
