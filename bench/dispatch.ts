@@ -78,8 +78,6 @@ export async function benchDispatch(opts: {
       MSSGW_OPERATOR_SMTP_PORT: String(SINK_PORT),
       MSSGW_OPERATOR_INSECURE_PLAINTEXT: 'true',
       MSSGW_OPERATOR_MAX_CONNECTIONS: String(CONNECTIONS),
-      // The V8 old-space cap the Dockerfile and the chart set for the gateway (see the README).
-      NODE_OPTIONS: process.env['MSSGW_BENCH_NODE_OPTIONS'] ?? '--max-old-space-size=256',
     };
     for (const [service, port] of Object.entries(PORTS)) {
       processes[service] = await startGatewayProcess([service], { ...env, MSSGW_HTTP_PORT: String(port) }, service === 'intake' ? MLLP_PORT : port);

@@ -28,6 +28,8 @@ export interface IntakeFigures {
   pacedAckP99Ms: number;
   messageBytes: number;
   kafkaQueuedPerSecond: number;
+  /** CPU of the intake process per record, over the same steady state. */
+  kafkaCpuMsPerRecord: number;
 }
 
 /** 8 senders as fast as ACKs come back, then a paced 1,000 results/s, on the real Redis; then Kafka. */
@@ -76,7 +78,7 @@ export async function benchIntake(opts: { seconds: number; kafkaMessages: number
   const intakePeakRssMb = gateway.peakRssMb();
   await gateway.stop();
 
-  const kafkaQueuedPerSecond = await benchKafka(opts.kafkaMessages, tag);
+  const kafka = await benchKafka(opts.kafkaMessages, tag);
   return {
     mllpAckedPerSecond: round(closedRate, 0),
     mllpAckP50Ms: round(percentile(latencies, 50), 2),
@@ -86,12 +88,13 @@ export async function benchIntake(opts: { seconds: number; kafkaMessages: number
     pacedAckP99Ms: round(percentile(paced, 99), 2),
     messageBytes: payloads[0]!.length,
     intakePeakRssMb: round(intakePeakRssMb, 0),
-    kafkaQueuedPerSecond: round(kafkaQueuedPerSecond, 0),
+    kafkaQueuedPerSecond: round(kafka.perSecond, 0),
+    kafkaCpuMsPerRecord: round(kafka.cpuMsPerRecord, 3),
   };
 }
 
 /** Produces N raw HL7 results, then measures the gateway consuming and queueing them all (offsets committed). */
-export async function benchKafka(n: number, tag: string): Promise<number> {
+export async function benchKafka(n: number, tag: string): Promise<{ perSecond: number; cpuMsPerRecord: number }> {
   const topic = `bench-${tag}.in`;
   const groupId = `bench-${tag}`;
   const kafka = new Kafka({ clientId: 'mssgw-bench', brokers: ['127.0.0.1:19092'], logLevel: logLevel.NOTHING });
@@ -109,17 +112,18 @@ export async function benchKafka(n: number, tag: string): Promise<number> {
   await producer.disconnect();
   const gateway = await startGatewayProcess(['intake'], baseEnv(`k${tag}`, { MSSGW_KAFKA_ENABLED: 'true', MSSGW_KAFKA_INTAKE_TOPICS: topic, MSSGW_KAFKA_GROUP_ID: groupId }), MLLP_PORT);
   // Steady state: from the first committed offset (process start and the group join are not throughput).
-  let first: { at: number; done: number } | undefined;
+  let first: { at: number; done: number; cpu: number } | undefined;
   for (;;) {
     const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
     const done = offsets!.partitions.reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
-    if (!first && done > 0) first = { at: performance.now(), done };
+    if (!first && done > 0) first = { at: performance.now(), done, cpu: gateway.cpuSeconds() };
     if (done >= n) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = (performance.now() - first!.at) / 1000;
+  const cpuMsPerRecord = ((gateway.cpuSeconds() - first!.cpu) * 1000) / (n - first!.done);
   await gateway.stop();
   await admin.deleteTopics({ topics: [topic] });
   await admin.disconnect();
-  return (n - first!.done) / seconds;
+  return { perSecond: (n - first!.done) / seconds, cpuMsPerRecord };
 }

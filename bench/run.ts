@@ -54,7 +54,7 @@ const rows: [string, string, string][] = [
   ['Machine: Redis, one connection', `${machine.redisRoundTripsPerSecond} round trips/s`, `${machine.redisPipelinedCommandsPerSecond} commands/s pipelined 100 deep`],
   ['MLLP intake, 8 senders, closed loop', `${intake.mllpAckedPerSecond} results/s acknowledged`, `ACK p50 ${intake.mllpAckP50Ms} ms, p99 ${intake.mllpAckP99Ms} ms, intake peak RSS ${intake.intakePeakRssMb} MB`],
   [`MLLP intake paced at ${intake.pacedRatePerSecond}/s`, `${intake.messageBytes}-byte CI-SIS ORU`, `ACK p50 ${intake.pacedAckP50Ms} ms, p99 ${intake.pacedAckP99Ms} ms`],
-  ['Kafka intake (consumed, queued, committed)', `${intake.kafkaQueuedPerSecond} results/s`, ''],
+  ['Kafka intake (consumed, queued, committed)', `${intake.kafkaQueuedPerSecond} results/s`, `${intake.kafkaCpuMsPerRecord} ms of intake CPU per record`],
   ['Receipt parsing in-process', `${receipts.postfixDsnPerSecond} Postfix DSNs/s`, `${receipts.corpusMixPerSecond}/s on the bounce corpus mix`],
   ['Receipts from Dovecot (IMAP, parsed, recorded)', `${receipts.endToEndPerSecond} receipts/s`, `${receipts.endToEndReceipts} DSNs`],
   [`Directory import, ${directory.rows} rows`, `${directory.importSeconds} s (${directory.mailboxes} mailboxes, ${directory.rejected} rejected)`, `import peak RSS ${directory.importPeakRssMb} MB`],

@@ -49,7 +49,6 @@ export async function benchStages(results: number): Promise<StageFigures> {
     MSSGW_MLLP_LISTENERS: JSON.stringify([{ source: 'lab', host: '127.0.0.1', port: MLLP_PORT, maxMessageBytes: 33554432, idleTimeoutMs: 300000 }]),
     MSSGW_OPERATOR_SMTP_HOST: '127.0.0.1', MSSGW_OPERATOR_SMTP_PORT: String(SINK_PORT), MSSGW_OPERATOR_INSECURE_PLAINTEXT: 'true',
     MSSGW_OPERATOR_MAX_CONNECTIONS: '4',
-    NODE_OPTIONS: process.env['MSSGW_BENCH_NODE_OPTIONS'] ?? '--max-old-space-size=256',
   };
   const messages = Array.from({ length: results }, (_, i) =>
     Buffer.from(makeCisisResult({ controlId: `S-${tag}-${i}`, patient: PATIENTS[i % 3]!, doctors: [DOCTORS[i % 3]!], toPatient: true, pdfBytes: 40 * 1024 })));

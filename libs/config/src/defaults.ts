@@ -31,7 +31,7 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
       deadLetterTopic: 'mssgw.results.dlq',
       statusTopic: 'mssgw.status',
       partitionsConcurrently: 4,
-      maxBytesPerPartition: 4 * 1024 * 1024,
+      maxBytesPerPartition: 1024 * 1024,
     },
     http: { host: '127.0.0.1', port: 8088 },
     mllp: {

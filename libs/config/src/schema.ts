@@ -104,7 +104,7 @@ export const GatewayConfigSchema = z
         statusTopic: z.string().min(1),
         /** Partitions whose batches are queued at the same time (kafkajs processes one at a time by default). */
         partitionsConcurrently: z.number().int().min(1).max(64),
-        /** Upper bound of one fetch per partition: larger batches, fewer offset commits. */
+        /** Upper bound of one fetch per partition. Larger batches mean fewer commits, but more results held at once. */
         maxBytesPerPartition: z.number().int().min(64 * 1024),
       })
       .strict(),
