@@ -146,7 +146,12 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
     log.warn({ topic, partition, offset, retryInMs: delayMs, reason }, 'Kafka intake paused: results not queued, consumed again after the delay');
     lane.timer = setTimeout(() => {
       if (stopping) return;
-      consumer.seek({ topic, partition, offset });
+      try {
+        consumer.seek({ topic, partition, offset });
+      } catch (err) {
+        // Between a crash and its restart, kafkajs has no group to seek in; the restart starts from the last commit.
+        log.warn({ topic, partition, offset, reason: (err as Error).message }, 'Kafka seek refused; consuming from the last commit');
+      }
       lane.paused = false;
       consumer.resume([{ topic, partitions: [partition] }]);
     }, delayMs);
