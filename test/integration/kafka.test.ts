@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '@mssgw/config';
 import { Hl7Error } from '@mssgw/hl7';
 import { startKafkaIntake, type IntakeOutcome, type ResultIntake } from '@mssgw/intake';
+import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
@@ -111,12 +112,17 @@ describe('Kafka intake against the real broker', () => {
         return real.accept(bytes, source, transport);
       },
     };
+    const gauge = async () => (await metrics.kafkaPartitionsPaused.get()).values[0]?.value ?? 0;
+    const rewinds = async () => (await metrics.kafkaRewinds.get()).values.find((v) => v.labels.topic === topic)?.value ?? 0;
+    let pausedSeen = 0;
+    const sampler = setInterval(() => void gauge().then((v) => (pausedSeen = Math.max(pausedSeen, v))), 50);
     const consumer = await startKafkaIntake(flakyConfig, flaky, host.ctx.log);
     let queuedPerResult: number[];
     try {
       await waitFor('every offset committed', async () => (await committed()) === n, 60_000);
       queuedPerResult = await Promise.all(Array.from({ length: n }, async (_, i) => (await host.ctx.status.resultsByControlId(id(i))).length));
     } finally {
+      clearInterval(sampler);
       await consumer.stop();
       await host.stop();
     }
@@ -128,5 +134,9 @@ describe('Kafka intake against the real broker', () => {
     expect(attempts.get(id(11))).toBeGreaterThanOrEqual(2);
     expect(attempts.get(id(9))).toBe(1);
     expect(queuedPerResult).toEqual(Array(n).fill(1));
+    // The paused partition was on the gauge, and is off it again; each outage rewound it once.
+    expect(pausedSeen).toBe(1);
+    expect(await gauge()).toBe(0);
+    expect(await rewinds()).toBe(2);
   }, 90_000);
 });

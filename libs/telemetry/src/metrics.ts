@@ -95,6 +95,14 @@ export const metrics = {
     name: 'mssgw_operator_slowdowns_total', help: 'Operator answers asking to slow down (421, 450, 451, 452)',
     labelNames: ['operator', 'code'] as const, registers: [registry],
   }),
+  kafkaPartitionsPaused: new Gauge({
+    name: 'mssgw_kafka_partitions_paused', help: 'Kafka intake partitions paused because the intake queue did not take their results',
+    registers: [registry],
+  }),
+  kafkaRewinds: new Counter({
+    name: 'mssgw_kafka_rewinds_total', help: 'Kafka intake partitions paused and consumed again from a result the intake queue did not take',
+    labelNames: ['topic'] as const, registers: [registry],
+  }),
   referenceDataAge: new Gauge({
     name: 'mssgw_reference_data_age_seconds', help: 'Age of the directory, the liste blanche and the opposition list in use',
     labelNames: ['data'] as const, registers: [registry],

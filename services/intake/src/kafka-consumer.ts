@@ -1,7 +1,7 @@
 import { Kafka, logLevel, type Batch, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { GatewayConfig } from '@mssgw/config';
-import type { Logger } from '@mssgw/telemetry';
+import { metrics, type Logger } from '@mssgw/telemetry';
 import type { ResultIntake } from './pipeline.ts';
 
 /**
@@ -138,8 +138,10 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
   /** Stops committing past `offset`, pauses the partition, and consumes it again from there after a backoff. */
   const rewind = (lane: PartitionLane, topic: string, partition: number, offset: string, reason: string) => {
     lane.epoch++;
+    if (!lane.paused) metrics.kafkaPartitionsPaused.inc();
     lane.paused = true;
     lane.failures++;
+    metrics.kafkaRewinds.inc({ topic });
     const base = Math.min(KAFKA_RETRY.maxMs, KAFKA_RETRY.firstMs * 2 ** (lane.failures - 1));
     const delayMs = Math.round(base * (0.75 + Math.random() / 2));
     consumer.pause([{ topic, partitions: [partition] }]);
@@ -153,6 +155,7 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
         log.warn({ topic, partition, offset, reason: (err as Error).message }, 'Kafka seek refused; consuming from the last commit');
       }
       lane.paused = false;
+      metrics.kafkaPartitionsPaused.dec();
       consumer.resume([{ topic, partitions: [partition] }]);
     }, delayMs);
   };
@@ -209,7 +212,11 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
       // Fetch no more, let the batches in flight commit, then leave the group.
       stopping = true;
       consumer.pause(config.kafka.intakeTopics.map((topic) => ({ topic })));
-      for (const lane of lanes.values()) clearTimeout(lane.timer);
+      for (const lane of lanes.values()) {
+        clearTimeout(lane.timer);
+        if (lane.paused) metrics.kafkaPartitionsPaused.dec();
+        lane.paused = false;
+      }
       await Promise.all([...lanes.values()].map((l) => l.tail));
       await consumer.disconnect();
       await producer.disconnect();
