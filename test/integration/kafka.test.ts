@@ -139,4 +139,55 @@ describe('Kafka intake against the real broker', () => {
     expect(await gauge()).toBe(0);
     expect(await rewinds()).toBe(2);
   }, 90_000);
+
+  it('with many small batches in flight, commits an offset only once every result before it is queued', async () => {
+    // 64 KB fetches: about 8 results per batch, so batches overlap in the partition's lane. Some results take longer
+    // to queue than the ones after them: a lane that committed as each batch finished would commit past them.
+    const laneConfig: GatewayConfig = { ...config, kafka: { ...config.kafka, intakeTopics: [`test-lanes-${t}`], groupId: `lanes-${t}`, maxBytesPerPartition: 64 * 1024 } };
+    const topic = laneConfig.kafka.intakeTopics[0]!;
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    const n = 400;
+    const id = (i: number) => `KL-${t}-${i}`;
+    // Sent 5 at a time: the broker returns whole record batches, so the fetches are this small only if they are.
+    for (let i = 0; i < n; i += 5) {
+      await producer.send({ topic, messages: Array.from({ length: 5 }, (_, j) => ({ key: String(i + j), value: makeCisisResult({ controlId: id(i + j), patient: PATIENTS[(i + j) % 3]!, doctors }) })) });
+    }
+    const host = await startGateway({ ...laneConfig, kafka: { ...laneConfig.kafka, enabled: false }, mllp: { listeners: [] } }, ['intake']);
+    const real = host.intake!.intake;
+    const queued = new Set<number>();
+    const slow: Pick<ResultIntake, 'accept'> = {
+      async accept(bytes, source, transport): Promise<IntakeOutcome> {
+        const i = Number(/\|KL-[^-|]+-(\d+)\|/.exec(bytes.toString('latin1'))![1]);
+        if (i % 40 < 3) await new Promise((r) => setTimeout(r, 250));
+        const outcome = await real.accept(bytes, source, transport);
+        queued.add(i);
+        return outcome;
+      },
+    };
+    const firstNotQueued = () => {
+      let k = 0;
+      while (queued.has(k)) k++;
+      return k;
+    };
+    const consumer = await startKafkaIntake(laneConfig, slow, host.ctx.log);
+    const seen: { committed: number; firstNotQueued: number }[] = [];
+    try {
+      await waitFor('every offset committed', async () => {
+        const [o] = await admin.fetchOffsets({ groupId: laneConfig.kafka.groupId, topics: [topic] });
+        const committed = Math.max(0, Number(o!.partitions[0]!.offset));
+        seen.push({ committed, firstNotQueued: firstNotQueued() });
+        return committed === n;
+      }, 60_000, 10);
+      const records = await Promise.all(Array.from({ length: n }, async (_, i) => (await host.ctx.status.resultsByControlId(id(i))).length));
+      expect(records).toEqual(Array(n).fill(1));
+    } finally {
+      await consumer.stop();
+      await host.stop();
+    }
+    // Many commits on the way, never past a result not yet queued, never backwards.
+    expect(new Set(seen.map((x) => x.committed)).size).toBeGreaterThan(3);
+    expect(seen.filter((x) => x.committed > x.firstNotQueued)).toEqual([]);
+    const offsets = seen.map((x) => x.committed);
+    expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+  }, 90_000);
 });
