@@ -20,7 +20,7 @@ export interface KafkaIntake {
 }
 
 /** How long a partition stays paused after a transient failure, doubling up to the maximum while it lasts. */
-export const KAFKA_RETRY = { firstMs: 500, maxMs: 30_000 };
+const KAFKA_RETRY = { firstMs: 500, maxMs: 30_000 };
 
 /** Records parsed before the event loop reads what came in meanwhile (the queue's replies among them). */
 const SLICE = 64;
@@ -178,7 +178,7 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
     }
     // A whole batch commits past its last offset (a transaction's control record may follow the last message).
     const next = failed ? BigInt(failed.message.offset) : BigInt(batch.lastOffset()) + 1n;
-    if (done.length || !failed) await commit(topic, partition, next);
+    if (done.length) await commit(topic, partition, next);
     if (failed) rewind(lane, topic, partition, failed.message.offset, failed.reason);
     else lane.failures = 0;
   };

@@ -72,10 +72,12 @@ class IntakeBatch {
     const ids = new Set(batch.map((b) => b.item.resultId));
     this.inFlight.push(ids);
     const { sent, done } = this.write(batch.map((b) => b.item), (id) => earlier.some((e) => e.has(id)));
-    void sent.finally(() => {
+    // Settled either way: a bulk add that throws must not leave an unhandled rejection (done carries the error).
+    const release = () => {
       this.sending = false;
       this.schedule();
-    });
+    };
+    sent.then(release, release);
     try {
       const duplicates = await withTimeout(done, QUEUE_TIMEOUT_MS, 'the intake queue (Redis)');
       batch.forEach((b, i) => b.resolve(duplicates[i]!));
