@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RedisScript } from './script.ts';
 
 /** A family of Redis keys under one prefix, each living `ttlSeconds` after its last write. */
 export abstract class ExpiringStore {
@@ -14,23 +14,24 @@ export abstract class ExpiringStore {
   }
 }
 
+const PUT_ALL = new RedisScript(`local ttl = ARGV[1] for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl) end return 0`);
+
 /**
  * Content-addressed store for documents (CDA, PDF, XDM archives): each distinct document is written once, whatever
  * the number of results, mails and retries that reference it; jobs carry only the SHA-256.
  */
 export class DocumentStore extends ExpiringStore {
-  static hash(content: Buffer): string {
-    return createHash('sha256').update(content).digest('hex');
-  }
-
   private key(sha256: string): string {
     return `${this.prefix}:doc:${sha256}`;
   }
 
-  /** Stores the content if absent and extends its life; returns its reference. */
-  async put(content: Buffer, sha256 = DocumentStore.hash(content)): Promise<string> {
-    await this.redis.set(this.key(sha256), content, 'EX', this.ttlSeconds);
-    return sha256;
+  /**
+   * Stores each document and extends its life, in one command (the intake writes a flush's documents at once), sent
+   * in order with the commands around it (see afterPipelinedWrites).
+   */
+  async putAll(documents: { content: Buffer; sha256: string }[]): Promise<void> {
+    if (!documents.length) return;
+    await PUT_ALL.runInOrder(this.redis, documents.map((d) => this.key(d.sha256)), [String(this.ttlSeconds), ...documents.map((d) => d.content)]);
   }
 
   async get(sha256: string): Promise<Buffer> {

@@ -2,4 +2,4 @@ export { afterPipelinedWrites, connectRedis, redisOptions, type Redis, type Redi
 export { QUEUES, stableId, resultIdOf } from './names.ts';
 export { DocumentStore, ExpiringStore, MailStore } from './documents.ts';
 export { IntakeJob, MailSpec, DeliveryJob, type DocumentRef, type QueuedResult } from './jobs.ts';
-export { RedisScript } from './script.ts';
+export { existing, RedisScript } from './script.ts';

@@ -33,3 +33,10 @@ export class RedisScript {
     return redis.eval(this.lua, keys.length, ...keys, ...args);
   }
 }
+
+const EXISTING = new RedisScript(`local out = {} for i = 1, #KEYS do out[i] = redis.call('EXISTS', KEYS[i]) end return out`);
+
+/** Whether each key exists (1 or 0, in order), in one command sent in order with the commands around it. */
+export async function existing(redis: Redis, keys: string[]): Promise<number[]> {
+  return keys.length ? ((await EXISTING.runInOrder(redis, keys, [])) as number[]) : [];
+}

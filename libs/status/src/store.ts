@@ -134,13 +134,17 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', '1000000', '*', 'deliveryId', ARGV[4]
 return 1
 `);
 
-// A result's first record, field by field (a field already there keeps its first value), in one command: the
-// intake writes one per result, thousands a second.
-const RECORD_RESULT = new RedisScript(`
+// Each result's first record, field by field (a field already there keeps its first value), in one command: the
+// intake writes a flush of a few hundred at once. ARGV: the retention, then per result its field count, id, fields.
+const RECORD_RESULTS = new RedisScript(`
 local ttl = tonumber(ARGV[1])
-for i = 3, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('SADD', KEYS[2], ARGV[2]) redis.call('EXPIRE', KEYS[2], ttl)
+local a = 2
+for k = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[a]) local id = ARGV[a + 1] a = a + 2
+  for i = 1, n do redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) a = a + 2 end
+  redis.call('EXPIRE', KEYS[k], ttl)
+  redis.call('SADD', KEYS[k + 1], id) redis.call('EXPIRE', KEYS[k + 1], ttl)
+end
 return 0`);
 
 // A document's version in its set, taken once per result (see documentVersion).
@@ -196,9 +200,15 @@ export class StatusStore extends ExpiringStore {
     byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
   };
 
-  /** First sight of a result. Idempotent: the same result received again keeps its first record. */
-  async recordResult(r: ResultRecord): Promise<void> {
-    await RECORD_RESULT.runInOrder(this.redis, [this.k.result(r.resultId), this.k.controlId(r.controlId)], [String(this.retentionSeconds), r.resultId, ...flat({ ...r })]);
+  /** First sight of results. Idempotent: a result received again keeps its first record. Sent in order (runInOrder). */
+  async recordResults(records: ResultRecord[]): Promise<void> {
+    if (!records.length) return;
+    const keys = records.flatMap((r) => [this.k.result(r.resultId), this.k.controlId(r.controlId)]);
+    const fields = records.flatMap((r) => {
+      const f = flat({ ...r });
+      return [String(f.length / 2), r.resultId, ...f];
+    });
+    await RECORD_RESULTS.runInOrder(this.redis, keys, [String(this.retentionSeconds), ...fields]);
   }
 
   async markRouted(resultId: string, acknowledgedAt: number | undefined, at = Date.now()): Promise<void> {
