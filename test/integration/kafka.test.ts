@@ -81,20 +81,29 @@ describe('Kafka intake against the real broker', () => {
     expect(committed).toBe(3);
   }, 90_000);
 
-  it('stops committing at a result the queue could not take, pauses the partition, and consumes it again from there', async () => {
-    const flakyConfig: GatewayConfig = { ...config, kafka: { ...config.kafka, intakeTopics: [`test-flaky-${t}`], groupId: `flaky-${t}` } };
-    const topic = flakyConfig.kafka.intakeTopics[0]!;
+  /** A topic of its own with one partition (offset i is result i) and its group's committed offset. */
+  async function onePartitionTopic(name: string, kafka: Partial<GatewayConfig['kafka']> = {}) {
+    const c: GatewayConfig = { ...config, kafka: { ...config.kafka, intakeTopics: [`test-${name}-${t}`], groupId: `${name}-${t}`, ...kafka } };
+    const topic = c.kafka.intakeTopics[0]!;
     await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    const committed = async () => {
+      const [o] = await admin.fetchOffsets({ groupId: c.kafka.groupId, topics: [topic] });
+      return Math.max(0, Number(o!.partitions[0]!.offset));
+    };
+    return { config: c, topic, committed };
+  }
+  /** A gateway whose real intake a test wraps and hands to its own consumer. */
+  const intakeHost = (c: GatewayConfig) => startGateway({ ...c, kafka: { ...c.kafka, enabled: false }, mllp: { listeners: [] } }, ['intake']);
+  const queuedPerResult = (host: Gateway, ids: string[]) => Promise.all(ids.map(async (id) => (await host.ctx.status.resultsByControlId(id)).length));
+
+  it('stops committing at a result the queue could not take, pauses the partition, and consumes it again from there', async () => {
+    const { config: flakyConfig, topic, committed } = await onePartitionTopic('flaky');
     const n = 30;
     const id = (i: number) => `KF-${t}-${i}`;
     await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ key: String(i), value: makeCisisResult({ controlId: id(i), patient: PATIENTS[i % 3]!, doctors }) })) });
-    const committed = async () => {
-      const [o] = await admin.fetchOffsets({ groupId: flakyConfig.kafka.groupId, topics: [topic] });
-      return Math.max(0, Number(o!.partitions[0]!.offset));
-    };
 
     // The real intake, except that the 11th result meets the answer a Redis outage gives, twice.
-    const host = await startGateway({ ...flakyConfig, kafka: { ...flakyConfig.kafka, enabled: false }, mllp: { listeners: [] } }, ['intake']);
+    const host = await intakeHost(flakyConfig);
     const real = host.intake!.intake;
     const attempts = new Map<string, number>();
     const seenCommitted: number[] = [];
@@ -117,10 +126,10 @@ describe('Kafka intake against the real broker', () => {
     let pausedSeen = 0;
     const sampler = setInterval(() => void gauge().then((v) => (pausedSeen = Math.max(pausedSeen, v))), 50);
     const consumer = await startKafkaIntake(flakyConfig, flaky, host.ctx.log);
-    let queuedPerResult: number[];
+    let queued: number[];
     try {
       await waitFor('every offset committed', async () => (await committed()) === n, 60_000);
-      queuedPerResult = await Promise.all(Array.from({ length: n }, async (_, i) => (await host.ctx.status.resultsByControlId(id(i))).length));
+      queued = await queuedPerResult(host, Array.from({ length: n }, (_, i) => id(i)));
     } finally {
       clearInterval(sampler);
       await consumer.stop();
@@ -133,7 +142,7 @@ describe('Kafka intake against the real broker', () => {
     // The records after it in the same batch were consumed again, and each result is queued once.
     expect(attempts.get(id(11))).toBeGreaterThanOrEqual(2);
     expect(attempts.get(id(9))).toBe(1);
-    expect(queuedPerResult).toEqual(Array(n).fill(1));
+    expect(queued).toEqual(Array(n).fill(1));
     // The paused partition was on the gauge, and is off it again; each outage rewound it once.
     expect(pausedSeen).toBe(1);
     expect(await gauge()).toBe(0);
@@ -143,16 +152,14 @@ describe('Kafka intake against the real broker', () => {
   it('with many small batches in flight, commits an offset only once every result before it is queued', async () => {
     // 64 KB fetches: about 8 results per batch, so batches overlap in the partition's lane. Some results take longer
     // to queue than the ones after them: a lane that committed as each batch finished would commit past them.
-    const laneConfig: GatewayConfig = { ...config, kafka: { ...config.kafka, intakeTopics: [`test-lanes-${t}`], groupId: `lanes-${t}`, maxBytesPerPartition: 64 * 1024 } };
-    const topic = laneConfig.kafka.intakeTopics[0]!;
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    const { config: laneConfig, topic, committed: committedOffset } = await onePartitionTopic('lanes', { maxBytesPerPartition: 64 * 1024 });
     const n = 400;
     const id = (i: number) => `KL-${t}-${i}`;
     // Sent 5 at a time: the broker returns whole record batches, so the fetches are this small only if they are.
     for (let i = 0; i < n; i += 5) {
       await producer.send({ topic, messages: Array.from({ length: 5 }, (_, j) => ({ key: String(i + j), value: makeCisisResult({ controlId: id(i + j), patient: PATIENTS[(i + j) % 3]!, doctors }) })) });
     }
-    const host = await startGateway({ ...laneConfig, kafka: { ...laneConfig.kafka, enabled: false }, mllp: { listeners: [] } }, ['intake']);
+    const host = await intakeHost(laneConfig);
     const real = host.intake!.intake;
     const queued = new Set<number>();
     const slow: Pick<ResultIntake, 'accept'> = {
@@ -173,13 +180,11 @@ describe('Kafka intake against the real broker', () => {
     const seen: { committed: number; firstNotQueued: number }[] = [];
     try {
       await waitFor('every offset committed', async () => {
-        const [o] = await admin.fetchOffsets({ groupId: laneConfig.kafka.groupId, topics: [topic] });
-        const committed = Math.max(0, Number(o!.partitions[0]!.offset));
+        const committed = await committedOffset();
         seen.push({ committed, firstNotQueued: firstNotQueued() });
         return committed === n;
       }, 60_000, 10);
-      const records = await Promise.all(Array.from({ length: n }, async (_, i) => (await host.ctx.status.resultsByControlId(id(i))).length));
-      expect(records).toEqual(Array(n).fill(1));
+      expect(await queuedPerResult(host, Array.from({ length: n }, (_, i) => id(i)))).toEqual(Array(n).fill(1));
     } finally {
       await consumer.stop();
       await host.stop();
