@@ -6,7 +6,7 @@ import { connectRedis, MailStore, QUEUES, resultIdOf } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { renderSampleMail } from './compose.ts';
-import { startGatewayProcess, type GatewayProcess } from './process.ts';
+import { cpuSecondsOf, redisServerPid, startGatewayProcess, waitedChildrenCpuSeconds, type GatewayProcess } from './process.ts';
 import { percentile, round } from './stats.ts';
 
 const SINK_PORT = 12525;
@@ -23,6 +23,14 @@ export interface DispatchFigures {
   mailsPerSecond: number;
   ceilingMailsPerSecond: number;
   ratio: number;
+  /**
+   * CPU per mail of every process while the gateway sends as fast as it can: the three gateway processes, Redis,
+   * smtp-sink and the benchmark's MLLP senders. Their sum against 2,000 ms per second of two cores says how far the
+   * machine can go.
+   */
+  cpuMsPerMail: Record<string, number>;
+  /** The same for the ceiling: smtp-source and smtp-sink. */
+  ceilingCpuMsPerMail: Record<string, number>;
   pacedMailsPerSecond: number;
   p50AckToSmtpMs: number;
   p99AckToSmtpMs: number;
@@ -64,11 +72,17 @@ export async function benchDispatch(opts: {
 
     // The machine's ceiling: smtp-source, mails of the same size, same connections, same sink.
     const n = Math.max(2_000, opts.results * 2);
+    const redisPid = redisServerPid();
     const c0 = performance.now();
+    const ceilingCpu0 = { source: waitedChildrenCpuSeconds(), sink: cpuSecondsOf(sink.pid!) };
     progress('ceiling: smtp-source');
     const src = spawnSync('smtp-source', ['-l', String(opts.mailBytes), '-m', String(n), '-s', String(CONNECTIONS), '-f', 'bench@chu-demo.mssante.test', '-t', 'sink@cabinet-demo.mssante.test', `127.0.0.1:${SINK_PORT}`], { timeout: 120_000 });
     if (src.status !== 0) throw new Error(`smtp-source failed: ${src.stderr.toString()}`);
     const ceilingMailsPerSecond = n / ((performance.now() - c0) / 1000);
+    const ceilingCpuMsPerMail = {
+      source: round(((waitedChildrenCpuSeconds() - ceilingCpu0.source) * 1000) / n, 2),
+      sink: round(((cpuSecondsOf(sink.pid!) - ceilingCpu0.sink) * 1000) / n, 2),
+    };
 
     const env = {
       MSSGW_ENVIRONMENT: 'test',
@@ -90,6 +104,14 @@ export async function benchDispatch(opts: {
 
     // Throughput: 8 senders as fast as the ACKs come, until every mail is accepted by the sink.
     let seq = 0;
+    const cpuNow = (): Record<string, number> => {
+      const own = process.cpuUsage();
+      return {
+        ...Object.fromEntries(Object.entries(processes).map(([name, p]) => [name, p.cpuSeconds()])),
+        redis: cpuSecondsOf(redisPid), sink: cpuSecondsOf(sink.pid!), senders: (own.user + own.system) / 1e6,
+      };
+    };
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     await Promise.all(clients.map(async (c) => {
       for (let i = seq++; i < opts.results; i = seq++) {
@@ -100,6 +122,9 @@ export async function benchDispatch(opts: {
     const mails = opts.results * 2;
     while ((await sentTotal(PORTS.dispatcher)) < mails) await new Promise((r) => setTimeout(r, 100));
     const mailsPerSecond = mails / ((performance.now() - t0) / 1000);
+    const cpu1 = cpuNow();
+    const cpuMsPerMail = Object.fromEntries(Object.keys(cpu0).map((k) => [k, round(((cpu1[k]! - cpu0[k]!) * 1000) / mails, 2)]));
+    progress(`CPU per mail: ${JSON.stringify(cpuMsPerMail)}; ceiling: ${JSON.stringify(ceilingCpuMsPerMail)}`);
 
     progress(`throughput: ${round(mailsPerSecond, 0)} mails/s`);
     // Latency at a steady rate below the ceiling: ACK (recorded by intake) → SMTP acceptance (recorded by the dispatcher).
@@ -159,6 +184,7 @@ export async function benchDispatch(opts: {
     return {
       connections: CONNECTIONS, mailBytes: opts.mailBytes, results: opts.results, mails,
       mailsPerSecond: round(mailsPerSecond, 0), ceilingMailsPerSecond: round(ceilingMailsPerSecond, 0), ratio: round(mailsPerSecond / ceilingMailsPerSecond, 2),
+      cpuMsPerMail, ceilingCpuMsPerMail,
       pacedMailsPerSecond: round(pacedMailsPerSecond, 0), p50AckToSmtpMs: round(percentile(latencies, 50), 0), p99AckToSmtpMs: round(percentile(latencies, 99), 0),
       peakRssMb, backlogJobs: opts.backlog, backlogDispatcherRssMb,
     };

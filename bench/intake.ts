@@ -1,7 +1,7 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { MllpClient } from '@mssgw/hl7';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
-import { startGatewayProcess } from './process.ts';
+import { cpuSecondsOf, kafkaBrokerPid, redisServerPid, startGatewayProcess } from './process.ts';
 import { percentile, round } from './stats.ts';
 
 const templates = PATIENTS.map((p, i) => makeCisisResult({ controlId: 'CTRLID', patient: p, doctors: [DOCTORS[i]!], toPatient: true }));
@@ -30,6 +30,8 @@ export interface IntakeFigures {
   kafkaQueuedPerSecond: number;
   /** CPU of the intake process per record, over the same steady state. */
   kafkaCpuMsPerRecord: number;
+  kafkaRedisCpuMsPerRecord: number;
+  kafkaBrokerCpuMsPerRecord: number;
 }
 
 /** 8 senders as fast as ACKs come back, then a paced 1,000 results/s, on the real Redis; then Kafka. */
@@ -90,11 +92,21 @@ export async function benchIntake(opts: { seconds: number; kafkaMessages: number
     intakePeakRssMb: round(intakePeakRssMb, 0),
     kafkaQueuedPerSecond: round(kafka.perSecond, 0),
     kafkaCpuMsPerRecord: round(kafka.cpuMsPerRecord, 3),
+    kafkaRedisCpuMsPerRecord: round(kafka.redisCpuMsPerRecord, 3),
+    kafkaBrokerCpuMsPerRecord: round(kafka.brokerCpuMsPerRecord, 3),
   };
 }
 
 /** Produces N raw HL7 results, then measures the gateway consuming and queueing them all (offsets committed). */
-export async function benchKafka(n: number, tag: string): Promise<{ perSecond: number; cpuMsPerRecord: number }> {
+export interface KafkaFigures {
+  perSecond: number;
+  /** CPU per record over the steady state: the intake process, the sandbox's Redis, and the broker (its JVM). */
+  cpuMsPerRecord: number;
+  redisCpuMsPerRecord: number;
+  brokerCpuMsPerRecord: number;
+}
+
+export async function benchKafka(n: number, tag: string): Promise<KafkaFigures> {
   const topic = `bench-${tag}.in`;
   const groupId = `bench-${tag}`;
   const kafka = new Kafka({ clientId: 'mssgw-bench', brokers: ['127.0.0.1:19092'], logLevel: logLevel.NOTHING });
@@ -112,18 +124,24 @@ export async function benchKafka(n: number, tag: string): Promise<{ perSecond: n
   await producer.disconnect();
   const gateway = await startGatewayProcess(['intake'], baseEnv(`k${tag}`, { MSSGW_KAFKA_ENABLED: 'true', MSSGW_KAFKA_INTAKE_TOPICS: topic, MSSGW_KAFKA_GROUP_ID: groupId }), MLLP_PORT);
   // Steady state: from the first committed offset (process start and the group join are not throughput).
-  let first: { at: number; done: number; cpu: number } | undefined;
+  const [redisPid, brokerPid] = [redisServerPid(), kafkaBrokerPid()];
+  const cpuNow = () => ({ intake: gateway.cpuSeconds(), redis: cpuSecondsOf(redisPid), broker: cpuSecondsOf(brokerPid) });
+  let first: { at: number; done: number; cpu: ReturnType<typeof cpuNow> } | undefined;
   for (;;) {
     const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
     const done = offsets!.partitions.reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
-    if (!first && done > 0) first = { at: performance.now(), done, cpu: gateway.cpuSeconds() };
+    if (!first && done > 0) first = { at: performance.now(), done, cpu: cpuNow() };
     if (done >= n) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   const seconds = (performance.now() - first!.at) / 1000;
-  const cpuMsPerRecord = ((gateway.cpuSeconds() - first!.cpu) * 1000) / (n - first!.done);
+  const cpu = cpuNow();
+  const perRecord = (k: keyof typeof cpu) => ((cpu[k] - first!.cpu[k]) * 1000) / (n - first!.done);
   await gateway.stop();
   await admin.deleteTopics({ topics: [topic] });
   await admin.disconnect();
-  return { perSecond: (n - first!.done) / seconds, cpuMsPerRecord };
+  return {
+    perSecond: (n - first!.done) / seconds,
+    cpuMsPerRecord: perRecord('intake'), redisCpuMsPerRecord: perRecord('redis'), brokerCpuMsPerRecord: perRecord('broker'),
+  };
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -19,6 +19,28 @@ export function cpuSecondsOf(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/** CPU seconds of this process's children that have ended and been waited for (a `spawnSync` among them). */
+export function waitedChildrenCpuSeconds(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/** The pid of the sandbox process whose command line satisfies `is` (the Redis or the Kafka broker of the sandbox). */
+export function sandboxPid(what: string, is: (cmdline: string) => boolean): number {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (is(readFileSync(`/proc/${p}/cmdline`, 'utf8'))) return Number(p);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  throw new Error(`the sandbox ${what} is not running`);
+}
+
+export const redisServerPid = () => sandboxPid('Redis (port 16379)', (c) => c.startsWith('redis-server') && c.includes(':16379'));
+export const kafkaBrokerPid = () => sandboxPid('Kafka broker', (c) => c.startsWith('java') && c.includes('kafka.Kafka'));
 
 const portOpen = (port: number) =>
   new Promise<boolean>((resolve) => {

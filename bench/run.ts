@@ -9,6 +9,7 @@ import { benchIntake } from './intake.ts';
 import { benchMachine } from './machine.ts';
 import { benchReceipts } from './receipts.ts';
 import { benchStages } from './stages.ts';
+import { round } from './stats.ts';
 
 const seconds = Number(process.env['MSSGW_BENCH_SECONDS'] ?? 10);
 
@@ -54,11 +55,12 @@ const rows: [string, string, string][] = [
   ['Machine: Redis, one connection', `${machine.redisRoundTripsPerSecond} round trips/s`, `${machine.redisPipelinedCommandsPerSecond} commands/s pipelined 100 deep`],
   ['MLLP intake, 8 senders, closed loop', `${intake.mllpAckedPerSecond} results/s acknowledged`, `ACK p50 ${intake.mllpAckP50Ms} ms, p99 ${intake.mllpAckP99Ms} ms, intake peak RSS ${intake.intakePeakRssMb} MB`],
   [`MLLP intake paced at ${intake.pacedRatePerSecond}/s`, `${intake.messageBytes}-byte CI-SIS ORU`, `ACK p50 ${intake.pacedAckP50Ms} ms, p99 ${intake.pacedAckP99Ms} ms`],
-  ['Kafka intake (consumed, queued, committed)', `${intake.kafkaQueuedPerSecond} results/s`, `${intake.kafkaCpuMsPerRecord} ms of intake CPU per record`],
+  ['Kafka intake (consumed, queued, committed)', `${intake.kafkaQueuedPerSecond} results/s`, `CPU per record: intake ${intake.kafkaCpuMsPerRecord} ms, Redis ${intake.kafkaRedisCpuMsPerRecord} ms, broker ${intake.kafkaBrokerCpuMsPerRecord} ms`],
   ['Receipt parsing in-process', `${receipts.postfixDsnPerSecond} Postfix DSNs/s`, `${receipts.corpusMixPerSecond}/s on the bounce corpus mix`],
   ['Receipts from Dovecot (IMAP, parsed, recorded)', `${receipts.endToEndPerSecond} receipts/s`, `${receipts.endToEndReceipts} DSNs`],
   [`Directory import, ${directory.rows} rows`, `${directory.importSeconds} s (${directory.mailboxes} mailboxes, ${directory.rejected} rejected)`, `import peak RSS ${directory.importPeakRssMb} MB`],
   [`End to end, MLLP → intake → router → dispatcher → smtp-sink (${dispatch.connections} connections, mails of ${Math.round(dispatch.mailBytes / 1024)} KB)`, `${dispatch.mailsPerSecond} mails/s`, `ceiling (smtp-source, same size and connections) ${dispatch.ceilingMailsPerSecond} mails/s, ratio ${dispatch.ratio}`],
+  ['End to end: CPU per mail', Object.entries(dispatch.cpuMsPerMail).map(([k, v]) => `${k} ${v}`).join(', ') + ` (ms; sum ${round(Object.values(dispatch.cpuMsPerMail).reduce((a, b) => a + b, 0), 2)})`, `ceiling: ${Object.entries(dispatch.ceilingCpuMsPerMail).map(([k, v]) => `${k} ${v}`).join(', ')} ms`],
   [`Paced at ${dispatch.pacedMailsPerSecond} mails/s`, `ACK → SMTP p50 ${dispatch.p50AckToSmtpMs} ms, p99 ${dispatch.p99AckToSmtpMs} ms`, `peak RSS ${Object.entries(dispatch.peakRssMb).map(([k, v]) => `${k} ${v} MB`).join(', ')}`],
   [`Each stage alone, ${stages.results} results: intake (MLLP, 8 senders)`, `${stages.intake.resultsPerSecond} results/s`, `${stages.intake.cpuMsPerResult} ms CPU per result, Redis ${stages.intake.redisCpuMsPerResult} ms`],
   ['  router (on the filled intake queue)', `${stages.router.resultsPerSecond} results/s`, `${stages.router.cpuMsPerResult} ms CPU per result, Redis ${stages.router.redisCpuMsPerResult} ms`],

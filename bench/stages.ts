@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { MllpClient } from '@mssgw/hl7';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
-import { cpuSecondsOf, startGatewayProcess, type GatewayProcess } from './process.ts';
+import { cpuSecondsOf, redisServerPid, startGatewayProcess, type GatewayProcess } from './process.ts';
 import { round } from './stats.ts';
 
 const SINK_PORT = 12526;
@@ -14,19 +13,6 @@ export interface StageFigures {
   intake: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
   router: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
   dispatcher: { mailsPerSecond: number; cpuMsPerMail: number; redisCpuMsPerMail: number; sinkCpuMsPerMail: number };
-}
-
-function redisServerPid(): number {
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmdline.startsWith('redis-server') && cmdline.includes(':16379')) return Number(p);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  throw new Error('the sandbox Redis (port 16379) is not running');
 }
 
 const metricTotal = async (port: number, name: string): Promise<number> => {
