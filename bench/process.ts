@@ -27,7 +27,7 @@ export function waitedChildrenCpuSeconds(): number {
 }
 
 /** The pid of the sandbox process whose command line satisfies `is` (the Redis or the Kafka broker of the sandbox). */
-export function sandboxPid(what: string, is: (cmdline: string) => boolean): number {
+function sandboxPid(what: string, is: (cmdline: string) => boolean): number {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
