@@ -15,21 +15,51 @@ install_jars() {
   touch "$LIBS/.complete"
 }
 
+# A CA of its own and a server certificate for 127.0.0.1 (the SASL_SSL listener), and the gateway's SASL password.
+make_tls() {
+  local tls="$DIR/tls" secrets="$SANDBOX/secrets"
+  mkdir -p "$tls" "$secrets"; chmod 700 "$tls" "$secrets"
+  command -v openssl >/dev/null || apt_install openssl
+  if [ ! -f "$tls/server.pem" ] || ! openssl x509 -checkend 2592000 -noout -in "$tls/ca.pem" >/dev/null 2>&1; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/O=MSSGW Sandbox/CN=MSSGW Sandbox Kafka CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.pem" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/O=MSSGW Sandbox/CN=127.0.0.1" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 825 -out "$tls/server.crt" \
+      -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') 2>/dev/null
+    # Kafka's PEM key store: the unencrypted PKCS#8 key, then the certificate chain, in one file.
+    cat "$tls/server.key" "$tls/server.crt" >"$tls/server.pem"
+    rm -f "$tls/server.csr"
+  fi
+  [ -f "$secrets/kafka-gateway-password" ] || { openssl rand -hex 16 | tr -d '\n' >"$secrets/kafka-gateway-password"; }
+  chmod 600 "$tls"/*.key "$tls/server.pem" "$secrets/kafka-gateway-password"
+}
+
 case "${1:-up}" in
   install) install_jars ;;
   up)
-    if pid_alive "$PIDFILE" && port_open "$KAFKA_PORT"; then say "kafka already up on 127.0.0.1:$KAFKA_PORT"; exit 0; fi
+    if pid_alive "$PIDFILE" && port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT"; then say "kafka already up on 127.0.0.1:$KAFKA_PORT (SASL_SSL :$KAFKA_SASL_PORT)"; exit 0; fi
+    # A broker from before the SASL_SSL listener: restarted with it.
+    pid_alive "$PIDFILE" && stop_pid "$PIDFILE" kafka
     install_jars
+    make_tls
     mkdir -p "$DIR/data"
     cat >"$DIR/server.properties" <<CONF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_gateway="$(cat "$SANDBOX/secrets/kafka-gateway-password")";
+ssl.keystore.type=PEM
+ssl.keystore.location=$DIR/tls/server.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$DIR/tls/ca.pem
+ssl.enabled.protocols=TLSv1.3,TLSv1.2
 log.dirs=$DIR/data
 num.partitions=1
 num.network.threads=2
@@ -53,9 +83,10 @@ CONF
     nohup java "${JAVA_OPTS[@]}" -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" >"$LOG_DIR/kafka.out" 2>&1 &
     echo $! >"$PIDFILE"
     wait_port "$KAFKA_PORT" kafka 90 "$LOG_DIR/kafka.out"
-    say "kafka up on 127.0.0.1:$KAFKA_PORT (KRaft, data in $DIR/data)"
+    wait_port "$KAFKA_SASL_PORT" kafka-sasl 30 "$LOG_DIR/kafka.out"
+    say "kafka up on 127.0.0.1:$KAFKA_PORT, and with TLS + SASL/PLAIN (user gateway) on :$KAFKA_SASL_PORT (KRaft, data in $DIR/data, CA $DIR/tls/ca.pem)"
     ;;
   down) stop_pid "$PIDFILE" kafka ;;
-  status) pid_alive "$PIDFILE" && port_open "$KAFKA_PORT" && say "kafka up on 127.0.0.1:$KAFKA_PORT" || { say "kafka down"; exit 1; } ;;
+  status) pid_alive "$PIDFILE" && port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT" && say "kafka up on 127.0.0.1:$KAFKA_PORT" || { say "kafka down"; exit 1; } ;;
   *) die "usage: kafka.sh [install|up|down|status]" ;;
 esac

@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '@mssgw/config';
@@ -6,7 +9,7 @@ import { startKafkaIntake, type IntakeOutcome, type ResultIntake } from '@mssgw/
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
-import { tag, testConfig, waitFor } from '../support/env.ts';
+import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
 
 describe('Kafka intake against the real broker', () => {
   let config: GatewayConfig;
@@ -194,5 +197,37 @@ describe('Kafka intake against the real broker', () => {
     expect(seen.filter((x) => x.committed > x.firstNotQueued)).toEqual([]);
     const offsets = seen.map((x) => x.committed);
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+  }, 90_000);
+
+  it('consumes over TLS with SASL/PLAIN, and a wrong password stops the consumer with the broker\'s reason', async () => {
+    const { config: plainConfig, topic, committed } = await onePartitionTopic('sasl');
+    // The sandbox broker's SASL_SSL listener (deploy/local/kafka.sh): its own CA, user "gateway".
+    const secure = (passwordFile: string): GatewayConfig => ({
+      ...plainConfig,
+      kafka: {
+        ...plainConfig.kafka, brokers: ['127.0.0.1:19094'],
+        tls: { caFile: path.join(SANDBOX, 'kafka/tls/ca.pem') },
+        sasl: { mechanism: 'plain', username: 'gateway', password: { file: passwordFile } },
+      },
+    });
+    const id = `KS-${t}`;
+    await producer.send({ topic, messages: [{ key: '0', value: makeCisisResult({ controlId: id, patient: PATIENTS[0]!, doctors }) }] });
+    const host = await intakeHost(plainConfig);
+    try {
+      const wrong = path.join(tmpdir(), `mssgw-kafka-wrong-${t}`);
+      writeFileSync(wrong, 'not-the-password');
+      await expect(startKafkaIntake(secure(wrong), host.intake!.intake, host.ctx.log)).rejects.toThrow(/SASL PLAIN authentication failed/);
+      expect(await committed()).toBe(0);
+
+      const consumer = await startKafkaIntake(secure(path.join(SANDBOX, 'secrets/kafka-gateway-password')), host.intake!.intake, host.ctx.log);
+      try {
+        await waitFor('offset committed over SASL_SSL', async () => (await committed()) === 1, 30_000);
+      } finally {
+        await consumer.stop();
+      }
+      expect(await queuedPerResult(host, [id])).toEqual([1]);
+    } finally {
+      await host.stop();
+    }
   }, 90_000);
 });

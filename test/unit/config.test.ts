@@ -97,3 +97,46 @@ describe('Kafka result envelope', () => {
     expect(ResultEnvelopeV1.safeParse({ schema: 'mssgw.result.v2', hl7: 'MSH|^~\\&|A' }).success).toBe(false);
   });
 });
+
+describe('Kafka security', () => {
+  const kafkaFile = (name: string, kafka: object) => file(name, JSON.stringify({ kafka }));
+
+  it('refuses SASL without TLS, and a client certificate without its key', () => {
+    const sasl = kafkaFile('k1.json', { sasl: { mechanism: 'plain', username: 'gw', password: { env: 'KAFKA_PW' } } });
+    expect(problems(() => loadConfig({ file: sasl, env: {} }))).toEqual(['kafka.sasl: kafka.sasl needs kafka.tls: a SASL password is never sent in clear']);
+    const half = kafkaFile('k2.json', { tls: { caFile: '/ca.pem', certFile: '/client.pem' } });
+    expect(problems(() => loadConfig({ file: half, env: {} }))).toEqual(['kafka.tls: give both certFile and keyFile, or neither']);
+  });
+
+  it('gives kafkajs the CA, the client certificate and key, and the SASL password from its secret', async () => {
+    const { kafkaClientConfig } = await import('@mssgw/runtime');
+    const [ca, cert, key] = [file('kca.pem', 'CA'), file('kcert.pem', 'CERT'), file('kkey.pem', 'KEY')];
+    const f = kafkaFile('k3.json', { brokers: ['kafka.chu.test:9093'], tls: { caFile: ca, certFile: cert, keyFile: key }, sasl: { mechanism: 'scram-sha-512', username: 'gw', password: { env: 'KAFKA_PW' } } });
+    process.env['KAFKA_PW'] = 's3cret';
+    try {
+      const k = kafkaClientConfig(loadConfig({ file: f, env: {} }), 'mssgw');
+      expect(k.brokers).toEqual(['kafka.chu.test:9093']);
+      expect(k.ssl).toEqual({ ca: [Buffer.from('CA')], cert: Buffer.from('CERT'), key: Buffer.from('KEY'), minVersion: 'TLSv1.2', rejectUnauthorized: true });
+      expect(k.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'gw', password: 's3cret' });
+    } finally {
+      delete process.env['KAFKA_PW'];
+    }
+    expect(kafkaClientConfig(loadConfig({ env: {} }), 'mssgw')).toEqual({ clientId: 'mssgw', brokers: ['127.0.0.1:19092'] });
+  });
+
+  it('logs kafkajs into the service logger with only broker, group and topic fields, a retried broker error as a warning', async () => {
+    const { kafkaLogCreator } = await import('@mssgw/runtime');
+    const { logLevel } = await import('kafkajs');
+    const calls: [string, Record<string, unknown>, string][] = [];
+    const fake = Object.fromEntries(['error', 'warn', 'info', 'debug'].map((l) => [l, (o: Record<string, unknown>, m: string) => calls.push([l, o, m])]));
+    const write = kafkaLogCreator(fake as never)(logLevel.INFO);
+    write({ namespace: 'Connection', level: logLevel.ERROR, label: 'ERROR', log: { timestamp: 't', message: 'Response InitProducerId', broker: '127.0.0.1:19092', error: 'The coordinator is loading', payload: 'PID|||NIR' } });
+    write({ namespace: 'Consumer', level: logLevel.INFO, label: 'INFO', log: { timestamp: 't', message: 'Consumer has joined the group', groupId: 'g', memberId: 'm' } });
+    write({ namespace: 'Runner', level: logLevel.ERROR, label: 'ERROR', log: { timestamp: 't', message: 'Crash', groupId: 'g' } });
+    expect(calls).toEqual([
+      ['warn', { kafka: 'Connection', broker: '127.0.0.1:19092', error: 'The coordinator is loading' }, 'Response InitProducerId'],
+      ['info', { kafka: 'Consumer', groupId: 'g', memberId: 'm' }, 'Consumer has joined the group'],
+      ['error', { kafka: 'Runner', groupId: 'g' }, 'Crash'],
+    ]);
+  });
+});

@@ -106,8 +106,21 @@ export const GatewayConfigSchema = z
         partitionsConcurrently: z.number().int().min(1).max(64),
         /** Upper bound of one fetch per partition. Larger batches mean fewer commits, but more results held at once. */
         maxBytesPerPartition: z.number().int().min(64 * 1024),
+        /** TLS to the brokers, checked against this CA; mutual TLS when a client certificate and key are given. */
+        tls: z
+          .object({ caFile: filePath, certFile: filePath.optional(), keyFile: filePath.optional(), serverName: hostname.optional() })
+          .strict()
+          .refine((t) => Boolean(t.certFile) === Boolean(t.keyFile), { message: 'give both certFile and keyFile, or neither' })
+          .optional(),
+        /** SASL authentication (over TLS only). */
+        sasl: z
+          .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string().min(1), password: SecretRef })
+          .strict()
+          .optional(),
       })
-      .strict(),
+      .strict()
+      // Results are health data and a SASL password is a credential: neither crosses the network in clear.
+      .refine((k) => !k.sasl || k.tls, { message: 'kafka.sasl needs kafka.tls: a SASL password is never sent in clear', path: ['sasl'] }),
     http: z.object({ host: hostname, port: z.number().int().min(0).max(65535) }).strict(),
     mllp: z.object({ listeners: z.array(MllpListener) }).strict(),
     operator: z

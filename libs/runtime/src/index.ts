@@ -1,4 +1,5 @@
 export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
+export { kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
 import { connectRedis, DocumentStore, MailStore, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';

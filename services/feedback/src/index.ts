@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { buildZam, MllpClient } from '@mssgw/hl7';
-import type { RunningService, ServiceContext } from '@mssgw/runtime';
+import { kafkaClient, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { isFinal, type Delivery, type DeliveryState, type ResultRecord, type StatusEvent } from '@mssgw/status';
 
 /** Version 1 of the status events published on the status topic (documented in the README). */
@@ -50,7 +50,7 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
   const consumer = `${hostname()}-${process.pid}`;
   let producer: Producer | undefined;
   if (config.kafka.enabled) {
-    producer = new Kafka({ clientId: `${config.kafka.clientId}-feedback`, brokers: config.kafka.brokers, logLevel: logLevel.WARN }).producer({ idempotent: true, maxInFlightRequests: 1 });
+    producer = kafkaClient(config, `${config.kafka.clientId}-feedback`, ctx.log).producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
   }
   const clients = new Map<string, MllpClient>();

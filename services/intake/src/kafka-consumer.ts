@@ -1,6 +1,7 @@
-import { Kafka, logLevel, type Batch, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
+import type { Batch, Consumer, KafkaMessage, Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { GatewayConfig } from '@mssgw/config';
+import { kafkaClient } from '@mssgw/runtime';
 import { metrics, type Logger } from '@mssgw/telemetry';
 import type { ResultIntake } from './pipeline.ts';
 
@@ -68,7 +69,7 @@ interface PartitionLane {
  * come back as duplicates, acknowledged but not sent twice.
  */
 export async function startKafkaIntake(config: GatewayConfig, intake: Pick<ResultIntake, 'accept'>, log: Logger): Promise<KafkaIntake> {
-  const kafka = new Kafka({ clientId: config.kafka.clientId, brokers: config.kafka.brokers, logLevel: logLevel.WARN });
+  const kafka = kafkaClient(config, config.kafka.clientId, log);
   const consumer: Consumer = kafka.consumer({
     groupId: config.kafka.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, maxBytesPerPartition: config.kafka.maxBytesPerPartition,
     // With every partition paused (a queue outage), kafkajs sleeps this long between fetch attempts: 1 s instead of
@@ -77,8 +78,14 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
   });
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  await consumer.connect();
-  for (const topic of config.kafka.intakeTopics) await consumer.subscribe({ topic, fromBeginning: true });
+  try {
+    await consumer.connect();
+    for (const topic of config.kafka.intakeTopics) await consumer.subscribe({ topic, fromBeginning: true });
+  } catch (err) {
+    // Refused (credentials, an unknown topic): the service stops with the broker's reason, and leaves no client behind.
+    await Promise.allSettled([consumer.disconnect(), producer.disconnect()]);
+    throw err;
+  }
 
   const lanes = new Map<string, PartitionLane>();
   const laneOf = (topic: string, partition: number) => {
