@@ -28,7 +28,14 @@ make_tls() {
       -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n') 2>/dev/null
     # Kafka's PEM key store: the unencrypted PKCS#8 key, then the certificate chain, in one file.
     cat "$tls/server.key" "$tls/server.crt" >"$tls/server.pem"
-    rm -f "$tls/server.csr"
+    rm -f "$tls/server.csr" "$tls/client.pem"
+  fi
+  # The gateway's client certificate for the mutual-TLS listener.
+  if [ ! -f "$tls/client.pem" ]; then
+    openssl req -newkey rsa:2048 -nodes -subj "/O=MSSGW Sandbox/CN=mssgw-gateway" -keyout "$tls/client.key" -out "$tls/client.csr" 2>/dev/null
+    openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 825 -out "$tls/client.pem" \
+      -extfile <(printf 'extendedKeyUsage=clientAuth\n') 2>/dev/null
+    rm -f "$tls/client.csr"
   fi
   [ -f "$secrets/kafka-gateway-password" ] || { openssl rand -hex 16 | tr -d '\n' >"$secrets/kafka-gateway-password"; }
   chmod 600 "$tls"/*.key "$tls/server.pem" "$secrets/kafka-gateway-password"
@@ -37,8 +44,10 @@ make_tls() {
 case "${1:-up}" in
   install) install_jars ;;
   up)
-    if pid_alive "$PIDFILE" && port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT"; then say "kafka already up on 127.0.0.1:$KAFKA_PORT (SASL_SSL :$KAFKA_SASL_PORT)"; exit 0; fi
-    # A broker from before the SASL_SSL listener: restarted with it.
+    if pid_alive "$PIDFILE" && port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT" && port_open "$KAFKA_MTLS_PORT"; then
+      say "kafka already up on 127.0.0.1:$KAFKA_PORT (SASL_SSL :$KAFKA_SASL_PORT, mutual TLS :$KAFKA_MTLS_PORT)"; exit 0
+    fi
+    # A broker from before the secured listeners: restarted with them.
     pid_alive "$PIDFILE" && stop_pid "$PIDFILE" kafka
     install_jars
     make_tls
@@ -47,11 +56,12 @@ case "${1:-up}" in
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_MTLS_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_MTLS_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+listener.name.ssl.ssl.client.auth=required
 sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_gateway="$(cat "$SANDBOX/secrets/kafka-gateway-password")";
@@ -84,9 +94,10 @@ CONF
     echo $! >"$PIDFILE"
     wait_port "$KAFKA_PORT" kafka 90 "$LOG_DIR/kafka.out"
     wait_port "$KAFKA_SASL_PORT" kafka-sasl 30 "$LOG_DIR/kafka.out"
-    say "kafka up on 127.0.0.1:$KAFKA_PORT, and with TLS + SASL/PLAIN (user gateway) on :$KAFKA_SASL_PORT (KRaft, data in $DIR/data, CA $DIR/tls/ca.pem)"
+    wait_port "$KAFKA_MTLS_PORT" kafka-mtls 30 "$LOG_DIR/kafka.out"
+    say "kafka up on 127.0.0.1:$KAFKA_PORT; TLS + SASL/PLAIN (user gateway) on :$KAFKA_SASL_PORT; mutual TLS on :$KAFKA_MTLS_PORT (KRaft, data in $DIR/data, CA $DIR/tls/ca.pem)"
     ;;
   down) stop_pid "$PIDFILE" kafka ;;
-  status) pid_alive "$PIDFILE" && port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT" && say "kafka up on 127.0.0.1:$KAFKA_PORT" || { say "kafka down"; exit 1; } ;;
+  status) pid_alive "$PIDFILE" && port_open "$KAFKA_PORT" && port_open "$KAFKA_SASL_PORT" && port_open "$KAFKA_MTLS_PORT" && say "kafka up on 127.0.0.1:$KAFKA_PORT" || { say "kafka down"; exit 1; } ;;
   *) die "usage: kafka.sh [install|up|down|status]" ;;
 esac

@@ -199,29 +199,19 @@ describe('Kafka intake against the real broker', () => {
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
   }, 90_000);
 
-  it('consumes over TLS with SASL/PLAIN, and a wrong password stops the consumer with the broker\'s reason', async () => {
-    const { config: plainConfig, topic, committed } = await onePartitionTopic('sasl');
-    // The sandbox broker's SASL_SSL listener (deploy/local/kafka.sh): its own CA, user "gateway".
-    const secure = (passwordFile: string): GatewayConfig => ({
-      ...plainConfig,
-      kafka: {
-        ...plainConfig.kafka, brokers: ['127.0.0.1:19094'],
-        tls: { caFile: path.join(SANDBOX, 'kafka/tls/ca.pem') },
-        sasl: { mechanism: 'plain', username: 'gateway', password: { file: passwordFile } },
-      },
-    });
-    const id = `KS-${t}`;
+  /** A result on a topic of its own: refused through one secured listener setting (nothing committed), then queued. */
+  async function consumesOnlyWith(name: string, secured: Partial<GatewayConfig['kafka']>, refused: Partial<GatewayConfig['kafka']>, refusal: RegExp) {
+    const { config: plainConfig, topic, committed } = await onePartitionTopic(name);
+    const withKafka = (k: Partial<GatewayConfig['kafka']>): GatewayConfig => ({ ...plainConfig, kafka: { ...plainConfig.kafka, ...k } });
+    const id = `KS-${name}-${t}`;
     await producer.send({ topic, messages: [{ key: '0', value: makeCisisResult({ controlId: id, patient: PATIENTS[0]!, doctors }) }] });
     const host = await intakeHost(plainConfig);
     try {
-      const wrong = path.join(tmpdir(), `mssgw-kafka-wrong-${t}`);
-      writeFileSync(wrong, 'not-the-password');
-      await expect(startKafkaIntake(secure(wrong), host.intake!.intake, host.ctx.log)).rejects.toThrow(/SASL PLAIN authentication failed/);
+      await expect(startKafkaIntake(withKafka(refused), host.intake!.intake, host.ctx.log)).rejects.toThrow(refusal);
       expect(await committed()).toBe(0);
-
-      const consumer = await startKafkaIntake(secure(path.join(SANDBOX, 'secrets/kafka-gateway-password')), host.intake!.intake, host.ctx.log);
+      const consumer = await startKafkaIntake(withKafka(secured), host.intake!.intake, host.ctx.log);
       try {
-        await waitFor('offset committed over SASL_SSL', async () => (await committed()) === 1, 30_000);
+        await waitFor(`offset committed through ${name}`, async () => (await committed()) === 1, 30_000);
       } finally {
         await consumer.stop();
       }
@@ -229,5 +219,22 @@ describe('Kafka intake against the real broker', () => {
     } finally {
       await host.stop();
     }
+  }
+  /** The sandbox broker's secured listeners (deploy/local/kafka.sh) and their own CA. */
+  const brokerTls = (file: string) => path.join(SANDBOX, 'kafka/tls', file);
+
+  it('consumes over TLS with SASL/PLAIN; a wrong password stops the consumer with the broker\'s reason', async () => {
+    const wrong = path.join(tmpdir(), `mssgw-kafka-wrong-${t}`);
+    writeFileSync(wrong, 'not-the-password');
+    const sasl = (passwordFile: string) => ({
+      brokers: ['127.0.0.1:19094'], tls: { caFile: brokerTls('ca.pem') },
+      sasl: { mechanism: 'plain' as const, username: 'gateway', password: { file: passwordFile } },
+    });
+    await consumesOnlyWith('sasl', sasl(path.join(SANDBOX, 'secrets/kafka-gateway-password')), sasl(wrong), /SASL PLAIN authentication failed/);
+  }, 90_000);
+
+  it('consumes over mutual TLS with the client certificate; without it the broker refuses the connection', async () => {
+    const mtls = { brokers: ['127.0.0.1:19095'], tls: { caFile: brokerTls('ca.pem'), certFile: brokerTls('client.pem'), keyFile: brokerTls('client.key') } };
+    await consumesOnlyWith('mtls', mtls, { ...mtls, tls: { caFile: brokerTls('ca.pem') } }, /bad certificate/);
   }, 90_000);
 });
