@@ -46,10 +46,11 @@ export function kafkaClientConfig(config: GatewayConfig, clientId: string): Kafk
 
 /** One way to reach Kafka for every service: the configured security, and kafkajs's logs in the service's logger. */
 export function kafkaClient(config: GatewayConfig, clientId: string, log: Logger): Kafka {
-  const { tls } = config.kafka;
-  if (tls) {
-    watchCertificateExpiry(readFileSync(tls.caFile), 'kafka-ca');
-    if (tls.certFile) watchCertificateExpiry(readFileSync(tls.certFile), 'kafka-client');
+  const options = kafkaClientConfig(config, clientId);
+  // The certificates kafkajs was given, read once.
+  if (options.ssl && typeof options.ssl === 'object') {
+    for (const ca of [options.ssl.ca ?? []].flat()) watchCertificateExpiry(Buffer.from(ca), 'kafka-ca');
+    if (options.ssl.cert) watchCertificateExpiry(Buffer.from(options.ssl.cert as Buffer), 'kafka-client');
   }
-  return new Kafka({ ...kafkaClientConfig(config, clientId), logLevel: KAFKA_LEVEL[config.logLevel] ?? logLevel.WARN, logCreator: kafkaLogCreator(log) });
+  return new Kafka({ ...options, logLevel: KAFKA_LEVEL[config.logLevel]!, logCreator: kafkaLogCreator(log) });
 }
