@@ -1,7 +1,11 @@
 import net from 'node:net';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { Client as Hl7Client, Message } from 'node-hl7-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frame, MllpClient, MllpDecoder, parseAck } from '@mssgw/hl7';
+import { DeliveryJob, QUEUES } from '@mssgw/queue';
+import { bullConnection } from '@mssgw/runtime';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
@@ -115,6 +119,73 @@ describe('intake under a burst', () => {
       await gateway.stop();
     }
   });
+  it('takes no new result for a repeat under sustained load, however the writes of successive flushes overlap', async () => {
+    const gateway = await startGateway(testConfig('intake-load'), ['intake']);
+    const t = tag();
+    try {
+      // Results keep arriving, a few every millisecond, whatever Redis answers: each flush is sent while the ones
+      // before it are still being answered. Its documents, records and existence check must reach Redis before its
+      // jobs, or a new result is taken for a repeat of itself (and a router could take a job before its documents).
+      const message = (id: string) => Buffer.from(makeCisisResult({ controlId: id, patient: PATIENTS[0]!, doctors: [DOCTORS[2]!] }));
+      const pending = [];
+      for (let i = 0; i < 2000; i++) {
+        pending.push(gateway.intake!.intake.accept(message(`LOAD-${t}-${i}`), 'lab', 'mllp'));
+        if (i % 4 === 3) await new Promise((r) => setTimeout(r, 1));
+      }
+      const outcomes = await Promise.all(pending);
+      expect(outcomes.filter((o) => o.code !== 'AA')).toEqual([]);
+      expect(outcomes.filter((o) => o.duplicate).map((o) => o.controlId)).toEqual([]);
+      const counts = await gateway.intake!.intake.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed', 'failed');
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(2000);
+    } finally {
+      await gateway.stop();
+    }
+  });
+  it('routes under sustained load with every mail and delivery record written before its delivery job', async () => {
+    const gateway = await startGateway(testConfig('route-load'), ['intake', 'router']);
+    const t = tag();
+    const { config } = gateway.ctx;
+    // The order in which Redis runs the writes, from its keyspace notifications (string and hash commands, published
+    // as they run, scripts and transactions included): where each mail's head, each delivery's record and each
+    // delivery job are first written.
+    const admin = new Redis(config.redis.url);
+    const [, notifying] = (await admin.config('GET', 'notify-keyspace-events')) as [string, string];
+    await admin.config('SET', 'notify-keyspace-events', 'E$h');
+    const subscriber = new Redis(config.redis.url);
+    const firstWrite = new Map<string, number>();
+    let seq = 0;
+    subscriber.on('pmessage', (_pattern: string, _channel: string, key: string) => {
+      if (key.startsWith(config.redis.prefix) && !firstWrite.has(key)) firstWrite.set(key, seq++);
+    });
+    await subscriber.psubscribe('__keyevent@*__:set', '__keyevent@*__:hset');
+    try {
+      const message = (id: string) => Buffer.from(makeCisisResult({ controlId: id, patient: PATIENTS[1]!, doctors: [DOCTORS[0]!], toPatient: true }));
+      const pending = [];
+      for (let i = 0; i < 300; i++) {
+        pending.push(gateway.intake!.intake.accept(message(`ROUTE-${t}-${i}`), 'lab', 'mllp'));
+        if (i % 4 === 3) await new Promise((r) => setTimeout(r, 1));
+      }
+      expect((await Promise.all(pending)).filter((o) => o.code !== 'AA')).toEqual([]);
+      const sendQueue = new Queue(QUEUES.send(config.mailboxes[0]!.address), bullConnection(config));
+      const jobs = await waitFor('the 600 delivery jobs', async () => {
+        const waiting = await sendQueue.getJobs(['waiting', 'prioritized'], 0, -1);
+        return waiting.length === 600 && waiting;
+      }, 60_000);
+      await sendQueue.close();
+      const late = jobs.flatMap((job) => {
+        const d = DeliveryJob.parse(job.data);
+        const jobAt = firstWrite.get(sendQueue.toKey(job.id!))!;
+        const before = [`${config.redis.prefix}:mail:${d.mailId}`, `${config.redis.prefix}:status:delivery:${d.deliveryId}`];
+        return before.filter((k) => !(firstWrite.get(k)! < jobAt)).map((k) => `${k} after the job ${job.id}`);
+      });
+      expect(late).toEqual([]);
+    } finally {
+      await gateway.stop();
+      subscriber.disconnect();
+      await admin.config('SET', 'notify-keyspace-events', notifying);
+      admin.disconnect();
+    }
+  }, 90_000);
 });
 
 describe('intake when Redis does not answer', () => {

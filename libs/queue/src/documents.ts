@@ -27,7 +27,7 @@ export class DocumentStore extends ExpiringStore {
 
   /**
    * Stores each document and extends its life, in one command (the intake writes a flush's documents at once), sent
-   * in order with the commands around it (see afterPipelinedWrites).
+   * in order with the commands around it (see connectOrderedRedis).
    */
   async putAll(documents: { content: Buffer; sha256: string }[]): Promise<void> {
     if (!documents.length) return;

@@ -26,7 +26,7 @@ export class RedisScript {
   }
 
   /**
-   * EVAL with the text, for a write whose place among the commands sent with it matters (see afterPipelinedWrites):
+   * EVAL with the text, for a write whose place among the commands sent with it matters (see connectOrderedRedis):
    * it is never answered NOSCRIPT, so no fallback is sent after the commands that were to follow it.
    */
   runInOrder(redis: Redis, keys: string[], args: Arg[]): Promise<unknown> {

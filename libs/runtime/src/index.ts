@@ -1,19 +1,28 @@
 export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
 export { kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
-import { connectRedis, DocumentStore, MailStore, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
+import { connectOrderedRedis, connectRedis, DocumentStore, MailStore, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { createLogger, type Logger } from '@mssgw/telemetry';
 
-/** What every service gets when it starts: the validated configuration and the shared stores. */
-export interface ServiceContext {
-  config: GatewayConfig;
-  log: Logger;
-  /** Connection for plain commands; BullMQ queues and workers open their own from `config.redis.url`. */
+/** The stores, on one Redis connection. */
+export interface Stores {
   redis: Redis;
   documents: DocumentStore;
   mails: MailStore;
   status: StatusStore;
+}
+
+/** What every service gets when it starts: the validated configuration and the shared stores. */
+export interface ServiceContext extends Stores {
+  config: GatewayConfig;
+  log: Logger;
+  /**
+   * The same stores on a second connection that keeps call order (connectOrderedRedis), connected on first use: for
+   * the writes a job refers to, issued before the job on the same connection (the intake's and the router's queues use
+   * it).
+   */
+  ordered: Stores;
 }
 
 /** A started service: it stops taking work, finishes or releases what it has, and closes its connections. */
@@ -23,25 +32,30 @@ export interface RunningService {
 }
 
 export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceContext {
-  const redis = connectRedis(redisEndpoint(config));
   const log = createLogger(name, config.logLevel);
-  // ioredis reconnects by itself; say so once per outage rather than as unhandled error events.
-  let down = false;
-  redis.on('error', (err: Error) => {
-    if (!down) log.warn({ err: err.message }, 'Redis connection lost; reconnecting');
-    down = true;
-  });
-  redis.on('ready', () => {
-    if (down) log.info('Redis connection back');
-    down = false;
-  });
+  const stores = (redis: Redis): Stores => {
+    // ioredis reconnects by itself; say so once per outage rather than as unhandled error events.
+    let down = false;
+    redis.on('error', (err: Error) => {
+      if (!down) log.warn({ err: err.message }, 'Redis connection lost; reconnecting');
+      down = true;
+    });
+    redis.on('ready', () => {
+      if (down) log.info('Redis connection back');
+      down = false;
+    });
+    return {
+      redis,
+      documents: new DocumentStore(redis, config.redis.prefix),
+      mails: new MailStore(redis, config.redis.prefix),
+      status: new StatusStore(redis, config.redis.prefix, config.receipts.retentionDays * 24 * 3600),
+    };
+  };
   return {
     config,
     log,
-    redis,
-    documents: new DocumentStore(redis, config.redis.prefix),
-    mails: new MailStore(redis, config.redis.prefix),
-    status: new StatusStore(redis, config.redis.prefix, config.receipts.retentionDays * 24 * 3600),
+    ...stores(connectRedis(redisEndpoint(config))),
+    ordered: stores(connectOrderedRedis(redisEndpoint(config), { lazyConnect: true })),
   };
 }
 
@@ -58,5 +72,9 @@ export const bullConnection = (config: GatewayConfig) => ({
 });
 
 export async function closeContext(ctx: ServiceContext): Promise<void> {
-  await ctx.redis.quit().catch(() => ctx.redis.disconnect());
+  // A connection never used was never opened: there is nothing to say goodbye to.
+  await Promise.all([ctx.redis, ctx.ordered.redis].map(async (r) => {
+    if (r.status === 'wait') r.disconnect();
+    else await r.quit().catch(() => r.disconnect());
+  }));
 }

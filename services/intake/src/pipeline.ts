@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import { buildAck, decodeHl7, Er7Message, Hl7Error, readHeader, readResult, validateResult, type AckCode, type AckTarget } from '@mssgw/hl7';
-import { afterPipelinedWrites, existing, QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
+import { existing, QUEUES, resultIdOf, writeTogether, type IntakeJob } from '@mssgw/queue';
 import type { ServiceContext } from '@mssgw/runtime';
 import type { ResultRecord } from '@mssgw/status';
 import { metrics } from '@mssgw/telemetry';
@@ -91,29 +91,28 @@ class IntakeBatch {
 
   /** `sent` settles once every command is on the connection, `done` once Redis has answered them all. */
   private write(items: ResultToQueue[], inEarlierFlush: (resultId: string) => boolean): { sent: Promise<unknown>; done: Promise<boolean[]> } {
-    const { documents, status, redis } = this.ctx;
-    // One connection carries everything below (the queue shares the context's client), and Redis runs it in the
-    // order it is sent: a router that sees a job finds its documents, and the existence check of each job runs before
-    // the bulk add. A result whose job exists (kept a week after routing) was seen before: the producer sent it again,
+    const { documents, status, redis } = this.ctx.ordered;
+    // One connection that keeps call order carries everything below (the queue uses it too), and Redis runs it in
+    // that order: a router that sees a job finds its documents, and the existence check of each job runs before the
+    // bulk add. A result whose job exists (kept a week after routing) was seen before: the producer sent it again,
     // maybe because our ACK was lost. It is counted as a repeat; in the bulk add BullMQ ignores a job id it already has.
     const acknowledgedAt = Date.now();
-    // Three commands per flush, whatever its size, instead of three per result: ioredis builds a command, a promise and
-    // a reply for each (Kafka intake: 18 % less CPU per record).
-    const written = Promise.all([
-      existing(redis, items.map((it) => this.queueOfResults.toKey(it.resultId))),
-      status.recordResults(items.map((it) => it.record)),
-      documents.putAll(items.flatMap((it) => it.contents)),
-    ]);
-    const added = afterPipelinedWrites().then(() => ({
-      jobs: this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } }))),
-    }));
-    const sent = added.then(afterPipelinedWrites);
-    const done = added.then(({ jobs }) => Promise.all([written, jobs])).then(([[existed]]) => {
-      const seen = new Set<string>();
-      return items.map((it, i) => {
-        const duplicate = existed[i] === 1 || seen.has(it.resultId) || inEarlierFlush(it.resultId);
-        seen.add(it.resultId);
-        return duplicate;
+    const { value: done, sent } = writeTogether(redis, () => {
+      // Three commands per flush, whatever its size, instead of three per result: ioredis builds a command, a promise
+      // and a reply for each (Kafka intake: 18 % less CPU per record).
+      const written = Promise.all([
+        existing(redis, items.map((it) => this.queueOfResults.toKey(it.resultId))),
+        status.recordResults(items.map((it) => it.record)),
+        documents.putAll(items.flatMap((it) => it.contents)),
+      ]);
+      const jobs = this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } })));
+      return Promise.all([written, jobs]).then(([[existed]]) => {
+        const seen = new Set<string>();
+        return items.map((it, i) => {
+          const duplicate = existed[i] === 1 || seen.has(it.resultId) || inEarlierFlush(it.resultId);
+          seen.add(it.resultId);
+          return duplicate;
+        });
       });
     });
     return { sent, done };
@@ -150,9 +149,9 @@ export class ResultIntake {
   constructor(ctx: ServiceContext) {
     this.ctx = ctx;
     this.queue = new Queue(QUEUES.intake, {
-      // The context's own client: the documents and status records written before a job are on the same
-      // connection, so Redis has them before the job (see IntakeBatch.write).
-      connection: ctx.redis,
+      // The documents and status records written before a job are on the same ordered connection, so Redis has them
+      // before the job (see IntakeBatch.write).
+      connection: ctx.ordered.redis,
       prefix: ctx.config.redis.prefix,
       defaultJobOptions: {
         attempts: ctx.config.routing.attempts,

@@ -1,8 +1,9 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { documentSettings, planResult, readCdaHeader, renderMail, type ReceivedDocument } from '@mssgw/mssante';
-import { afterPipelinedWrites, IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
+import { IntakeJob, QUEUES, stableId, writeTogether, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import type { StatusStore } from '@mssgw/status';
 import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
 
@@ -26,8 +27,8 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     let q = sendQueues.get(mailbox);
     if (!q) {
       q = new Queue(QUEUES.send(mailbox), {
-        // The context's own client: the writes before a bulk add are on the same connection (see the processor).
-        connection: ctx.redis,
+        // The ordered connection: the writes before a bulk add go on it first (see the processor).
+        connection: ctx.ordered.redis,
         prefix: config.redis.prefix,
         defaultJobOptions: {
           attempts: config.dispatcher.attempts,
@@ -73,18 +74,21 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     const messages = specs.map((spec) => renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
     const attachmentParts = new Map(messages.map((m) => [m.attachmentsId, m.attachments]));
     const deliveries = specs.flatMap((spec, i) => deliveriesOf(spec, messages[i]!.attachmentsId, data, decision.recipients));
-    // Every write of the result in one round trip, on one connection (the send queue shares the context's client),
-    // in this order: the mails and their recipients' records are in Redis before a dispatcher can take a delivery.
-    const written = Promise.all([
-      ...documentIds.map((id) => ctx.status.indexDocument(id, resultId)),
-      recordRefusals(ctx, resultId, decision.refusals),
-      ...specs.map((spec, i) => ctx.mails.put(spec.mailId, messages[i]!.head)),
-      ...[...attachmentParts].map(([id, bytes]) => ctx.mails.putAttachments(id, bytes)),
-      ...deliveries.map((d) => ctx.status.createDelivery(d.record, d.record.detail)),
-      ctx.status.markRouted(resultId, data.acknowledgedAt),
-    ]);
-    await afterPipelinedWrites();
-    await Promise.all([written, deliveries.length ? sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job)) : undefined]);
+    // Every write of the result in one round trip, on the connection that keeps call order (the send queue uses it
+    // too), in this order: the mails and their recipients' records are in Redis before a dispatcher can take a delivery.
+    const { status, mails } = ctx.ordered;
+    const { value: written } = writeTogether(ctx.ordered.redis, () =>
+      Promise.all([
+        ...documentIds.map((id) => status.indexDocument(id, resultId)),
+        recordRefusals(status, resultId, decision.refusals),
+        ...specs.map((spec, i) => mails.put(spec.mailId, messages[i]!.head)),
+        ...[...attachmentParts].map(([id, bytes]) => mails.putAttachments(id, bytes)),
+        ...deliveries.map((d) => status.createDelivery(d.record, d.record.detail)),
+        status.markRouted(resultId, data.acknowledgedAt),
+        deliveries.length ? sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job)) : undefined,
+      ]),
+    );
+    await written;
     metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
     ctx.log.info(
@@ -100,7 +104,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
       const data = IntakeJob.safeParse(job.data);
       const resultId = data.success ? data.data.resultId : String(job.id);
-      void recordRefusals(ctx, resultId, [{ reason: 'routing-failed', kind: 'professional', origin: 'router', detail: err.message }])
+      void recordRefusals(ctx.status, resultId, [{ reason: 'routing-failed', kind: 'professional', origin: 'router', detail: err.message }])
         .catch((e: Error) => ctx.log.error({ resultId, err: e.message }, 'could not record the routing failure'));
     }
   });
@@ -126,9 +130,9 @@ function documentVersionOf(data: IntakeJob, documents: ReceivedDocument[]): stri
   return data.result.documentId ? `${data.result.documentId}|${data.result.event}|${data.result.action}` : undefined;
 }
 
-async function recordRefusals(ctx: ServiceContext, resultId: string, refusals: Refusal[]): Promise<void> {
+async function recordRefusals(status: StatusStore, resultId: string, refusals: Refusal[]): Promise<void> {
   await Promise.all(refusals.map(async (r, i) => {
-    const created = await ctx.status.createDelivery({
+    const created = await status.createDelivery({
       deliveryId: stableId('d', resultId, 'refused', String(i), r.address ?? r.id ?? r.origin),
       resultId,
       recipient: r.address ?? `${r.origin}:${r.id ?? 'unnamed'}`,
