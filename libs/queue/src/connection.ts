@@ -48,30 +48,20 @@ export function connectRedis(endpoint: string | RedisEndpoint, options: RedisOpt
 /**
  * A connection for writes whose order matters: a result's documents and records before its routing job, a mail
  * before its delivery jobs. Without auto-pipelining, ioredis puts each command on the wire when it is called, in call
- * order. With it, a batch is held back while the batch before it awaits its replies, and a MULTI (BullMQ's bulk add),
- * which is never auto-pipelined, overtook the commands issued before it: under load, 5 % of new results were taken
- * for repeats of themselves and their jobs reached Redis before their documents.
+ * order. With it, a batch is held back while the batch before it awaits its replies, and a pipeline of its own
+ * (BullMQ's bulk add), which is never auto-pipelined, overtook the commands issued before it: under load, 5 % of new
+ * results were taken for repeats of themselves, and delivery jobs reached Redis before their mails.
  */
 export function connectOrderedRedis(endpoint: string | RedisEndpoint, options: RedisOptions = {}): Redis {
   return connectRedis(endpoint, { ...options, enableAutoPipelining: false });
 }
 
 /**
- * Runs `write`, which issues commands on an ordered connection (connectOrderedRedis), and hands them to the socket in
- * one system call: the socket stays corked until the microtasks `write` started have run (BullMQ writes a bulk add's
- * MULTI a few microtasks after the call). `sent` resolves once they are on the connection.
+ * Resolves once the commands issued so far on an ordered connection are on the wire, BullMQ's bulk add included: it
+ * writes its pipeline a few microtasks after the call, and a setImmediate runs after them.
  */
-export function writeTogether<T>(redis: Redis, write: () => T): { value: T; sent: Promise<void> } {
-  // Not connected: ioredis keeps the commands in its offline queue, in order, and there is no socket to cork.
-  const socket = redis.status === 'ready' ? redis.stream : undefined;
-  socket?.cork();
-  const sent = new Promise<void>((resolve) =>
-    setImmediate(() => {
-      socket?.uncork();
-      resolve();
-    }),
-  );
-  return { value: write(), sent };
+export function afterIssuedWrites(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 export type { Redis };

@@ -1,4 +1,4 @@
-export { connectOrderedRedis, connectRedis, redisOptions, writeTogether, type Redis, type RedisEndpoint } from './connection.ts';
+export { afterIssuedWrites, connectOrderedRedis, connectRedis, redisOptions, type Redis, type RedisEndpoint } from './connection.ts';
 export { QUEUES, stableId, resultIdOf } from './names.ts';
 export { DocumentStore, ExpiringStore, MailStore } from './documents.ts';
 export { IntakeJob, MailSpec, DeliveryJob, type DocumentRef, type QueuedResult } from './jobs.ts';

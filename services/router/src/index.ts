@@ -1,6 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { documentSettings, planResult, readCdaHeader, renderMail, type ReceivedDocument } from '@mssgw/mssante';
-import { IntakeJob, QUEUES, stableId, writeTogether, type DeliveryJob, type MailSpec } from '@mssgw/queue';
+import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
@@ -77,18 +77,15 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     // Every write of the result in one round trip, on the connection that keeps call order (the send queue uses it
     // too), in this order: the mails and their recipients' records are in Redis before a dispatcher can take a delivery.
     const { status, mails } = ctx.ordered;
-    const { value: written } = writeTogether(ctx.ordered.redis, () =>
-      Promise.all([
-        ...documentIds.map((id) => status.indexDocument(id, resultId)),
-        recordRefusals(status, resultId, decision.refusals),
-        ...specs.map((spec, i) => mails.put(spec.mailId, messages[i]!.head)),
-        ...[...attachmentParts].map(([id, bytes]) => mails.putAttachments(id, bytes)),
-        ...deliveries.map((d) => status.createDelivery(d.record, d.record.detail)),
-        status.markRouted(resultId, data.acknowledgedAt),
-        deliveries.length ? sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job)) : undefined,
-      ]),
-    );
-    await written;
+    await Promise.all([
+      ...documentIds.map((id) => status.indexDocument(id, resultId)),
+      recordRefusals(status, resultId, decision.refusals),
+      ...specs.map((spec, i) => mails.put(spec.mailId, messages[i]!.head)),
+      ...[...attachmentParts].map(([id, bytes]) => mails.putAttachments(id, bytes)),
+      ...deliveries.map((d) => status.createDelivery(d.record, d.record.detail)),
+      status.markRouted(resultId, data.acknowledgedAt),
+      deliveries.length ? sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job)) : undefined,
+    ]);
     metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
     ctx.log.info(
