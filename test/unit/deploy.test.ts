@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -90,5 +91,31 @@ describe('Helm chart', async () => {
   it('the schema check can fail: a Deployment without a selector is refused', async () => {
     const { Deployment } = await import('kubernetes-models/apps/v1/Deployment');
     expect(() => new Deployment({ metadata: { name: 'x' }, spec: { template: { spec: { containers: [{ name: 'c', image: 'i' }] } } } } as never).validate()).toThrow(/selector/);
+  });
+});
+
+describe('deploy/patches (fixes to installed libraries, applied after npm ci)', () => {
+  const apply = (root: string) => spawnSync(process.execPath, [path.join(root, 'deploy/patches/apply.mjs')], { encoding: 'utf8' });
+
+  it('gives ioredis pipelines a length getter on the prototype, not one of their own that V8 keeps in the old generation', () => {
+    const redis = new Redis({ lazyConnect: true });
+    const pipeline = redis.pipeline().set('k', '1').get('k');
+    expect(Object.getOwnPropertyDescriptor(pipeline, 'length')).toBeUndefined();
+    expect(pipeline.length).toBe(2);
+    redis.disconnect();
+  });
+
+  it('changes nothing when run again, and fails the install when a library no longer has the text a patch replaces', () => {
+    const again = apply(ROOT);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toBe('');
+    const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-patches-'));
+    mkdirSync(path.join(dir, 'deploy/patches'), { recursive: true });
+    mkdirSync(path.join(dir, 'node_modules/ioredis/built'), { recursive: true });
+    copyFileSync(path.join(ROOT, 'deploy/patches/apply.mjs'), path.join(dir, 'deploy/patches/apply.mjs'));
+    writeFileSync(path.join(dir, 'node_modules/ioredis/built/Pipeline.js'), 'class Pipeline {}\n');
+    const upgraded = apply(dir);
+    expect(upgraded.status).toBe(1);
+    expect(upgraded.stderr).toMatch(/the text to replace is not in node_modules\/ioredis\/built\/Pipeline.js/);
   });
 });
