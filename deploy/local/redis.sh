@@ -26,8 +26,11 @@ CONF
     wait_port "$REDIS_PORT" redis 15 "$LOG_DIR/redis.log"
     # Redis listens while it still loads its AOF (large after a benchmark) and answers LOADING until done; a gateway
     # started then answers AE to every result. Ready means PING answers PONG.
-    for _ in $(seq 1 600); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.2; done
-    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] || die "redis still loading its data after 120 s; see $LOG_DIR/redis.log"
+    tries=600
+    until [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; do
+      tries=$((tries - 1)); [ "$tries" -gt 0 ] || die "redis still loading its data after 120 s; see $LOG_DIR/redis.log"
+      sleep 0.2
+    done
     say "redis up on 127.0.0.1:$REDIS_PORT (AOF, data in $DIR)"
     ;;
   down) stop_pid "$PIDFILE" redis ;;

@@ -100,6 +100,16 @@ describe('MLLP intake', () => {
   });
 });
 
+/** Results handed to the intake four per millisecond, whatever Redis answers: flushes overlap the ones still answered. */
+async function acceptPaced(gateway: Gateway, messages: Buffer[]) {
+  const pending = [];
+  for (const [i, m] of messages.entries()) {
+    pending.push(gateway.intake!.intake.accept(m, 'lab', 'mllp'));
+    if (i % 4 === 3) await new Promise((r) => setTimeout(r, 1));
+  }
+  return Promise.all(pending);
+}
+
 describe('intake under a burst', () => {
   it('queues a burst of concurrent results (more than one flush) each once, and flags the repeats', async () => {
     const gateway = await startGateway(testConfig('intake-burst'), ['intake']);
@@ -127,12 +137,7 @@ describe('intake under a burst', () => {
       // before it are still being answered. Its documents, records and existence check must reach Redis before its
       // jobs, or a new result is taken for a repeat of itself (and a router could take a job before its documents).
       const message = (id: string) => Buffer.from(makeCisisResult({ controlId: id, patient: PATIENTS[0]!, doctors: [DOCTORS[2]!] }));
-      const pending = [];
-      for (let i = 0; i < 2000; i++) {
-        pending.push(gateway.intake!.intake.accept(message(`LOAD-${t}-${i}`), 'lab', 'mllp'));
-        if (i % 4 === 3) await new Promise((r) => setTimeout(r, 1));
-      }
-      const outcomes = await Promise.all(pending);
+      const outcomes = await acceptPaced(gateway, Array.from({ length: 2000 }, (_, i) => message(`LOAD-${t}-${i}`)));
       expect(outcomes.filter((o) => o.code !== 'AA')).toEqual([]);
       expect(outcomes.filter((o) => o.duplicate).map((o) => o.controlId)).toEqual([]);
       const counts = await gateway.intake!.intake.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed', 'failed');
@@ -160,12 +165,8 @@ describe('intake under a burst', () => {
     await subscriber.psubscribe('__keyevent@*__:set', '__keyevent@*__:hset');
     try {
       const message = (id: string) => Buffer.from(makeCisisResult({ controlId: id, patient: PATIENTS[1]!, doctors: [DOCTORS[0]!], toPatient: true }));
-      const pending = [];
-      for (let i = 0; i < 300; i++) {
-        pending.push(gateway.intake!.intake.accept(message(`ROUTE-${t}-${i}`), 'lab', 'mllp'));
-        if (i % 4 === 3) await new Promise((r) => setTimeout(r, 1));
-      }
-      expect((await Promise.all(pending)).filter((o) => o.code !== 'AA')).toEqual([]);
+      const outcomes = await acceptPaced(gateway, Array.from({ length: 300 }, (_, i) => message(`ROUTE-${t}-${i}`)));
+      expect(outcomes.filter((o) => o.code !== 'AA')).toEqual([]);
       const sendQueue = new Queue(QUEUES.send(config.mailboxes[0]!.address), bullConnection(config));
       const jobs = await waitFor('the 600 delivery jobs', async () => {
         const waiting = await sendQueue.getJobs(['waiting', 'prioritized'], 0, -1);
