@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkHl7Corpus } from './hl7-corpus.ts';
 
-describe('HL7v2 corpora (../shared/corpora/hl7v2-*) against their expected answers', () => {
+describe('HL7v2 corpora (test/corpora/hl7v2-*) against their expected answers', () => {
   const reports = checkHl7Corpus();
 
   it('reads every file with the expected values, or refuses it cleanly where the answers mark it invalid', () => {

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { decodeHl7, Er7Message, Hl7Error, readResult, validateResult, type ResultMessage } from '@mssgw/hl7';
 import { readCdaHeader } from '@mssgw/mssante';
 
-/** Where the shared test corpora are: beside the repository, or MSSGW_CORPORA. */
-export const CORPORA = process.env['MSSGW_CORPORA'] ?? path.resolve(import.meta.dirname, '../../../shared/corpora');
+/** The test corpora the project carries (test/corpora, each folder with its SOURCE.md). */
+export const CORPORA = path.resolve(import.meta.dirname, '../corpora');
 
 interface ExpectedEd { base64_valid?: boolean; decoded_bytes?: number; sha256?: string; nested_pdf?: { decoded_bytes: number; sha256: string }[] }
 interface ExpectedFile {

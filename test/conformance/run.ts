@@ -1,4 +1,4 @@
-// npm run conformance: prints how the gateway reads the shared corpora against their expected answers.
+// npm run conformance: prints how the gateway reads the corpora it carries (test/corpora) against their expected answers.
 import { checkHl7Corpus, CORPORA } from './hl7-corpus.ts';
 import { checkReceiptsCorpus } from './receipts-corpus.ts';
 

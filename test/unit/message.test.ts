@@ -13,7 +13,7 @@ import { composeResult } from '../../services/gateway/src/compose.ts';
 import { DOCTORS, makeCisisResult, makeRawLabResult, PATIENTS } from '../support/samples.ts';
 import { unzip, xdmProblems } from '../support/xdm-rules.ts';
 
-const SCHEMAS = process.env['MSSGW_SCHEMAS'] ?? path.resolve(import.meta.dirname, '../../../shared/schemas');
+const SCHEMAS = path.resolve(import.meta.dirname, '../schemas');
 const GOLDEN = path.resolve(import.meta.dirname, '../golden');
 const NOW = Date.parse('2026-11-26T09:30:00Z');
 

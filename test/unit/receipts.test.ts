@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDisposition, parseFieldBlocks, parseReceipt } from '@mssgw/receipts';
 
-const CORPORA = path.resolve(import.meta.dirname, '../../../shared/corpora');
+const CORPORA = path.resolve(import.meta.dirname, '../corpora');
 const corpus = (p: string) => readFileSync(path.join(CORPORA, p));
 const address = (v: string) => v.replace(/^rfc822;/i, '').trim().replace(/^<|>$/g, '').toLowerCase();
 // The expected answers note where an id was found, e.g. "(In-Reply-To) id".

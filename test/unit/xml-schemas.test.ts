@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { buildMetadata, readCdaHeader } from '@mssgw/mssante';
 import { DOCTORS, makeCda, makePdf, PATIENTS } from '../support/samples.ts';
 
-const SCHEMAS = process.env['MSSGW_SCHEMAS'] ?? path.resolve(import.meta.dirname, '../../../shared/schemas');
+const SCHEMAS = path.resolve(import.meta.dirname, '../schemas');
 
 /** xmllint against an XSD; the document on standard input. */
 function validate(xsd: string, xml: string | Buffer): { ok: boolean; errors: string } {
@@ -12,7 +12,7 @@ function validate(xsd: string, xml: string | Buffer): { ok: boolean; errors: str
   return { ok: r.status === 0, errors: r.stderr.split('\n').filter((l) => l && !l.includes('Skipping import') && !l.endsWith('validates')).join('\n') };
 }
 
-describe('generated XML against the shared schemas (xmllint)', () => {
+describe('generated XML against the schemas it carries (test/schemas) (xmllint)', () => {
   const cda = makeCda({ patient: PATIENTS[0]!, author: DOCTORS[0]!, code: '11502-2', title: "CR d'examens biologiques", documentId: 'DOC-X', effectiveTime: '20261126093000', pdf: makePdf(['Compte rendu']) });
 
   it('produces METADATA.XML that is a valid ebRS 3.0 SubmitObjectsRequest, for an initial send and a replacement', () => {
