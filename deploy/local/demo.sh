@@ -3,7 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 bash "$LOCAL_DIR/bootstrap.sh"
 keep=0; for a in "$@"; do [ "$a" = --keep-running ] && keep=1; done
-[ $keep = 1 ] && export MSSGW_KEEP_SANDBOX=1
+[ $keep = 1 ] && export MSSGW_SANDBOX_KEEP=1
 # Fresh demo state in its own key prefix; the log goes to a file, the table to the terminal.
 export MSSGW_REDIS_PREFIX="${MSSGW_REDIS_PREFIX:-mssgw-demo-$(date +%s)}"
 export MSSGW_LOG_LEVEL="${MSSGW_LOG_LEVEL:-info}"

@@ -4,7 +4,13 @@
 # Runs as separate Postfix and Dovecot instances with their own configuration under $SANDBOX/operator,
 # so the system's own /etc/postfix and /etc/dovecot are never touched.
 source "$(dirname "$0")/lib.sh"
-DIR="$SANDBOX/operator"; PKI="$SANDBOX/pki"; SECRETS="$SANDBOX/secrets"; MAIL="$SANDBOX/mail"
+# Postfix, Dovecot and dovecot-lda work as the postfix, dovecot and mssgw-vmail users, which cannot traverse a
+# checkout under /root (0700) or mktemp -d. So the operator's state (configuration, queue, mail, its logs) lives
+# in a directory of its own under /var/lib, one per sandbox, linked from $SANDBOX/operator and $SANDBOX/mail.
+# Only the PKI stays in the sandbox: the daemons read their keys as root, before dropping privileges.
+STATE_ROOT="${MSSGW_SANDBOX_OPERATOR_STATE:-/var/lib/mssgw-sandbox}"
+STATE="$STATE_ROOT/$(printf '%s' "$SANDBOX" | sha256sum | cut -c1-12)"
+DIR="$STATE/operator"; PKI="$SANDBOX/pki"; SECRETS="$SANDBOX/secrets"; MAIL="$STATE/mail"; OPLOG="$STATE/log"
 PF="$DIR/postfix"; DV="$DIR/dovecot"
 # Applicative mailboxes (BAL applicatives) of the demo hospital; each gets a client certificate and an IMAP password.
 MAILBOXES="${MSSGW_SANDBOX_MAILBOXES:-labo-noreply@chu-demo.mssante.test imagerie-noreply@chu-demo.mssante.test}"
@@ -41,6 +47,20 @@ make_pki() {
   done
   [ -f "$SECRETS/sandbox-imap-password" ] || { openssl rand -hex 16 | tr -d '\n' >"$SECRETS/sandbox-imap-password"; }
   chmod 600 "$PKI"/*.key "$PKI"/clients/*.key "$SECRETS"/*
+}
+
+# Lays out the state directory (new state if the sandbox itself is new) and links it from the sandbox.
+prepare_state() {
+  need_root "the sandbox operator" "run as root: it starts Postfix and Dovecot as their system users"
+  [ -L "$SANDBOX/operator" ] || rm -rf "$STATE" "$SANDBOX/operator" "$SANDBOX/mail"
+  mkdir -p "$DIR" "$MAIL" "$OPLOG"
+  chmod 755 "$STATE_ROOT" "$STATE" "$DIR"
+  ln -sfn "$DIR" "$SANDBOX/operator"; ln -sfn "$MAIL" "$SANDBOX/mail"
+  # postlogd writes the Postfix log as postfix; Dovecot's log process writes its own as root.
+  chown postfix "$OPLOG"
+  for f in postfix.log dovecot.log; do ln -sfn "$OPLOG/$f" "$LOG_DIR/$f"; done
+  # Say it once, plainly, when the checkout is one the daemons could not have reached.
+  runuser -u nobody -- test -x "$SANDBOX" 2>/dev/null || say "operator state in $STATE (the mail daemons cannot traverse $SANDBOX)"
 }
 
 configure_postfix() {
@@ -89,8 +109,8 @@ message_size_limit = 104857600
 virtual_mailbox_limit = 0
 smtputf8_enable = no
 biff = no
-maillog_file_prefixes = /var, /dev/stdout, $LOG_DIR
-maillog_file = $LOG_DIR/postfix.log
+maillog_file_prefixes = /var, /dev/stdout, $OPLOG
+maillog_file = $OPLOG/postfix.log
 smtpd_banner = \$myhostname ESMTP MSSGW sandbox operator
 smtpd_tls_cert_file = $PKI/operator.pem
 smtpd_tls_key_file = $PKI/operator.key
@@ -171,7 +191,7 @@ state_dir = $DV/state
 instance_name = mssgw-sandbox
 protocols = imap
 listen = $BIND
-log_path = $LOG_DIR/dovecot.log
+log_path = $OPLOG/dovecot.log
 ssl = required
 ssl_cert = <$PKI/operator.pem
 ssl_key = <$PKI/operator.key
@@ -239,6 +259,7 @@ case "${1:-up}" in
     apt_install postfix dovecot-imapd dovecot-core openssl
     id -u "$VMAIL" >/dev/null 2>&1 || { need_root "creating the $VMAIL user" "useradd --system $VMAIL"; useradd --system --no-create-home --shell /usr/sbin/nologin "$VMAIL"; }
     make_pki
+    prepare_state
     if port_open "$SMTP_SUBMISSION_PORT" && port_open "$IMAP_PORT" && [ "${2:-}" != "--reconfigure" ]; then
       say "operator already up: SMTP 127.0.0.1:$SMTP_SUBMISSION_PORT (mTLS), inject :$SMTP_INJECT_PORT, IMAP :$IMAP_PORT"; exit 0
     fi
