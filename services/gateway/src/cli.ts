@@ -7,7 +7,9 @@ import { createWriteStream } from 'node:fs';
 import { connectRedis } from '@mssgw/queue';
 import { domainAllowed, fetchWhitelist } from '@mssgw/whitelist';
 import { composeResult } from './compose.ts';
-import { DirectoryStore, generateExtraction, importExtraction, practitionerKeys, structureKeys, type DirectoryMailbox } from '@mssgw/directory';
+import {
+  DirectoryStore, describeRejections, generateExtraction, importExtraction, practitionerKeys, progressLine, structureKeys, type DirectoryMailbox,
+} from '@mssgw/directory';
 import { Hl7Error, parseResult } from '@mssgw/hl7';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
@@ -43,6 +45,28 @@ Configuration: --config FILE or MSSGW_CONFIG (YAML or JSON), then MSSGW_<SECTION
 environment overrides (e.g. MSSGW_REDIS_URL, MSSGW_HTTP_PORT). With neither, the embedded
 demo defaults run against the local sandbox (deploy/local/infra.sh up).`;
 
+/**
+ * A clean stop on SIGTERM or SIGINT. Further signals while stopping are ignored: under `npm run`, Ctrl-C reaches the
+ * gateway twice (from the terminal and forwarded by npm), and the second must not kill it half-stopped.
+ */
+function stopOnSignal(gateway: { ctx: { log: { info: (o: object, m: string) => void } }; stop: () => Promise<void> }): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    gateway.ctx.log.info({ signal }, 'stopping');
+    gateway.stop().then(
+      () => {
+        gateway.ctx.log.info({ signal }, 'stopped');
+        process.exit(0);
+      },
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
 const fail = (message: string, code = 1): never => {
   console.error(`mssgw: ${message}`);
   process.exit(code);
@@ -76,13 +100,7 @@ async function main(argv: string[]): Promise<void> {
     case 'start': {
       const unknown = rest.filter((s) => !(SERVICE_NAMES as readonly string[]).includes(s));
       if (unknown.length) fail(`unknown service ${unknown.join(', ')} (expected ${SERVICE_NAMES.join(', ')})`, 2);
-      const gateway = await startGateway(config(), rest.length ? (rest as ServiceName[]) : SERVICE_NAMES);
-      const stop = (signal: string) => {
-        gateway.ctx.log.info({ signal }, 'stopping');
-        gateway.stop().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      stopOnSignal(await startGateway(config(), rest.length ? (rest as ServiceName[]) : SERVICE_NAMES));
       return;
     }
     case 'demo': {
@@ -92,7 +110,7 @@ async function main(argv: string[]): Promise<void> {
       console.log(`\n${new Set(rows.map((r) => r.controlId)).size} results, ${rows.length} recipients, ${confirmed} deliveries confirmed by DSN`);
       if (values['keep-running']) {
         console.log(`gateway still running (API on http://${gateway.ctx.config.http.host}:${gateway.ctx.config.http.port}); Ctrl-C to stop`);
-        process.once('SIGINT', () => void gateway.stop().then(() => process.exit(0)));
+        stopOnSignal(gateway);
         return;
       }
       process.exit(confirmed >= 3 ? 0 : 1);
@@ -190,14 +208,13 @@ async function main(argv: string[]): Promise<void> {
       const store = new DirectoryStore(ctx.redis, ctx.config.redis.prefix);
       try {
         if (action === 'import' && arg) {
-          const report = await importExtraction(store, arg, { force: values.force ?? false });
+          // Progress on stderr, and only on a terminal: piped or logged output holds the summary alone.
+          const progress = progressLine(process.stderr);
+          const report = await importExtraction(store, arg, { force: values.force ?? false, onProgress: (p) => progress.update(p) }).finally(() => progress.done());
           if (values.json) console.log(JSON.stringify(report, null, 2));
           else {
             console.log(`${report.mailboxes} mailboxes from ${report.rows} rows of ${report.source} in ${(report.durationMs / 1000).toFixed(1)} s (sha256 ${report.sourceSha256 ?? '-'})`);
-            const reasons = Object.entries(report.rejectedByReason).map(([r, n]) => `${r} ${n}`).join(', ');
-            console.log(`${report.rejected} rows rejected${reasons ? `: ${reasons}` : ''}`);
-            for (const r of report.rejections.slice(0, 20)) console.log(`  line ${r.line}: ${r.reason}: ${r.detail}`);
-            if (report.rejected > 20) console.log(`  ... (${report.rejected - 20} more; --json lists the first ${report.rejections.length})`);
+            for (const line of describeRejections(report)) console.log(line);
           }
         } else if (action === 'lookup' && arg) {
           const type = (values.type ?? '').toUpperCase();
