@@ -6,6 +6,10 @@ SANDBOX="${MSSGW_SANDBOX:-$REPO_ROOT/.sandbox}"
 LOCAL_DIR="$REPO_ROOT/deploy/local"
 LOG_DIR="$SANDBOX/log"
 mkdir -p "$SANDBOX" "$LOG_DIR"
+# Daemons that work as their own system users (Postfix, Dovecot, PostgreSQL) cannot traverse a checkout under /root
+# (0700) or mktemp -d, so their state lives under /var/lib, one directory per sandbox, linked from the sandbox.
+STATE_ROOT="${MSSGW_SANDBOX_STATE:-/var/lib/mssgw-sandbox}"
+SANDBOX_STATE="$STATE_ROOT/$(printf '%s' "$SANDBOX" | sha256sum | cut -c1-12)"
 
 # Ports of the sandbox; the gateway's demo defaults (libs/config) use the same numbers.
 REDIS_PORT="${MSSGW_SANDBOX_REDIS_PORT:-16379}"
@@ -19,6 +23,7 @@ SMTP_SUBMISSION_PORT="${MSSGW_SANDBOX_SMTP_PORT:-10587}"
 SMTP_INJECT_PORT="${MSSGW_SANDBOX_SMTP_INJECT_PORT:-10025}"
 IMAP_PORT="${MSSGW_SANDBOX_IMAP_PORT:-10143}"
 PROMETHEUS_PORT="${MSSGW_SANDBOX_PROMETHEUS_PORT:-19090}"
+POSTGRES_PORT="${MSSGW_SANDBOX_POSTGRES_PORT:-15432}"
 # Address the sandbox servers listen on (0.0.0.0 in the operator container image).
 BIND="${MSSGW_SANDBOX_BIND:-127.0.0.1}"
 GATEWAY_HTTP_PORT="${MSSGW_SANDBOX_GATEWAY_HTTP_PORT:-8088}"
@@ -69,4 +74,20 @@ stop_pid() {
     say "$name stopped"
   fi
   rm -f "$pidfile"
+}
+
+# state_dir NAME: the directory NAME under the sandbox's state, created and linked as $SANDBOX/NAME. A sandbox laid
+# anew (its link gone) gets new state: nothing of an older sandbox at the same path survives.
+state_dir() {
+  local dir="$SANDBOX_STATE/$1"
+  [ -L "$SANDBOX/$1" ] || rm -rf "$dir" "${SANDBOX:?}/$1"
+  mkdir -p "$dir"
+  chmod 755 "$STATE_ROOT" "$SANDBOX_STATE"
+  ln -sfn "$dir" "$SANDBOX/$1"
+  printf '%s' "$dir"
+}
+
+# Says once, plainly, where the state of the daemons went when the checkout is one they could not have reached.
+say_state_dir() {
+  runuser -u nobody -- test -x "$SANDBOX" 2>/dev/null || say "$1 state in $SANDBOX_STATE (its daemons cannot traverse $SANDBOX)"
 }

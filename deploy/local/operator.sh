@@ -4,13 +4,10 @@
 # Runs as separate Postfix and Dovecot instances with their own configuration under $SANDBOX/operator,
 # so the system's own /etc/postfix and /etc/dovecot are never touched.
 source "$(dirname "$0")/lib.sh"
-# Postfix, Dovecot and dovecot-lda work as the postfix, dovecot and mssgw-vmail users, which cannot traverse a
-# checkout under /root (0700) or mktemp -d. So the operator's state (configuration, queue, mail, its logs) lives
-# in a directory of its own under /var/lib, one per sandbox, linked from $SANDBOX/operator and $SANDBOX/mail.
-# Only the PKI stays in the sandbox: the daemons read their keys as root, before dropping privileges.
-STATE_ROOT="${MSSGW_SANDBOX_OPERATOR_STATE:-/var/lib/mssgw-sandbox}"
-STATE="$STATE_ROOT/$(printf '%s' "$SANDBOX" | sha256sum | cut -c1-12)"
-DIR="$STATE/operator"; PKI="$SANDBOX/pki"; SECRETS="$SANDBOX/secrets"; MAIL="$STATE/mail"; OPLOG="$STATE/log"
+# Postfix, Dovecot and dovecot-lda work as the postfix, dovecot and mssgw-vmail users: the operator's state
+# (configuration, queue, mail, its logs) lives in the sandbox's state directory (lib.sh), linked from
+# $SANDBOX/operator and $SANDBOX/mail. The PKI stays in the sandbox: the daemons read their keys as root.
+DIR="$SANDBOX_STATE/operator"; PKI="$SANDBOX/pki"; SECRETS="$SANDBOX/secrets"; MAIL="$SANDBOX_STATE/mail"; OPLOG="$SANDBOX_STATE/operator-log"
 PF="$DIR/postfix"; DV="$DIR/dovecot"
 # Applicative mailboxes (BAL applicatives) of the demo hospital; each gets a client certificate and an IMAP password.
 MAILBOXES="${MSSGW_SANDBOX_MAILBOXES:-labo-noreply@chu-demo.mssante.test imagerie-noreply@chu-demo.mssante.test}"
@@ -52,15 +49,12 @@ make_pki() {
 # Lays out the state directory (new state if the sandbox itself is new) and links it from the sandbox.
 prepare_state() {
   need_root "the sandbox operator" "run as root: it starts Postfix and Dovecot as their system users"
-  [ -L "$SANDBOX/operator" ] || rm -rf "$STATE" "$SANDBOX/operator" "$SANDBOX/mail"
-  mkdir -p "$DIR" "$MAIL" "$OPLOG"
-  chmod 755 "$STATE_ROOT" "$STATE" "$DIR"
-  ln -sfn "$DIR" "$SANDBOX/operator"; ln -sfn "$MAIL" "$SANDBOX/mail"
+  [ -L "$SANDBOX/operator" ] || rm -rf "$MAIL" "$OPLOG"
+  state_dir operator >/dev/null; state_dir mail >/dev/null; mkdir -p "$OPLOG"
   # postlogd writes the Postfix log as postfix; Dovecot's log process writes its own as root.
   chown postfix "$OPLOG"
   for f in postfix.log dovecot.log; do ln -sfn "$OPLOG/$f" "$LOG_DIR/$f"; done
-  # Say it once, plainly, when the checkout is one the daemons could not have reached.
-  runuser -u nobody -- test -x "$SANDBOX" 2>/dev/null || say "operator state in $STATE (the mail daemons cannot traverse $SANDBOX)"
+  say_state_dir operator
 }
 
 configure_postfix() {

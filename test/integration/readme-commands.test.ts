@@ -1,7 +1,7 @@
 // The commands the README shows, run as a reader would type them, so the guide cannot drift from the product.
 // Every line of the README's sh/bash blocks must be one this file knows how to check; each is then run verbatim.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -129,6 +129,11 @@ describe('the commands the README shows', () => {
     const noneOpen = async () => !(await Promise.all(Object.values(ports).map(portOpen))).some(Boolean);
     afterAll(() => {
       run('npm run sandbox -- down', env);
+      // The daemons' state went to /var/lib/mssgw-sandbox/<id> (deploy/local/lib.sh), linked from the sandbox.
+      for (const link of ['operator', 'mail']) {
+        const target = path.join(dir, link);
+        if (existsSync(target)) rmSync(path.dirname(realpathSync(target)), { recursive: true, force: true });
+      }
       rmSync(dir, { recursive: true, force: true });
     });
 
