@@ -91,3 +91,29 @@ state_dir() {
 say_state_dir() {
   runuser -u nobody -- test -x "$SANDBOX" 2>/dev/null || say "$1 state in $SANDBOX_STATE (its daemons cannot traverse $SANDBOX)"
 }
+
+# The sandbox's test CA ($SANDBOX/pki/ca.pem), which signs the operator's and PostgreSQL's server certificates and
+# the mailboxes' client certificates. A new CA (none yet, or one expiring within 30 days) drops what the old signed.
+sandbox_ca() {
+  local pki="$SANDBOX/pki"
+  if [ ! -f "$pki/ca.pem" ] || ! openssl x509 -checkend 2592000 -noout -in "$pki/ca.pem" >/dev/null; then
+    say "generating the test PKI in $pki"
+    rm -rf "$pki"/*.pem "$pki"/*.key "$pki/clients"; mkdir -p "$pki/clients"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/O=MSSGW Sandbox/CN=MSSGW Sandbox Test CA" \
+      -keyout "$pki/ca.key" -out "$pki/ca.pem" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    chmod 600 "$pki/ca.key"
+  fi
+}
+
+# server_cert NAME CN: $SANDBOX/pki/NAME.pem and .key, a server certificate from the sandbox CA for CN, localhost and
+# 127.0.0.1 (kept while the CA is).
+server_cert() {
+  local pki="$SANDBOX/pki"
+  sandbox_ca
+  [ -f "$pki/$1.pem" ] && return 0
+  openssl req -newkey rsa:2048 -nodes -subj "/O=MSSGW Sandbox/CN=$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 825 -out "$pki/$1.pem" \
+    -extfile <(printf 'subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' "$2") 2>/dev/null
+  rm -f "$pki/$1.csr"; chmod 600 "$pki/$1.key"
+}

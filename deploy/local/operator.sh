@@ -20,19 +20,7 @@ ECDHE_SUITES="ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-
 
 make_pki() {
   mkdir -p "$PKI/clients" "$SECRETS"; chmod 700 "$SECRETS"
-  if [ ! -f "$PKI/ca.pem" ] || ! openssl x509 -checkend 2592000 -noout -in "$PKI/ca.pem" >/dev/null; then
-    say "generating the test PKI in $PKI"
-    rm -rf "$PKI"/*.pem "$PKI"/*.key "$PKI/clients"/*; mkdir -p "$PKI/clients"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/O=MSSGW Sandbox/CN=MSSGW Sandbox Test CA" \
-      -keyout "$PKI/ca.key" -out "$PKI/ca.pem" -addext "basicConstraints=critical,CA:TRUE" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  fi
-  if [ ! -f "$PKI/operator.pem" ]; then
-    openssl req -newkey rsa:2048 -nodes -subj "/O=MSSGW Sandbox/CN=mail.operator.test" -keyout "$PKI/operator.key" -out "$PKI/operator.csr" 2>/dev/null
-    openssl x509 -req -in "$PKI/operator.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial -days 825 -out "$PKI/operator.pem" \
-      -extfile <(printf 'subjectAltName=DNS:mail.operator.test,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n') 2>/dev/null
-    rm -f "$PKI/operator.csr"
-  fi
+  server_cert operator mail.operator.test
   for mb in $MAILBOXES; do
     if [ ! -f "$PKI/clients/$mb.pem" ]; then
       openssl req -newkey rsa:2048 -nodes -subj "/O=CHU Demo/OU=BAL applicative/CN=$mb" -keyout "$PKI/clients/$mb.key" -out "$PKI/clients/$mb.csr" 2>/dev/null

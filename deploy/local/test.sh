@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# npm test: type-check, lint, then the whole suite against the real Redis, Kafka, Postfix, Dovecot and Prometheus.
+# npm test: type-check, lint, then the whole suite against the real Redis, PostgreSQL, Kafka, Postfix, Dovecot and Prometheus.
 source "$(dirname "$0")/lib.sh"
 bash "$LOCAL_DIR/bootstrap.sh"
 bash "$LOCAL_DIR/helm.sh" install
-exec bash "$LOCAL_DIR/with-sandbox.sh" "redis kafka operator prometheus" bash -c '
+exec bash "$LOCAL_DIR/with-sandbox.sh" "redis postgres kafka operator prometheus" bash -c '
   set -e
   echo "[test] type-check"; tsc -p tsconfig.json
   echo "[test] lint"; eslint --max-warnings 0 .

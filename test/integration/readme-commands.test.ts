@@ -32,7 +32,7 @@ const KINDS = {
   demoKeepRunning: /^npm run demo -- --keep-running$/,
   // The suite itself: this file runs inside it.
   test: /^npm test$/,
-  sandbox: /^npm run sandbox -- (up|status|down)( (redis|kafka|operator|prometheus))*$/,
+  sandbox: /^npm run sandbox -- (up|status|down)( (redis|postgres|kafka|operator|prometheus))*$/,
   help: /^(services\/gateway\/bin\/mssgw|npm run mssgw --) --help$/,
   start: /^npm run mssgw -- start( [a-z]+)*$/,
   parse: /^npm run mssgw -- parse \S+\.hl7( --json)?$/,
@@ -121,16 +121,16 @@ describe('the commands the README shows', () => {
   });
 
   describe('npm run sandbox, on a sandbox of its own', () => {
-    // A throwaway sandbox on other ports, Redis and the operator only, so the suite's own sandbox is never touched.
+    // A throwaway sandbox on other ports, without Kafka and Prometheus, so the suite's own sandbox is never touched.
     const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-readme-sandbox-'));
-    const ports = { MSSGW_SANDBOX_REDIS_PORT: 26379, MSSGW_SANDBOX_SMTP_PORT: 20587, MSSGW_SANDBOX_SMTP_INJECT_PORT: 20025, MSSGW_SANDBOX_IMAP_PORT: 20143 };
-    const env = { MSSGW_SANDBOX: dir, MSSGW_SANDBOX_COMPONENTS: 'redis operator', ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
+    const ports = { MSSGW_SANDBOX_REDIS_PORT: 26379, MSSGW_SANDBOX_POSTGRES_PORT: 25432, MSSGW_SANDBOX_SMTP_PORT: 20587, MSSGW_SANDBOX_SMTP_INJECT_PORT: 20025, MSSGW_SANDBOX_IMAP_PORT: 20143 };
+    const env = { MSSGW_SANDBOX: dir, MSSGW_SANDBOX_COMPONENTS: 'redis postgres operator', ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
     const allOpen = async () => (await Promise.all(Object.values(ports).map(portOpen))).every(Boolean);
     const noneOpen = async () => !(await Promise.all(Object.values(ports).map(portOpen))).some(Boolean);
     afterAll(() => {
       run('npm run sandbox -- down', env);
       // The daemons' state went to /var/lib/mssgw-sandbox/<id> (deploy/local/lib.sh), linked from the sandbox.
-      for (const link of ['operator', 'mail']) {
+      for (const link of ['operator', 'mail', 'postgres']) {
         const target = path.join(dir, link);
         if (existsSync(target)) rmSync(path.dirname(realpathSync(target)), { recursive: true, force: true });
       }
@@ -152,7 +152,7 @@ describe('the commands the README shows', () => {
           expect(run('npm run sandbox -- status', env).code).not.toBe(0);
         } else {
           expect(r.code, `${command}\n${r.err}`).toBe(0);
-          expect(r.out).toMatch(/redis up|operator up/);
+          expect(r.out).toMatch(/redis up|postgres up|operator up/);
         }
       }
       // The README's sequence ends stopped; the operator's state was kept where its daemons could reach it.
