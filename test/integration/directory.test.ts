@@ -1,12 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildZip } from '@mssgw/mssante';
 import {
-  DirectoryImportError, DirectoryStore, DirectoryUnavailableError, EXTRACTION_HEADER, FhirDirectory, importExtraction, readExtraction,
-  type DirectoryMailbox, type RejectedRow,
+  DirectoryImportError, DirectoryStore, DirectoryUnavailableError, EXTRACTION_HEADER, FhirDirectory, generateExtraction, generatedFiness, generatedRpps,
+  importExtraction, readExtraction, type DirectoryMailbox, type RejectedRow,
 } from '@mssgw/directory';
 import { connectRedis, type Redis } from '@mssgw/queue';
 import { WhitelistError, WhitelistKeeper } from '@mssgw/whitelist';
@@ -46,6 +48,7 @@ describe('directory: the Annuaire Santé extraction in Redis', () => {
     const report = await importExtraction(store, FIXTURE);
     expect(report).toMatchObject({ rows: 13, mailboxes: 8, rejected: 4, rejectedByReason: { 'mailbox-type': 1, 'column-count': 1, address: 1, 'no-key': 1 } });
     expect(report.rejections.map((r) => [r.line, r.reason])).toEqual([[6, 'mailbox-type'], [10, 'column-count'], [11, 'address'], [14, 'no-key']]);
+    expect(report.rejectedLines).toEqual({ 'mailbox-type': [6], 'column-count': [10], address: [11], 'no-key': [14] });
     expect(report.sourceSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(await store.info()).toMatchObject({ mailboxes: 8, source: path.basename(FIXTURE) });
   });
@@ -100,6 +103,85 @@ describe('directory: the Annuaire Santé extraction in Redis', () => {
     await expect(s.import(rowsOf([]), { name: 'second' })).rejects.toThrow(DirectoryImportError);
     await expect(slow).resolves.toMatchObject({ mailboxes: 100 });
   });
+
+  it('imports the extraction as people have it: BOM, trailing |, CRLF, LF and CR mixed; a short or long row is rejected by its line', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mssgw-directory-test-'));
+    const file = path.join(dir, 'Extraction_Correspondance_MSSante_202612010400.txt');
+    const row = (n: number) => perRow(`dr${n}@edited.mssante.test`, `8${10_000_000_000 + n}`);
+    await writeFile(file, [
+      `\uFEFF${EXTRACTION_HEADER}|\r\n`, // 1
+      `${row(1)}|\r\n`, // 2
+      `${row(2)}\n`, // 3: no trailing |, LF
+      '\r\n', // 4: blank
+      `${row(3).split('|').slice(0, 29).join('|')}|\r\n`, // 5: too few fields
+      `${row(4)}|FRANCE|\r\n`, // 6: too many fields
+      `${row(5)}|\r`, // 7: a lone CR
+      `${row(6)}|`, // 8: no line end at all
+    ].join(''));
+    try {
+      const s = new DirectoryStore(redis, `test-directory-edited-${tag()}`);
+      const report = await importExtraction(s, file);
+      expect(report).toMatchObject({ rows: 6, mailboxes: 4, rejected: 2, rejectedByReason: { 'column-count': 2 }, rejectedLines: { 'column-count': [5, 6] } });
+      expect(report.rejections).toEqual([
+        { line: 5, reason: 'column-count', detail: '30 fields, expected 31 (or 31 and a trailing |)' },
+        { line: 6, reason: 'column-count', detail: '33 fields, expected 31 (or 31 and a trailing |)' },
+      ]);
+      for (const n of [1, 2, 5, 6]) expect(await s.findPractitioner(String(10_000_000_000 + n), 'RPPS')).toEqual([expect.objectContaining({ address: `dr${n}@edited.mssante.test`, family: 'X' })]);
+      expect(await s.findPractitioner('10000000003', 'RPPS')).toEqual([]);
+      // What the router and `mssgw directory info` read keeps the line numbers too.
+      expect(await s.info()).toMatchObject({ rejectedLines: { 'column-count': [5, 6] } });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('imports a 535,000-row extraction with a BOM, trailing | and CRLF in at most 30 s, every row accepted', async () => {
+    const rows = 535_000;
+    const dir = await mkdtemp(path.join(tmpdir(), 'mssgw-directory-test-'));
+    const file = path.join(dir, 'Extraction_Correspondance_MSSante_202612010400.txt');
+    const prefix = `test-directory-full-${tag()}`;
+    const s = new DirectoryStore(redis, prefix);
+    let generation: string | undefined;
+    try {
+      const out = createWriteStream(file);
+      await generateExtraction(out, { rows, bom: true, trailingPipe: true, lineEnd: '\r\n' });
+      await new Promise((resolve) => out.end(resolve));
+      const fh = await open(file);
+      const head = (await fh.read(Buffer.alloc(2048), 0, 2048, 0)).buffer.toString('utf8');
+      await fh.close();
+      expect(head.startsWith('\uFEFFType de BAL|')).toBe(true);
+      expect(head.split('\r\n').slice(0, 3).every((l) => l.endsWith('|') && !l.includes('\n'))).toBe(true);
+
+      const progress: number[] = [];
+      const started = performance.now();
+      const report = await importExtraction(s, file, { onProgress: (p) => progress.push(p.rows) });
+      const seconds = (performance.now() - started) / 1000;
+      generation = report.generation;
+      console.log(`directory import: ${rows} rows in ${seconds.toFixed(1)} s (${Math.round(rows / seconds)} rows/s)`);
+      expect(report).toMatchObject({ rows, mailboxes: rows, rejected: 0, rejectedByReason: {} });
+      expect(seconds).toBeLessThanOrEqual(30);
+      expect(progress).toHaveLength(rows / 1_000);
+      expect(progress.at(-1)).toBe(rows);
+
+      // The generator's practitioners: one per PER row, except that one row in ten is the previous one's second mailbox.
+      let practitioners = 0;
+      for (let i = 1; i <= rows; i++) if (i % 7 !== 0 && i % 10 !== 1) practitioners++;
+      expect(await s.findPractitioner(generatedRpps(practitioners), 'RPPS')).toEqual([expect.objectContaining({ type: 'PER', postalCode: expect.stringMatching(/^750\d\d$/) as unknown })]);
+      expect(await s.findPractitioner(generatedRpps(practitioners + 1), 'RPPS')).toEqual([]);
+      const second = await s.findPractitioner(generatedRpps(8), 'RPPS');
+      expect(second.map((m) => m.address).sort()).toEqual([expect.stringMatching(/\.8\.s11@/), expect.stringMatching(/\.8@/)]);
+      // Structure 0's service mailboxes are on rows 35,000, 70,000 ... 525,000: from the start to the end of the file.
+      const services = await s.findStructure(generatedFiness(0), 'FINESS');
+      const serviceRows = services.map((m) => Number(/^secretariat\.s0\.(\d+)@/.exec(m.address)?.[1])).sort((a, b) => a - b);
+      expect(serviceRows).toEqual(Array.from({ length: 15 }, (_, k) => 35_000 * (k + 1)));
+      const last = services.find((m) => m.address.includes('.525000@'))!;
+      expect(await s.findAddress(last.address)).toEqual([expect.objectContaining({ type: 'ORG', structureName: 'CENTRE HOSPITALIER 0' })]);
+    } finally {
+      // Half a million fields: not left behind in the shared Redis.
+      if (generation) await redis.unlink(`${prefix}:{dir}:g:${generation}:rec`, `${prefix}:{dir}:g:${generation}:idx`, `${prefix}:{dir}:current`, `${prefix}:{dir}:info`);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('downloads and imports the zipped extraction from a URL', async () => {
     const zip = buildZip([{ name: 'Extraction_Correspondance_MSSante_202611260400.txt', content: readFileSync(FIXTURE) }], new Date());

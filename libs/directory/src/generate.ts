@@ -16,6 +16,10 @@ export interface GeneratorOptions {
   rows: number;
   /** Every n-th row is malformed (wrong column count or bad address), to exercise the reject report; 0 for none. */
   invalidEvery?: number;
+  /** The file as people have it after an export or an edit: a UTF-8 BOM, a `|` ending every line, CRLF line ends. */
+  bom?: boolean;
+  trailingPipe?: boolean;
+  lineEnd?: '\n' | '\r\n';
 }
 
 const FAMILY = ['MARTIN', 'BERNARD', 'DUBOIS', 'THOMAS', 'ROBERT', 'RICHARD', 'PETIT', 'DURAND', 'LEROY', 'MOREAU', 'SIMON', 'LAURENT', 'LEFÈVRE', 'MICHEL', 'GARCIA', 'DAVID'];
@@ -35,7 +39,8 @@ export async function generateExtraction(out: Writable, options: GeneratorOption
   const write = async (s: string) => {
     if (!out.write(s)) await once(out, 'drain');
   };
-  await write(`${EXTRACTION_HEADER}\n`);
+  const end = `${options.trailingPipe ? '|' : ''}${options.lineEnd ?? '\n'}`;
+  await write(`${options.bom ? '\uFEFF' : ''}${EXTRACTION_HEADER}${end}`);
   let chunk = '';
   let practitioner = 0;
   for (let i = 1; i <= options.rows; i++) {
@@ -57,10 +62,11 @@ export async function generateExtraction(out: Writable, options: GeneratorOption
         'DR', family, given, 'C', 'Civil', '10', 'Médecin', 'SM54', 'Médecine générale', 'O', `CABINET ${structure}`, '', ...place];
     }
     if (options.invalidEvery && i % options.invalidEvery === 0) {
-      if ((i / options.invalidEvery) % 2) fields.pop();
+      // Two fields short: one short with a trailing `|` would be a well-formed row with an empty last column.
+      if ((i / options.invalidEvery) % 2) fields.length -= 2;
       else fields[1] = 'not-an-address';
     }
-    chunk += `${fields.join('|')}\n`;
+    chunk += `${fields.join('|')}${end}`;
     if (chunk.length > 1 << 16) {
       await write(chunk);
       chunk = '';

@@ -1,12 +1,12 @@
 import { readExtraction } from './extraction.ts';
 import { openExtraction } from './source.ts';
-import type { DirectoryStore, ImportReport } from './store.ts';
+import type { DirectoryStore, ImportOptions, ImportReport } from './store.ts';
 
 /** Opens an extraction (file, zip or URL), imports it as the new directory and closes it, whatever happens. */
 export async function importExtraction(
   store: DirectoryStore,
   location: string,
-  options: { minRatio?: number; force?: boolean } = {},
+  options: ImportOptions = {},
 ): Promise<ImportReport> {
   const source = await openExtraction(location);
   try {

@@ -1,6 +1,11 @@
-export { readExtraction, readHeader, readRow, isRejected, EXTRACTION_COLUMNS, type DirectoryMailbox, type MailboxType, type RejectedRow } from './extraction.ts';
+export {
+  readExtraction, readHeader, readRow, isRejected, LineSplitter, ExtractionFormatError, EXTRACTION_COLUMNS, MAX_LINE_BYTES,
+  type DirectoryMailbox, type ExtractionHeader, type MailboxType, type RejectedRow, type RejectionReason,
+} from './extraction.ts';
 export { practitionerKeys, structureKeys, rowKeys } from './keys.ts';
-export { DirectoryStore, DirectoryImportError, type DirectoryInfo, type ImportReport } from './store.ts';
+export { DirectoryStore, DirectoryImportError, REJECTED_LINES_KEPT, type DirectoryInfo, type ImportOptions, type ImportProgress, type ImportReport } from './store.ts';
+export { formatProgress, progressLine, type ProgressLine, type ProgressStream } from './progress.ts';
+export { describeRejections } from './summary.ts';
 export { openExtraction, ExtractionSourceError, type ExtractionSource } from './source.ts';
 export { chooseMailbox, type MailboxChoice } from './choice.ts';
 export { generateExtraction, generatedRpps, generatedFiness, EXTRACTION_HEADER, type GeneratorOptions } from './generate.ts';

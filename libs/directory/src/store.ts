@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { RedisScript, type Redis } from '@mssgw/queue';
-import { isRejected, type DirectoryMailbox, type RejectedRow } from './extraction.ts';
+import { isRejected, type DirectoryMailbox, type RejectedRow, type RejectionReason } from './extraction.ts';
 import { practitionerKeys, rowKeys, structureKeys } from './keys.ts';
 
 /** What the current directory was loaded from, and how the load went. */
@@ -12,14 +12,36 @@ export interface DirectoryInfo {
   rows: number;
   mailboxes: number;
   rejected: number;
-  rejectedByReason: Partial<Record<RejectedRow['reason'], number>>;
+  /** Every rejected row counted, by reason. */
+  rejectedByReason: Partial<Record<RejectionReason, number>>;
+  /** Line numbers of the first rejected rows of each reason (at most REJECTED_LINES_KEPT each). */
+  rejectedLines?: Partial<Record<RejectionReason, number[]>>;
   durationMs: number;
 }
 
 export interface ImportReport extends DirectoryInfo {
-  /** The first rejected rows (line number and reason, never the row itself). */
+  /** The first rejected rows of each reason, with their detail (line number and reason, never the row itself). */
   rejections: RejectedRow[];
 }
+
+/** How far an import has gone, for a progress display. */
+export interface ImportProgress {
+  rows: number;
+  rejected: number;
+}
+
+export interface ImportOptions {
+  /** Below this share of the current directory's mailboxes the new one is not swapped in (default 0.5). */
+  minRatio?: number;
+  force?: boolean;
+  /** Called every PROGRESS_EVERY rows while the extraction is read. */
+  onProgress?: (progress: ImportProgress) => void;
+}
+
+/** Bounds of what an import keeps about rejected rows: a broken file must not fill memory or the info key. */
+export const REJECTED_LINES_KEPT = 20;
+const REJECTIONS_KEPT = 100;
+const PROGRESS_EVERY = 1_000;
 
 export class DirectoryImportError extends Error {
   override name = 'DirectoryImportError';
@@ -101,7 +123,6 @@ class BatchWriter {
     await Promise.all(this.pending.splice(0));
   }
 }
-const KEPT_REJECTIONS = 1_000;
 
 /**
  * The MSSanté directory in Redis, one generation per import: `g:<gen>:rec` (address → its rows) and `g:<gen>:idx`
@@ -130,7 +151,7 @@ export class DirectoryStore {
   async import(
     rows: AsyncIterable<DirectoryMailbox | RejectedRow>,
     source: { name: string; sha256?: () => string | undefined },
-    options: { minRatio?: number; force?: boolean } = {},
+    options: ImportOptions = {},
   ): Promise<ImportReport> {
     const started = Date.now();
     const lock = `${this.base}import-lock`;
@@ -153,16 +174,19 @@ export class DirectoryStore {
       const moreAddresses = new Map<string, string[]>();
       const rejections: RejectedRow[] = [];
       const rejectedByReason: ImportReport['rejectedByReason'] = {};
+      const rejectedLines: NonNullable<ImportReport['rejectedLines']> = {};
       const writer = new BatchWriter(this.redis);
       let total = 0;
       let rejected = 0;
       let mailboxes = 0;
       for await (const row of rows) {
         total++;
+        if (options.onProgress && total % PROGRESS_EVERY === 0) options.onProgress({ rows: total, rejected });
         if (isRejected(row)) {
           rejected++;
-          rejectedByReason[row.reason] = (rejectedByReason[row.reason] ?? 0) + 1;
-          if (rejections.length < KEPT_REJECTIONS) rejections.push(row);
+          const count = (rejectedByReason[row.reason] = (rejectedByReason[row.reason] ?? 0) + 1);
+          if (count <= REJECTIONS_KEPT) rejections.push(row);
+          if (count <= REJECTED_LINES_KEPT) (rejectedLines[row.reason] ??= []).push(row.line);
           continue;
         }
         const json = JSON.stringify(row);
@@ -190,7 +214,10 @@ export class DirectoryStore {
       await this.merge(idx, moreAddresses, ' ');
       const previous = await this.info();
       const minRatio = options.minRatio ?? 0.5;
-      if (!options.force && mailboxes === 0) throw new DirectoryImportError(`no mailbox in ${source.name} (${total} rows, ${rejected} rejected)`);
+      if (!options.force && mailboxes === 0) {
+        const why = Object.entries(rejectedLines).map(([reason, lines]) => `${rejectedByReason[reason as RejectionReason]} ${reason} from line ${lines[0]}`);
+        throw new DirectoryImportError(`no mailbox in ${source.name} (${total} rows, ${rejected} rejected${why.length ? `: ${why.join(', ')}` : ''})`);
+      }
       if (!options.force && previous && mailboxes < previous.mailboxes * minRatio) {
         throw new DirectoryImportError(
           `${source.name} has ${mailboxes} mailboxes, fewer than ${Math.round(minRatio * 100)}% of the current directory's ${previous.mailboxes}: not swapped (force to override)`,
@@ -199,7 +226,7 @@ export class DirectoryStore {
       const sha = source.sha256?.();
       const info: DirectoryInfo = {
         generation, importedAt: Date.now(), source: source.name, ...(sha ? { sourceSha256: sha } : {}),
-        rows: total, mailboxes, rejected, rejectedByReason, durationMs: Date.now() - started,
+        rows: total, mailboxes, rejected, rejectedByReason, rejectedLines, durationMs: Date.now() - started,
       };
       const old = await this.redis.get(`${this.base}current`);
       await this.redis.multi().set(`${this.base}current`, generation).set(`${this.base}info`, JSON.stringify(info)).exec();

@@ -15,7 +15,8 @@ interface Task {
 process.once('message', (task: Task) => {
   const redis = connectRedis(task.redis);
   importExtraction(new DirectoryStore(redis, task.prefix), task.location, { minRatio: task.minRatio })
-    .then(({ rejections, ...report }) => process.send!({ ok: true, report, firstRejections: rejections.slice(0, 20) }))
+    // The report carries the rejected rows counted by reason with their first line numbers; their details stay here.
+    .then(({ rejections: _details, ...report }) => process.send!({ ok: true, report }))
     .catch((err: Error) => process.send!({ ok: false, error: `${err.name}: ${err.message}` }))
     .finally(() => void redis.quit().finally(() => process.disconnect()));
 });
