@@ -91,5 +91,10 @@ describe('rejection summary', () => {
       '  address: line 9: the mailbox address is missing or malformed',
     ]);
     expect(describeRejections({ rejected: 0, rejectedByReason: {}, rejectedLines: {}, rejections: [] })).toEqual(['0 rows rejected']);
+    // From the stored info: line numbers, no details.
+    expect(describeRejections({ rejected: 2, rejectedByReason: { 'no-key': 2 }, rejectedLines: { 'no-key': [3, 8] } })).toEqual([
+      '2 rows rejected: no-key 2',
+      '  no-key: lines 3, 8',
+    ]);
   });
 });
