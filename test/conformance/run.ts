@@ -5,9 +5,12 @@ import { checkReceiptsCorpus } from './receipts-corpus.ts';
 const reports = checkHl7Corpus();
 const count = (v: string) => reports.filter((r) => r.verdict === v).length;
 console.log(`HL7v2 corpora (${CORPORA}):`);
-for (const r of reports) console.log(`  ${r.verdict.padEnd(16)} ${String(r.compared).padStart(4)} values  ${r.file}${r.policy ? `  [refused by rule: ${r.policy}]` : ''}${r.problems.length ? `\n      ${r.problems.join('\n      ')}` : ''}`);
+for (const r of reports) {
+  const notes = `${r.warnings.length ? `  [warnings: ${r.warnings.join(', ')}]` : ''}${r.policy ? `  [refused by rule: ${r.policy}]` : ''}`;
+  console.log(`  ${r.verdict.padEnd(16)} ${String(r.compared).padStart(4)} values  ${r.file}${notes}${r.problems.length ? `\n      ${r.problems.join('\n      ')}` : ''}`);
+}
 console.log(
-  `  ${reports.length} files: ${count('match')} match, ${count('repaired')} repaired, ${count('rejected-invalid')} refused as invalid, ` +
+  `  ${reports.length} files: ${count('match')} match, ${count('warned')} read with warnings, ${count('repaired')} repaired, ${count('rejected-invalid')} refused as invalid, ` +
     `${count('not-a-result')} not results, ${count('mismatch')} mismatches; ${reports.reduce((n, r) => n + r.compared, 0)} values compared`,
 );
 const r = await checkReceiptsCorpus();

@@ -1,4 +1,7 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Client as Hl7Client, Message } from 'node-hl7-client';
@@ -7,6 +10,7 @@ import { frame, MllpClient, MllpDecoder, parseAck } from '@mssgw/hl7';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection } from '@mssgw/runtime';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
+import { withCutMailBody } from '../support/damaged.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
 
@@ -27,7 +31,7 @@ describe('MLLP intake', () => {
     await c.connect();
     const bad = await c.send(result(`BAD-${t}`).replace('||||||F|\rPRT', '||||||D|\rPRT'));
     expect(bad.code).toBe('AE');
-    expect(bad.raw).toMatch(/\rERR\|\|OBX\^\d+\^11\|103\^Table value not found\^HL70357\|E\|\|\|\|OBX-11 "D" contradicts ORC-1 "NW"\r/);
+    expect(bad.raw).toMatch(/\rERR\|\|OBX\^\d+\^11\|103\^Table value not found\^HL70357\|E\|ACTION_MISMATCH\^[^|^]+\^99MSSGW\|\|\|OBX-11 "D" contradicts ORC-1 "NW"\r/);
     expect((await c.send(result(`OK-${t}`))).code).toBe('AA');
     await c.close();
   });
@@ -204,4 +208,57 @@ describe('intake when Redis does not answer', () => {
     await Promise.race([gateway.stop(), new Promise((r) => setTimeout(r, 3_000))]);
     dead.close();
   }, 30_000);
+});
+
+describe('intake tolerance, per source', () => {
+  const t = tag();
+  const patient = PATIENTS[0]!;
+  const doctor = { ...DOCTORS[0]!, address: `tol-${t}@cabinet-demo.mssante.test` };
+  const cutBody = (controlId: string) => withCutMailBody(makeCisisResult({ controlId, patient, doctors: [doctor], bodyPs: 'Cher confrère, voici le compte rendu.' }));
+  /** Professionals only, but not invisible to the patient: a combination the volet's table does not list. */
+  const unlisted = (controlId: string) =>
+    makeCisisResult({ controlId, patient, doctors: [doctor] })
+      .replace('INVISIBLE_PATIENT^Document Non Visible par le patient^MetaDMPMSS||Y', 'INVISIBLE_PATIENT^Document Non Visible par le patient^MetaDMPMSS||N');
+
+  it('answers AA with ERR W where the default tolerates, AE where a source is strict, and logs only reason codes', async () => {
+    const logFile = path.join(mkdtempSync(path.join(tmpdir(), 'mssgw-tol-')), 'gateway.log');
+    process.env['MSSGW_LOG_FILE'] = logFile;
+    const gateway = await startGateway(testConfig('tolerance', (c) => {
+      c.logLevel = 'info';
+      c.mllp.listeners.push({ ...c.mllp.listeners[0]!, source: 'ris-legacy' });
+      c.intake.tolerance['ris-legacy'] = { mailBody: 'reject', flagMatrix: 'lenient' };
+    }), ['intake']);
+    try {
+      const [lab, legacy] = gateway.intake!.listeners.map((l) => new MllpClient({ host: '127.0.0.1', port: l.port }));
+      await Promise.all([lab!.connect(), legacy!.connect()]);
+      const errs = (raw: string) => raw.split('\r').filter((l) => l.startsWith('ERR'));
+
+      const warned = await lab!.send(cutBody(`TOL1-${t}`));
+      expect(warned.code).toBe('AA');
+      expect(errs(warned.raw)).toEqual([expect.stringMatching(/^ERR\|\|OBX\^\d+\^5\|102\^Data type error\^HL70357\|W\|CORPSMAIL_BASE64\^[^|]+\|\|\|OBX 12 \(CORPSMAIL_PS\): its Base64 is cut short or invalid; ignored, the default body is sent$/)]);
+      expect(await gateway.ctx.status.resultsByControlId(`TOL1-${t}`)).toHaveLength(1);
+      expect((await lab!.send(unlisted(`TOL2-${t}`))).code).toBe('AE');
+
+      const strict = await legacy!.send(cutBody(`TOL3-${t}`));
+      expect([strict.code, errs(strict.raw)]).toEqual(['AE', [expect.stringMatching(/\|102\^Data type error\^HL70357\|E\|CORPSMAIL_BASE64\^/)]]);
+      const mapped = await legacy!.send(unlisted(`TOL4-${t}`));
+      expect([mapped.code, errs(mapped.raw)]).toEqual(['AA', [expect.stringMatching(/\|103\^Table value not found\^HL70357\|W\|FLAG_COMBINATION\^.*; sent to professionals only \(lenient mapping\)$/)]]);
+      await Promise.all([lab!.close(), legacy!.close()]);
+
+      // A Kafka record goes through the same intake: its outcome carries the warnings, and the log names their codes.
+      const kafka = await gateway.intake!.intake.accept(Buffer.from(cutBody(`TOL5-${t}`)), 'lab', 'kafka');
+      expect([kafka.code, kafka.warnings?.map((w) => w.reason)]).toEqual(['AA', ['mailBodyBase64']]);
+    } finally {
+      await gateway.stop();
+      delete process.env['MSSGW_LOG_FILE'];
+    }
+    const lines = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('result taken with warnings')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l['controlId'], l['transport'], l['warnings']])).toEqual([
+      [`TOL1-${t}`, 'mllp', ['CORPSMAIL_BASE64']],
+      [`TOL4-${t}`, 'mllp', ['FLAG_COMBINATION']],
+      [`TOL5-${t}`, 'kafka', ['CORPSMAIL_BASE64']],
+    ]);
+    const log = readFileSync(logFile, 'utf8');
+    for (const secret of [patient.family, patient.given, patient.ins, doctor.address]) expect(log, secret).not.toContain(secret);
+  }, 60_000);
 });

@@ -142,6 +142,26 @@ describe('CDA R2 level 1 wrapping and PDF rendering', () => {
     expect(h.pdf?.subarray(0, 5).toString()).toBe('%PDF-');
   });
 
+  it('wraps the structured values of a CI-SIS result whose report OBX is empty: in the CDA N1 and in the PDF sent', async () => {
+    const cisis = makeCisisResult({ controlId: 'EMPTY-ED', patient: PATIENTS[0]!, doctors: [DOCTORS[0]!] })
+      .replace(/\^TEXT\^XML\^Base64\^[A-Za-z0-9+/=]+/, '^TEXT^XML^Base64^')
+      .replace(/(OBX\|1\|ED\|[^\r]*\r)/, '$1OBX|2|NM|2823-3^Potassium^LN||5.9|mmol/L^mmol/L|3.5-5.1|H|||F\rOBX|3|ST|5778-6^Couleur^LN||Jaune paille||||||F\r');
+    const composed = await composeResult(Buffer.from(cisis), { config: config(), source: 'lab', allowsDomain, directory, now: NOW });
+    expect(composed.warnings.map((w) => w.reason)).toEqual(['edEmpty']);
+    const attachments = (await simpleParser(composed.mails[0]!.eml)).attachments;
+    const files = await unzip(attachments.find((a) => a.filename === 'IHE_XDM.ZIP')!.content);
+    const cda = [...files].find(([name]) => /SUBSET01\/(?!METADATA)[^/]+\.XML$/.test(name))![1];
+    expect(xsd('cda/CDA_extended.xsd', cda)).toBe('');
+    const wrapped = readCdaHeader(cda);
+    expect([wrapped.code, wrapped.templateIds]).toEqual(['11502-2', expect.arrayContaining(['1.3.6.1.4.1.19376.1.2.20'])]);
+    const pdfs = [wrapped.pdf!, attachments.find((a) => a.contentType === 'application/pdf')!.content];
+    for (const pdf of pdfs) {
+      const text = spawnSync('pdftotext', ['-', '-'], { input: pdf, encoding: 'utf8' }).stdout;
+      expect(text).toContain('Potassium: 5.9 mmol/L (ref. 3.5-5.1) [H]');
+      expect(text).toContain('Couleur: Jaune paille');
+    }
+  });
+
   it('renders French text readably (pdftotext), over several pages', () => {
     const lines = ['Hémoglobine glyquée : 6,1 % — coût 12 € ; Œdème', ...Array.from({ length: 70 }, (_, i) => `ligne ${i + 1}`)];
     const r = spawnSync('pdftotext', ['-', '-'], { input: renderTextPdf(lines), encoding: 'utf8' });

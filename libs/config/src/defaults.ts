@@ -40,6 +40,8 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
         { source: 'imaging', host: '127.0.0.1', port: 2576, maxMessageBytes: 32 * 1024 * 1024, idleTimeoutMs: 300_000 },
       ],
     },
+    // Every source reads with mailBody "warn" and flagMatrix "strict" unless listed here.
+    intake: { tolerance: {} },
     operator: {
       smtpHost: '127.0.0.1',
       smtpPort: 10587,

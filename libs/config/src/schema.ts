@@ -34,6 +34,31 @@ const MllpListener = z
   })
   .strict();
 
+/** How strictly one source's results are read at intake; a setting left out keeps its default. */
+const IntakeTolerance = z
+  .object({
+    mailBody: z
+      .enum(['warn', 'reject'])
+      .default('warn')
+      .describe(
+        'A CORPSMAIL_PS / CORPSMAIL_PATIENT body that cannot be read (Base64 cut short or invalid, bytes that are not text). ' +
+          '"warn": the result is taken, the mail carries the default body, the ACK is AA with an ERR segment of severity W ' +
+          '(CORPSMAIL_BASE64, CORPSMAIL_NOT_TEXT, CORPSMAIL_ENCODING). "reject": the result is refused with AE.',
+      ),
+    flagMatrix: z
+      .enum(['strict', 'lenient'])
+      .default('strict')
+      .describe(
+        "MetaDMPMSS flags in a combination the volet's MSSanté table does not list. \"strict\": refused with AE (FLAG_COMBINATION). " +
+          '"lenient", for a producer that cannot be fixed quickly: only the audiences the flags let see the document keep it, ' +
+          'none is added (professionals when DESTMSSANTEPS=Y and MASQUE_PS=N; the patient when DESTMSSANTEPAT=Y and ' +
+          'INVISIBLE_PATIENT, INVISIBLE_REP_LEGAUX and CONNEXION_SECRETE are N); the ACK is AA with an ERR of severity W ' +
+          '(FLAG_COMBINATION) naming the combination and who receives it; refused when nobody is left.',
+      ),
+  })
+  .strict();
+export type IntakeToleranceConfig = z.infer<typeof IntakeTolerance>;
+
 const oid = z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'expected an OID such as 1.2.250.1.999.1');
 const XdsCodeConfig = z.object({ code: z.string().min(1), displayName: z.string().min(1) }).strict();
 const domainName = z.string().regex(/^([a-z0-9-]+\.)+[a-z0-9-]{2,}$/i, 'expected a domain name');
@@ -123,6 +148,17 @@ export const GatewayConfigSchema = z
       .refine((k) => !k.sasl || k.tls, { message: 'kafka.sasl needs kafka.tls: a SASL password is never sent in clear', path: ['sasl'] }),
     http: z.object({ host: hostname, port: z.number().int().min(0).max(65535) }).strict(),
     mllp: z.object({ listeners: z.array(MllpListener) }).strict(),
+    intake: z
+      .object({
+        tolerance: z
+          .record(z.string().min(1), IntakeTolerance)
+          .describe(
+            'Per source (an MLLP listener\'s source, a Kafka envelope\'s source or topic name): how strictly its results are read. ' +
+              'A source left out reads with mailBody "warn" and flagMatrix "strict".',
+          ),
+      })
+      .strict()
+      .describe('What the intake tolerates in the results it receives.'),
     operator: z
       .object({
         smtpHost: hostname,

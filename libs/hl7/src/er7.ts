@@ -43,12 +43,12 @@ export class Er7Message {
 
   constructor(text: string) {
     const start = text.indexOf('MSH');
-    if (start < 0 || text.length < start + 8) throw new Hl7Error('segmentSequence', 'not an HL7 v2 message: no MSH segment', { segment: 'MSH' }, 'AR');
-    if (text.slice(0, start).trim() !== '') throw new Hl7Error('segmentSequence', 'the message must begin with MSH', { segment: 'MSH' }, 'AR');
+    if (start < 0 || text.length < start + 8) throw Hl7Error.of('notHl7', 'not an HL7 v2 message: no MSH segment', { segment: 'MSH' });
+    if (text.slice(0, start).trim() !== '') throw Hl7Error.of('notHl7', 'the message must begin with MSH', { segment: 'MSH' });
     const f = text[start + 3]!;
     const enc = text.slice(start + 4, start + 8);
     if (/[A-Za-z0-9\r\n]/.test(f) || enc.length < 4 || enc.includes(f)) {
-      throw new Hl7Error('segmentSequence', 'MSH-1/MSH-2 do not declare valid delimiters', { segment: 'MSH', sequence: 1, field: 2 }, 'AR');
+      throw Hl7Error.of('notHl7', 'MSH-1/MSH-2 do not declare valid delimiters', { segment: 'MSH', sequence: 1, field: 2 });
     }
     this.delimiters = { field: f, component: enc[0]!, repetition: enc[1]!, escape: enc[2]!, subcomponent: enc[3]! };
     // Some senders break long segments (at 4096 bytes, say): a line that does not start with a segment id

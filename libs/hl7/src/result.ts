@@ -1,7 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { decodeHl7 } from './encoding.ts';
 import { Er7Message, type Segment } from './er7.ts';
-import { Hl7Error } from './errors.ts';
+import { Hl7Error, warning, type ErrorLocation, type Hl7Warning, type ReasonName } from './errors.ts';
 
 /** Initial send, replacement or deletion of a document (ORC-1 NW/RO/CA ⇔ OBX-11 F/C/D ⇔ MDM T02/T10/T04). */
 export type ResultAction = 'initial' | 'replace' | 'delete';
@@ -107,7 +108,26 @@ export interface ResultMessage {
   reportStatuses: { status: string; segmentIndex: number }[];
   /** Every OBX as received: set id, value type, OBX-3 code, OBX-11 status, and for ED its decoded size and hash. */
   observations: Observation[];
+  /** What was tolerated (ACK AA with ERR of severity W): an unreadable mail body, an empty ED, a mapped flag combination. */
+  warnings: Hl7Warning[];
 }
+
+/**
+ * How strictly a source's results are read, per source in the configuration (intake.tolerance). The defaults take
+ * what the volet allows and refuse what would change who receives a result.
+ */
+export interface IntakeTolerance {
+  /** A CORPSMAIL_PS / CORPSMAIL_PATIENT that cannot be read: 'warn' sends the default body (AA + ERR W), 'reject' refuses the result (AE). */
+  mailBody: 'warn' | 'reject';
+  /** MetaDMPMSS flags outside the volet's table: 'strict' refuses (AE), 'lenient' maps them as lenientFlags says (AA + ERR W). */
+  flagMatrix: 'strict' | 'lenient';
+}
+export const DEFAULT_TOLERANCE: IntakeTolerance = { mailBody: 'warn', flagMatrix: 'strict' };
+
+/** Warnings kept per result: a hostile message with thousands of bad OBX still gets a bounded answer. */
+const MAX_WARNINGS = 20;
+/** Values quoted from the message into an error text are cut to this length. */
+const clip = (s: string, n = 24) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 export interface Observation {
   setId: string;
@@ -131,10 +151,10 @@ export const REQUIRED_FLAGS = [
   'MASQUE_PS', 'INVISIBLE_PATIENT', 'INVISIBLE_REP_LEGAUX', 'CONNEXION_SECRETE', 'MODIF_CONF_CODE', 'DESTDMP', 'DESTMSSANTEPS', 'DESTMSSANTEPAT',
 ] as const;
 
-/** Bytes as received → normalised result, or an Hl7Error carrying what the NACK must say. */
-export function parseResult(bytes: Buffer): ResultMessage {
+/** Bytes as received → normalised result (with its warnings), or an Hl7Error carrying what the NACK must say. */
+export function parseResult(bytes: Buffer, tolerance: IntakeTolerance = DEFAULT_TOLERANCE): ResultMessage {
   const decoded = decodeHl7(bytes);
-  return validateResult(readResult(new Er7Message(decoded.text), decoded.charset));
+  return validateResult(readResult(new Er7Message(decoded.text), decoded.charset, tolerance), tolerance);
 }
 
 /** Reads the MSH header alone (for ACKs of messages that fail later checks). */
@@ -153,24 +173,24 @@ export function readHeader(msg: Er7Message) {
   };
 }
 
-export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
+export function readResult(msg: Er7Message, charset = 'utf-8', tolerance: IntakeTolerance = DEFAULT_TOLERANCE): ResultMessage {
   const h = readHeader(msg);
-  if (!h.controlId) throw new Hl7Error('requiredFieldMissing', 'MSH-10 (message control id) is empty', { segment: 'MSH', sequence: 1, field: 10 });
+  if (!h.controlId) throw Hl7Error.of('controlIdMissing', 'MSH-10 (message control id) is empty', { segment: 'MSH', sequence: 1, field: 10 });
   if (!SUPPORTED_VERSIONS.test(h.version)) {
-    throw new Hl7Error('unsupportedVersionId', `HL7 version "${h.version}" is not supported (2.3 to 2.8)`, { segment: 'MSH', sequence: 1, field: 12 }, 'AR');
+    throw Hl7Error.of('versionUnsupported', `HL7 version "${clip(h.version)}" is not supported (2.3 to 2.8)`, { segment: 'MSH', sequence: 1, field: 12 });
   }
   if (h.messageType !== 'ORU' && h.messageType !== 'MDM') {
-    throw new Hl7Error('unsupportedMessageType', `message type "${h.messageType}" is not a result (ORU or MDM expected)`, { segment: 'MSH', sequence: 1, field: 9 }, 'AR');
+    throw Hl7Error.of('notAResult', `message type "${clip(h.messageType)}" is not a result (ORU or MDM expected)`, { segment: 'MSH', sequence: 1, field: 9 });
   }
   if (h.messageType === 'ORU' && h.event !== 'R01') {
-    throw new Hl7Error('unsupportedEventCode', `event "${h.event}" is not supported for ORU (R01 expected)`, { segment: 'MSH', sequence: 1, field: 9, component: 2 }, 'AR');
+    throw Hl7Error.of('eventUnsupported', `event "${clip(h.event)}" is not supported for ORU (R01 expected)`, { segment: 'MSH', sequence: 1, field: 9, component: 2 });
   }
   if (h.messageType === 'MDM' && !(h.event in MDM_ACTIONS)) {
-    throw new Hl7Error('unsupportedEventCode', `event "${h.event}" is not supported for MDM (T02, T10 or T04 expected)`, { segment: 'MSH', sequence: 1, field: 9, component: 2 }, 'AR');
+    throw Hl7Error.of('eventUnsupported', `event "${clip(h.event)}" is not supported for MDM (T02, T10 or T04 expected)`, { segment: 'MSH', sequence: 1, field: 9, component: 2 });
   }
   const profile = /CISIS_CDA_HL7_V2/i.test(h.profile) ? 'cisis' : 'raw';
   const pid = msg.first('PID');
-  if (!pid) throw new Hl7Error('segmentSequence', 'PID segment missing', { segment: 'PID' });
+  if (!pid) throw Hl7Error.of('pidMissing', 'PID segment missing', { segment: 'PID' });
 
   const observations = msg.all('OBX');
   const documents: ReportDocument[] = [];
@@ -181,6 +201,10 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
   let inDestPatient = false;
 
   const observationList: Observation[] = [];
+  const warnings: Hl7Warning[] = [];
+  const warn = (w: Hl7Warning) => void (warnings.length < MAX_WARNINGS && warnings.push(w));
+  /** ED OBX with no data: skipped when the other OBX carry the report. */
+  const emptyEds: Segment[] = [];
   for (const seg of msg.segments) {
     if (seg.id === 'NTE' && inDestPatient && msg.get(seg, 4).trim().toUpperCase() === 'FIN') noReplyToPatient = true;
     if (seg.id !== 'OBX') continue;
@@ -189,26 +213,28 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
     inDestPatient = code === 'DESTMSSANTEPAT';
     const observation: Observation = { setId: msg.get(seg, 1), valueType: Er7Message.raw(seg, 2), code, status: Er7Message.raw(seg, 11), segmentIndex: seg.index };
     observationList.push(observation);
+    const audience = system === 'MetaDMPMSS' ? MAIL_BODIES[code] : undefined;
+    if (audience) {
+      const body = readMailBody(msg, seg, charset, tolerance.mailBody, warn);
+      if (body.ed) observation.ed = body.ed;
+      if (body.text !== undefined) mailBody[audience] = body.text;
+      continue;
+    }
     // Decoded once: Base64 and SHA-256 are most of the cost of reading a result.
     const ed = observation.valueType === 'ED' ? decodeEd(msg, seg) : undefined;
     if (ed) observation.ed = { bytes: ed.bytes, sha256: ed.sha256 };
     if (system === 'MetaDMPMSS') {
-      if (code === 'CORPSMAIL_PS' || code === 'CORPSMAIL_PATIENT') {
-        const text = (ed ?? decodeEd(msg, seg)).content.toString('utf8');
-        if (code === 'CORPSMAIL_PS') mailBody.professional = text;
-        else mailBody.patient = text;
-      } else {
-        const v = msg.get(seg, 5, 1).toUpperCase();
-        if (v !== 'Y' && v !== 'N') {
-          throw new Hl7Error('tableValueNotFound', `flag ${code} must be Y or N, got "${v}"`, { segment: 'OBX', sequence: seg.index, field: 5 });
-        }
-        flags[code === 'ACK_LECTURE' ? 'ACK_LECTURE_MSS' : code] = v === 'Y';
+      const v = msg.get(seg, 5, 1).toUpperCase();
+      if (v !== 'Y' && v !== 'N') {
+        throw Hl7Error.of('flagValue', `flag ${clip(code)} must be Y or N, got "${clip(v)}"`, { segment: 'OBX', sequence: seg.index, field: 5 });
       }
+      flags[code === 'ACK_LECTURE' ? 'ACK_LECTURE_MSS' : code] = v === 'Y';
       continue;
     }
     const valueType = Er7Message.raw(seg, 2);
     if (ed) {
-      documents.push(ed);
+      if (ed.bytes > 0) documents.push(ed);
+      else emptyEds.push(seg);
       statuses.push({ status: Er7Message.raw(seg, 11), segment: seg });
     } else if (valueType === 'TX' || valueType === 'FT') {
       statuses.push({ status: Er7Message.raw(seg, 11), segment: seg });
@@ -219,7 +245,7 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
   const textLines = observations
     .filter((s) => ['TX', 'FT'].includes(Er7Message.raw(s, 2)))
     .flatMap((s) => msg.repetitions(Er7Message.raw(s, 5)).map((r) => msg.unescape(r)));
-  if (documents.length === 0 && textLines.length > 0) {
+  if (documents.length === 0 && textLines.some((l) => l.trim() !== '')) {
     const first = observations.find((s) => ['TX', 'FT'].includes(Er7Message.raw(s, 2)))!;
     const content = Buffer.from(textLines.join('\n'), 'utf8');
     documents.push({
@@ -237,8 +263,14 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
       code: msg.get(msg.first('OBR'), 4, 1), label: msg.get(msg.first('OBR'), 4, 2), segmentIndex: structured[0]!.index,
     });
   }
+  const empty = emptyEds[0];
   if (documents.length === 0) {
-    throw new Hl7Error('requiredFieldMissing', 'no report in the message (no OBX result)', { segment: 'OBX' });
+    throw empty
+      ? Hl7Error.of('noReport', `the report is empty: OBX ${clip(msg.get(empty, 1))} holds no data and no other OBX carries a result`, { segment: 'OBX', sequence: empty.index, field: 5 })
+      : Hl7Error.of('noReport', 'no report in the message (no OBX result)', { segment: 'OBX' });
+  }
+  for (const seg of emptyEds) {
+    warn(warning('edEmpty', `OBX ${clip(msg.get(seg, 1))}: empty ED skipped; the report is sent from the other OBX`, { segment: 'OBX', sequence: seg.index, field: 5 }));
   }
 
   const orderControl = msg.get(msg.first('ORC'), 1);
@@ -274,7 +306,46 @@ export function readResult(msg: Er7Message, charset = 'utf-8'): ResultMessage {
     reportStatuses: statuses.map((x) => ({ status: x.status, segmentIndex: x.segment.index })),
     observations: observationList,
     urgent: isUrgent(msg),
+    warnings,
   };
+}
+
+const MAIL_BODIES: Partial<Record<string, keyof ResultMessage['mailBody']>> = { CORPSMAIL_PS: 'professional', CORPSMAIL_PATIENT: 'patient' };
+
+/**
+ * A producer's mail body (CORPSMAIL_PS / CORPSMAIL_PATIENT). It only replaces the default text of the mail, so one that
+ * cannot be read (Base64 cut short, bytes that are not text) is dropped with a warning and the default body goes
+ * instead; the source setting mailBody 'reject' refuses the result. An empty one is no body at all.
+ */
+function readMailBody(msg: Er7Message, seg: Segment, charset: string, mode: IntakeTolerance['mailBody'], warn: (w: Hl7Warning) => void): { text?: string; ed?: Observation['ed'] } {
+  const where: ErrorLocation = { segment: 'OBX', sequence: seg.index, field: 5 };
+  let problem: { reason: ReasonName; why: string } | undefined;
+  let ed: ReportDocument | undefined;
+  try {
+    ed = decodeEd(msg, seg);
+  } catch (err) {
+    if (!(err instanceof Hl7Error)) throw err;
+    problem = err.reason === 'edEncoding'
+      ? { reason: 'mailBodyEncoding', why: 'its ED encoding is not Base64, A or empty' }
+      : { reason: 'mailBodyBase64', why: 'its Base64 is cut short or invalid' };
+  }
+  const text = ed && bodyText(ed.content, charset);
+  if (ed && text === undefined) problem = { reason: 'mailBodyNotText', why: 'it does not decode to text' };
+  if (problem) {
+    const what = `OBX ${clip(msg.get(seg, 1))} (${msg.get(seg, 3, 1)}): ${problem.why}`;
+    if (mode === 'reject') throw Hl7Error.of(problem.reason, what, where);
+    warn(warning(problem.reason, `${what}; ignored, the default body is sent`, where));
+  }
+  return { ...(ed ? { ed: { bytes: ed.bytes, sha256: ed.sha256 } } : {}), ...(text?.trim() ? { text } : {}) };
+}
+
+/** C0 control characters other than tab, line feed, form feed and carriage return (and DEL): not a mail body. */
+const CONTROL = /(?![\t\n\f\r\u0080-\u009f])\p{Cc}/u;
+
+/** UTF-8 (the volet's charset), else the message's own 8-bit charset; undefined when the bytes are not text. */
+function bodyText(bytes: Buffer, charset: string): string | undefined {
+  const text = isUtf8(bytes) ? bytes.toString('utf8').replace(/^\uFEFF/, '') : charset === 'utf-8' ? undefined : new TextDecoder(charset).decode(bytes);
+  return text === undefined || CONTROL.test(text) ? undefined : text;
 }
 
 function renderObservation(msg: Er7Message, s: Segment): string {
@@ -288,40 +359,96 @@ function renderObservation(msg: Er7Message, s: Segment): string {
 
 /**
  * The rules of the CI-SIS volet and of the gateway on a read result: the action must be the same in ORC-1, OBX-11
- * and the MDM event; a CI-SIS result carries its MetaDMPMSS flags in an allowed combination.
+ * and the MDM event; a CI-SIS result carries its MetaDMPMSS flags in an allowed combination (or, for a source set to
+ * flagMatrix 'lenient', one mapped by lenientFlags, with a warning).
  */
-export function validateResult(r: ResultMessage): ResultMessage {
+export function validateResult(r: ResultMessage, tolerance: IntakeTolerance = DEFAULT_TOLERANCE): ResultMessage {
   const fromOrc = ORC_ACTIONS[r.orderControl];
   if (r.profile === 'cisis' && r.messageType === 'ORU' && !fromOrc) {
-    throw new Hl7Error('tableValueNotFound', `ORC-1 "${r.orderControl}" is not NW, RO or CA`, { segment: 'ORC', sequence: 1, field: 1 });
+    throw Hl7Error.of('orderControl', `ORC-1 "${clip(r.orderControl)}" is not NW, RO or CA`, { segment: 'ORC', sequence: 1, field: 1 });
   }
   const fromEvent = r.messageType === 'MDM' ? MDM_ACTIONS[r.event] : undefined;
   if (fromOrc && fromEvent && fromOrc !== fromEvent) {
-    throw new Hl7Error('tableValueNotFound', `ORC-1 "${r.orderControl}" contradicts the event ${r.event}`, { segment: 'ORC', sequence: 1, field: 1 });
+    throw Hl7Error.of('actionMismatch', `ORC-1 "${r.orderControl}" contradicts the event ${r.event}`, { segment: 'ORC', sequence: 1, field: 1 });
   }
   for (const { status, segmentIndex } of r.reportStatuses) {
     const fromObx = OBX_ACTIONS[status];
     if (fromObx && fromObx !== r.action) {
-      const against = fromEvent ? `the event ${r.event}` : `ORC-1 "${r.orderControl}"`;
-      throw new Hl7Error('tableValueNotFound', `OBX-11 "${status}" contradicts ${against}`, { segment: 'OBX', sequence: segmentIndex, field: 11 });
+      const against = fromEvent ? `the event ${r.event}` : `ORC-1 "${clip(r.orderControl)}"`;
+      throw Hl7Error.of('actionMismatch', `OBX-11 "${status}" contradicts ${against}`, { segment: 'OBX', sequence: segmentIndex, field: 11 });
     }
   }
   if (r.documents.every((d) => d.bytes === 0)) {
-    throw new Hl7Error('requiredFieldMissing', 'the report is empty (OBX-5 holds no data)', { segment: 'OBX', sequence: r.documents[0]?.segmentIndex ?? 1, field: 5 });
+    throw Hl7Error.of('noReport', 'the report is empty (OBX-5 holds no data)', { segment: 'OBX', sequence: r.documents[0]?.segmentIndex ?? 1, field: 5 });
   }
   if (r.profile === 'cisis') {
     for (const name of REQUIRED_FLAGS) {
-      if (!(name in r.flags)) throw new Hl7Error('requiredFieldMissing', `MetaDMPMSS flag ${name} is missing`, { segment: 'OBX' });
+      if (!(name in r.flags)) throw Hl7Error.of('flagMissing', `MetaDMPMSS flag ${name} is missing`, { segment: 'OBX' });
     }
     // The volet fixes their order; object keys keep the order the flags came in.
     const order = Object.keys(r.flags).filter((k) => (REQUIRED_FLAGS as readonly string[]).includes(k));
     const misplaced = order.findIndex((k, i) => k !== REQUIRED_FLAGS[i]);
     if (misplaced >= 0) {
-      throw new Hl7Error('segmentSequence', `MetaDMPMSS flags out of order: ${order[misplaced]} where ${REQUIRED_FLAGS[misplaced]} is expected`, { segment: 'OBX' });
+      throw Hl7Error.of('flagOrder', `MetaDMPMSS flags out of order: ${order[misplaced]} where ${REQUIRED_FLAGS[misplaced]} is expected`, { segment: 'OBX' });
     }
-    checkFlagMatrix(r.flags);
+    const problem = flagCombinationProblem(r.flags);
+    if (problem) {
+      const at = r.observations.find((o) => o.code === problem.flags[0]);
+      const where: ErrorLocation = at ? { segment: 'OBX', sequence: at.segmentIndex, field: 5 } : { segment: 'OBX' };
+      if (tolerance.flagMatrix !== 'lenient') throw Hl7Error.of('flagCombination', problem.text, where);
+      const mapped = lenientFlags(r.flags);
+      if (!mapped) throw Hl7Error.of('flagCombination', `${problem.text}; the lenient mapping leaves no MSSanté recipient`, where);
+      return { ...r, flags: mapped.flags, warnings: [...r.warnings, warning('flagCombination', `${problem.text}; sent to ${mapped.audience} (lenient mapping)`, where)] };
+    }
   }
   return r;
+}
+
+const yn = (b: boolean | undefined) => (b ? 'Y' : 'N');
+
+/**
+ * The volet's MSSanté table (§3.3), one row per audience: what the other flags must say for it. "Les cas non
+ * représentés génèrent un message d'erreur"; DESTMSSANTEPS=N with DESTMSSANTEPAT=N is DMP only, nothing for MSSanté.
+ */
+const MSSANTE_ROWS: readonly { ps: boolean; pat: boolean; audience: string; needs: Readonly<Record<string, boolean>> }[] = [
+  { ps: true, pat: true, audience: 'professionals and patient', needs: { MASQUE_PS: false, INVISIBLE_PATIENT: false, INVISIBLE_REP_LEGAUX: false } },
+  // ANS examples of this row set INVISIBLE_REP_LEGAUX=Y along with INVISIBLE_PATIENT=Y: both values are taken.
+  { ps: true, pat: false, audience: 'professionals only', needs: { MASQUE_PS: false, INVISIBLE_PATIENT: true } },
+  { ps: false, pat: true, audience: 'patient only', needs: { INVISIBLE_PATIENT: false, CONNEXION_SECRETE: false, DESTDMP: false } },
+];
+
+/** What is wrong with a combination the table does not list: the combination, the row it claims and the flags that row needs. */
+function flagCombinationProblem(f: Record<string, boolean>): { text: string; flags: string[] } | undefined {
+  const ps = Boolean(f['DESTMSSANTEPS']);
+  const pat = Boolean(f['DESTMSSANTEPAT']);
+  const row = MSSANTE_ROWS.find((x) => x.ps === ps && x.pat === pat);
+  const wrong = row ? Object.entries(row.needs).filter(([k, v]) => Boolean(f[k]) !== v) : [];
+  if (!row || !wrong.length) return undefined;
+  const combination = REQUIRED_FLAGS.map((k) => `${k}=${yn(f[k])}`).join(' ');
+  return {
+    flags: wrong.map(([k]) => k),
+    text: `MetaDMPMSS combination not in the volet's MSSanté table: ${combination}; the row "${row.audience}" needs ${wrong.map(([k, v]) => `${k}=${yn(v)}`).join(' ')}`,
+  };
+}
+
+/** The allowed MSSanté combinations of the ANS volet (§3.3); any other combination is refused. */
+export function checkFlagMatrix(f: Record<string, boolean>): void {
+  const problem = flagCombinationProblem(f);
+  if (problem) throw Hl7Error.of('flagCombination', problem.text, { segment: 'OBX' });
+}
+
+/**
+ * flagMatrix 'lenient', for producers that cannot be fixed quickly. A combination the table does not list keeps
+ * only the audiences its own flags let see the document, and never gains one: professionals when DESTMSSANTEPS=Y
+ * and MASQUE_PS=N; the patient when DESTMSSANTEPAT=Y and INVISIBLE_PATIENT, INVISIBLE_REP_LEGAUX and
+ * CONNEXION_SECRETE are all N. DESTMSSANTEPS and DESTMSSANTEPAT are set to what is kept, the other flags stay as
+ * sent. Undefined when nobody is left (the result is then refused).
+ */
+export function lenientFlags(f: Record<string, boolean>): { flags: Record<string, boolean>; audience: string } | undefined {
+  const ps = Boolean(f['DESTMSSANTEPS']) && !f['MASQUE_PS'];
+  const pat = Boolean(f['DESTMSSANTEPAT']) && !f['INVISIBLE_PATIENT'] && !f['INVISIBLE_REP_LEGAUX'] && !f['CONNEXION_SECRETE'];
+  const row = MSSANTE_ROWS.find((x) => x.ps === ps && x.pat === pat);
+  return row ? { flags: { ...f, DESTMSSANTEPS: ps, DESTMSSANTEPAT: pat }, audience: row.audience } : undefined;
 }
 
 function decodeEd(msg: Er7Message, seg: Segment): ReportDocument {
@@ -343,14 +470,14 @@ function decodeEd(msg: Er7Message, seg: Segment): ReportDocument {
     if (text.length % 4 !== 0 || content.length !== (text.length / 4) * 3 - padding || text.includes('-') || text.includes('_')) {
       const clean = text.replace(/\s+/g, '');
       if (clean.length % 4 !== 0 || !BASE64.test(clean)) {
-        throw new Hl7Error('dataType', `OBX ${msg.get(seg, 1)}: the Base64 data of ${msg.get(seg, 3, 1) || 'the document'} is not valid Base64`, where);
+        throw Hl7Error.of('edBase64', `OBX ${clip(msg.get(seg, 1))}: the Base64 data of ${clip(msg.get(seg, 3, 1), 40) || 'the document'} is not valid Base64`, where);
       }
       content = Buffer.from(clean, 'base64');
     }
   } else if (encoding === 'A' || encoding === '' || encoding === 'ASCII') {
     content = Buffer.from(msg.unescape(data), 'utf8');
   } else {
-    throw new Hl7Error('tableValueNotFound', `OBX ${msg.get(seg, 1)}: unsupported ED encoding "${encoding}"`, { ...where, component: 4 });
+    throw Hl7Error.of('edEncoding', `OBX ${clip(msg.get(seg, 1))}: unsupported ED encoding "${clip(encoding)}"`, { ...where, component: 4 });
   }
   const head = content.subarray(0, 512).toString('latin1');
   const kind: DocumentKind = head.startsWith('%PDF')
@@ -375,20 +502,6 @@ function readAction(type: string, event: string, orderControl: string, statuses:
   if (fromOrc) return fromOrc;
   for (const st of statuses) if (OBX_ACTIONS[st]) return OBX_ACTIONS[st];
   return 'initial';
-}
-
-/** The allowed MSSanté combinations of the ANS volet (§3.3); any other combination is refused. */
-export function checkFlagMatrix(f: Record<string, boolean>): void {
-  const ps = f['DESTMSSANTEPS'];
-  const pat = f['DESTMSSANTEPAT'];
-  if (!ps && !pat) return; // DMP only: nothing for MSSanté, recorded as such by the router
-  const both = ps && pat && !f['MASQUE_PS'] && !f['INVISIBLE_PATIENT'] && !f['INVISIBLE_REP_LEGAUX'];
-  // ANS examples of this row set INVISIBLE_REP_LEGAUX=Y along with INVISIBLE_PATIENT=Y: both values are taken.
-  const psOnly = ps && !pat && !f['MASQUE_PS'] && f['INVISIBLE_PATIENT'];
-  const patOnly = !ps && pat && !f['INVISIBLE_PATIENT'] && !f['CONNEXION_SECRETE'] && !f['DESTDMP'];
-  if (both || psOnly || patOnly) return;
-  const set = Object.entries(f).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none';
-  throw new Hl7Error('tableValueNotFound', `MetaDMPMSS flags form a combination the volet does not allow for MSSanté (set: ${set})`, { segment: 'OBX' });
 }
 
 function readPatient(msg: Er7Message, pid: Segment): Patient {

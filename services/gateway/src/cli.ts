@@ -10,7 +10,8 @@ import { composeResult } from './compose.ts';
 import {
   DirectoryStore, describeRejections, generateExtraction, importExtraction, practitionerKeys, progressLine, structureKeys, type DirectoryMailbox,
 } from '@mssgw/directory';
-import { Hl7Error, parseResult } from '@mssgw/hl7';
+import { describeWarnings, Hl7Error, parseResult, type ErrorLocation } from '@mssgw/hl7';
+import { toleranceOf } from '@mssgw/intake';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
 import { closeContext, createContext, redisEndpoint } from '@mssgw/runtime';
@@ -25,8 +26,10 @@ Usage:
                                              (every process serves /healthz and /metrics)
   mssgw demo [--keep-running] [--config FILE] send the shipped sample results through the sandbox
                                              operator and print each recipient's outcome
-  mssgw parse FILE [--json]                  print the normalised result of an HL7 file, or the
-                                             error its NACK would carry (exit status 2)
+  mssgw parse FILE [--json] [--source S]     print the normalised result of an HL7 file and what its
+                                             ACK would warn about, or the error its NACK would carry
+                                             (exit status 2); --source reads it as that source's
+                                             listener does (intake.tolerance)
   mssgw compose FILE.hl7 --out DIR [--source S] write the .eml files the gateway would send for a result
                                              (configured rules, liste blanche, and the directory when
                                              Redis answers); one line per mail; nothing is sent
@@ -71,6 +74,9 @@ const fail = (message: string, code = 1): never => {
   console.error(`mssgw: ${message}`);
   process.exit(code);
 };
+
+/** " at OBX[22]-5": where an ERR segment points, as parse and compose print it. */
+const at = (l: ErrorLocation | null | undefined) => (l ? ` at ${l.segment}${l.sequence ? `[${l.sequence}]` : ''}${l.field ? `-${l.field}` : ''}` : '');
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -119,13 +125,14 @@ async function main(argv: string[]): Promise<void> {
     case 'parse': {
       const file = rest[0] ?? fail('parse needs a FILE', 2);
       try {
-        const r = parseResult(readFileSync(file));
+        const r = parseResult(readFileSync(file), values.source ? toleranceOf(config(), values.source) : undefined);
         const out = {
           messageType: `${r.messageType}^${r.event}`, version: r.version, controlId: r.controlId, profile: r.profile, action: r.action,
           patient: { ins: r.patient.ins ?? null, ipp: r.patient.ipp ?? null, identityReliability: r.patient.identityReliability ?? null },
           participants: r.participants.map((p) => ({ role: p.role, kind: p.kind, id: p.id ?? null, idType: p.idType ?? null, address: p.address ?? null })),
           documents: r.documents.map((d) => ({ kind: d.kind, code: d.code, bytes: d.bytes, sha256: d.sha256 })),
           flags: r.flags,
+          warnings: describeWarnings(r.warnings),
         };
         if (values.json) console.log(JSON.stringify(out, null, 2));
         else {
@@ -134,12 +141,12 @@ async function main(argv: string[]): Promise<void> {
           for (const p of out.participants) console.log(`  ${p.role.padEnd(11)} ${p.kind.padEnd(12)} ${p.idType ?? ''} ${p.id ?? ''} ${p.address ?? ''}`);
           for (const d of out.documents) console.log(`  document ${d.kind} ${d.code} ${d.bytes} bytes sha256 ${d.sha256}`);
           console.log(`  flags ${Object.entries(out.flags).map(([k, v]) => `${k}=${v ? 'Y' : 'N'}`).join(' ') || 'none'}`);
+          for (const w of out.warnings) console.log(`  warning ${w.code}${at(w.location)}: ${w.text}`);
         }
       } catch (err) {
         if (err instanceof Hl7Error) {
-          const where = err.location ? ` at ${err.location.segment}${err.location.sequence ? `[${err.location.sequence}]` : ''}${err.location.field ? `-${err.location.field}` : ''}` : '';
-          if (values.json) console.log(JSON.stringify({ error: { ack: err.ackCode, code: err.code, condition: err.condition, location: err.location ?? null, text: err.message } }, null, 2));
-          else console.error(`mssgw: ${err.ackCode} ${err.code}${where}: ${err.message}`);
+          if (values.json) console.log(JSON.stringify({ error: { ack: err.ackCode, code: err.code, reason: err.reasonCode || null, condition: err.condition, location: err.location ?? null, text: err.message } }, null, 2));
+          else console.error(`mssgw: ${err.ackCode} ${err.code}${at(err.location)}: ${err.message}${err.reasonCode ? ` [${err.reasonCode}]` : ''}`);
           process.exit(2);
         }
         throw err;
@@ -171,9 +178,10 @@ async function main(argv: string[]): Promise<void> {
           console.log(`${m.file}  ${m.spec.audience}  to ${m.spec.to.join(', ')}  "${m.spec.subject}"  ${m.eml.length} bytes`);
         }
         for (const r of composed.refusals) console.log(`refused  ${r.address ?? `${r.origin}:${r.id ?? '-'}`}  ${r.reason}: ${r.detail}`);
+        for (const w of describeWarnings(composed.warnings)) console.log(`warning  ${w.code}${at(w.location)}: ${w.text}`);
         console.log(`${composed.mails.length} mail(s) written to ${out}, ${composed.refusals.length} recipient(s) refused; nothing sent`);
       } catch (err) {
-        if (err instanceof Hl7Error) fail(`${err.ackCode} ${err.code}: ${err.message}`, 2);
+        if (err instanceof Hl7Error) fail(`${err.ackCode} ${err.code}: ${err.message}${err.reasonCode ? ` [${err.reasonCode}]` : ''}`, 2);
         throw err;
       } finally {
         redis.disconnect();

@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '@mssgw/config';
 import type { PractitionerDirectory } from '@mssgw/directory';
-import { parseResult } from '@mssgw/hl7';
+import { parseResult, type Hl7Warning } from '@mssgw/hl7';
+import { toleranceOf } from '@mssgw/intake';
 import { buildEml, documentSettings, planResult } from '@mssgw/mssante';
 import { resultIdOf, type MailSpec, type QueuedResult } from '@mssgw/queue';
 import { policyForSource, type Refusal } from '@mssgw/routing';
@@ -27,6 +28,8 @@ export interface ComposedResult {
   result: QueuedResult;
   mails: ComposedMail[];
   refusals: Refusal[];
+  /** What the listener would tolerate in this result (its ACK: AA with ERR segments of severity W). */
+  warnings: Hl7Warning[];
 }
 
 /**
@@ -34,7 +37,8 @@ export interface ComposedResult {
  * code as the running services, offline. Throws Hl7Error for a message the listener would refuse.
  */
 export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<ComposedResult> {
-  const parsed = parseResult(bytes);
+  // Read as the source's listener reads it (its intake.tolerance).
+  const { warnings, ...parsed } = parseResult(bytes, toleranceOf(o.config, o.source));
   const result: QueuedResult = { ...parsed, documents: parsed.documents.map(({ content: _c, ...d }) => d) };
   const resultId = resultIdOf(result);
   const now = o.now ?? Date.now();
@@ -55,5 +59,5 @@ export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<C
   const contents = plan.content?.contents ?? new Map<string, Buffer>();
   const specs = plan.mails;
   const mails = specs.map((spec) => ({ file: `${spec.mailId}.eml`, spec, eml: buildEml(spec, contents, new Date(now)) }));
-  return { resultId, result, mails, refusals: plan.decision.refusals };
+  return { resultId, result, mails, refusals: plan.decision.refusals, warnings };
 }

@@ -3,7 +3,7 @@ import { startKafkaIntake, type KafkaIntake } from './kafka-consumer.ts';
 import { startMllpListener, type MllpListener } from './mllp-listener.ts';
 import { ResultIntake } from './pipeline.ts';
 
-export { ResultIntake, type IntakeOutcome, type Transport } from './pipeline.ts';
+export { ResultIntake, toleranceOf, type IntakeOutcome, type Transport } from './pipeline.ts';
 export { startMllpListener, type MllpListener } from './mllp-listener.ts';
 export { startKafkaIntake, ResultEnvelopeV1 } from './kafka-consumer.ts';
 

@@ -2,6 +2,7 @@ import type { Batch, Consumer, KafkaMessage, Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { GatewayConfig } from '@mssgw/config';
 import { kafkaClient } from '@mssgw/runtime';
+import { Reason } from '@mssgw/hl7';
 import { metrics, type Logger } from '@mssgw/telemetry';
 import type { ResultIntake } from './pipeline.ts';
 
@@ -40,6 +41,8 @@ interface RecordOutcome {
   controlId: string;
   reason: string;
   errorCode: string;
+  /** The gateway's stable reason code (FLAG_COMBINATION, ENVELOPE_INVALID...), '' when the refusal has none. */
+  reasonCode: string;
   transient: boolean;
 }
 
@@ -104,9 +107,13 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
     try {
       const { bytes, source } = unwrap(message.value ?? Buffer.alloc(0), topic);
       const o = await intake.accept(bytes, source, 'kafka');
-      return { message, code: o.code, controlId: o.controlId, reason: o.error?.message ?? '', errorCode: o.error?.code ?? '', transient: o.error?.condition === 'applicationError' };
+      // Warnings of a result taken are logged (codes only) by the intake, for both transports.
+      return {
+        message, code: o.code, controlId: o.controlId, reason: o.error?.message ?? '', errorCode: o.error?.code ?? '', reasonCode: o.error?.reasonCode ?? '',
+        transient: o.error?.condition === 'applicationError',
+      };
     } catch (err) {
-      return { message, code: 'AR', controlId: '', reason: `invalid envelope: ${(err as Error).message}`, errorCode: '', transient: false };
+      return { message, code: 'AR', controlId: '', reason: `invalid envelope: ${(err as Error).message}`, errorCode: '', reasonCode: Reason.envelopeInvalid.code, transient: false };
     }
   };
 
@@ -124,15 +131,15 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
   const deadLetter = async (topic: string, partition: number, dead: RecordOutcome[]) => {
     await producer.send({
       topic: config.kafka.deadLetterTopic,
-      messages: dead.map(({ message, code, reason, errorCode }) => ({
+      messages: dead.map(({ message, code, reason, errorCode, reasonCode }) => ({
         key: message.key, value: message.value,
         headers: {
-          'mssgw-error': reason, 'mssgw-ack-code': code, 'mssgw-error-code': errorCode,
+          'mssgw-error': reason, 'mssgw-ack-code': code, 'mssgw-error-code': errorCode, 'mssgw-reason': reasonCode,
           'mssgw-source-topic': topic, 'mssgw-source-partition': String(partition), 'mssgw-source-offset': message.offset,
         },
       })),
     });
-    for (const o of dead) log.warn({ topic, partition, offset: o.message.offset, controlId: o.controlId, reason: o.reason }, 'Kafka result dead-lettered');
+    for (const o of dead) log.warn({ topic, partition, offset: o.message.offset, controlId: o.controlId, reasonCode: o.reasonCode, reason: o.reason }, 'Kafka result dead-lettered');
   };
 
   const commit = async (topic: string, partition: number, offset: bigint) => {

@@ -38,7 +38,7 @@ export async function startMllpListener(config: MllpListenerConfig, intake: Resu
             if (!socket.destroyed) socket.write(frame(outcome.ack));
             metrics.ackLatency.observe({ transport: 'mllp' }, (performance.now() - arrivedAt) / 1000);
           } else if (event.type === 'oversized') {
-            const err = new Hl7Error('applicationError', `message of ${event.bytes} bytes exceeds the ${config.maxMessageBytes}-byte limit`, undefined, 'AR');
+            const err = Hl7Error.of('tooLarge', `message of ${event.bytes} bytes exceeds the ${config.maxMessageBytes}-byte limit`);
             metrics.resultsRejected.inc({ source: config.source, transport: 'mllp', code: err.code });
             if (!socket.destroyed) socket.write(frame(buildAck(undefined, 'AR', err)));
           } else {

@@ -1,5 +1,9 @@
 import { Queue } from 'bullmq';
-import { buildAck, decodeHl7, Er7Message, Hl7Error, readHeader, readResult, validateResult, type AckCode, type AckTarget } from '@mssgw/hl7';
+import type { GatewayConfig } from '@mssgw/config';
+import {
+  buildAck, decodeHl7, DEFAULT_TOLERANCE, Er7Message, Hl7Error, Reason, readHeader, readResult, validateResult, type AckCode, type AckTarget,
+  type Hl7Warning, type IntakeTolerance,
+} from '@mssgw/hl7';
 import { afterIssuedWrites, existing, QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import type { ServiceContext } from '@mssgw/runtime';
 import type { ResultRecord } from '@mssgw/status';
@@ -126,6 +130,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** How strictly a source's results are read: its intake.tolerance entry, else the defaults (mailBody warn, flagMatrix strict). */
+export function toleranceOf(config: GatewayConfig, source: string): IntakeTolerance {
+  return config.intake.tolerance[source] ?? DEFAULT_TOLERANCE;
+}
+
 export interface IntakeOutcome {
   code: AckCode;
   /** The ACK to send back (MLLP) or to attach to a dead-letter record (Kafka). */
@@ -134,6 +143,8 @@ export interface IntakeOutcome {
   resultId?: string;
   duplicate?: boolean;
   error?: Hl7Error;
+  /** What was tolerated in a result taken (AA): also in the ACK as ERR segments of severity W. */
+  warnings?: Hl7Warning[];
 }
 
 /**
@@ -170,7 +181,8 @@ export class ResultIntake {
       const decoded = decodeHl7(bytes);
       const msg = new Er7Message(decoded.text);
       target = readHeader(msg);
-      const result = validateResult(readResult(msg, decoded.charset));
+      const tolerance = toleranceOf(this.ctx.config, source);
+      const { warnings, ...result } = validateResult(readResult(msg, decoded.charset, tolerance), tolerance);
       // The same sender and control id is the same result, whichever listener or topic brought it.
       const resultId = resultIdOf(result);
       const record: ResultRecord = {
@@ -188,11 +200,15 @@ export class ResultIntake {
         this.ctx.log.info({ controlId: result.controlId, resultId }, 'duplicate result acknowledged, not sent again');
       }
       metrics.resultsAcknowledged.inc({ source, transport });
-      return { code: 'AA', ack: buildAck(target, 'AA'), controlId: result.controlId, resultId, duplicate };
+      if (warnings.length) {
+        // Codes and locations only: the texts name segments and flags, and no patient data reaches a log line.
+        this.ctx.log.warn({ controlId: result.controlId, resultId, source, transport, warnings: warnings.map((w) => Reason[w.reason].code) }, 'result taken with warnings');
+      }
+      return { code: 'AA', ack: buildAck(target, 'AA', undefined, warnings), controlId: result.controlId, resultId, duplicate, warnings };
     } catch (err) {
-      const error = err instanceof Hl7Error ? err : new Hl7Error('applicationError', `the gateway could not queue the result: ${(err as Error).message}`);
+      const error = err instanceof Hl7Error ? err : Hl7Error.of('queueUnavailable', `the gateway could not queue the result: ${(err as Error).message}`);
       metrics.resultsRejected.inc({ source, transport, code: error.code });
-      this.ctx.log.warn({ controlId: target?.controlId, source, transport, code: error.code, ack: error.ackCode, reason: error.message }, 'result refused');
+      this.ctx.log.warn({ controlId: target?.controlId, source, transport, code: error.code, reasonCode: error.reasonCode, ack: error.ackCode, reason: error.message }, 'result refused');
       return { code: error.ackCode, ack: buildAck(target, error.ackCode, error), controlId: target?.controlId ?? '', error };
     }
   }
