@@ -241,6 +241,8 @@ async function main(argv: string[]): Promise<void> {
           const info = await store.info();
           if (!info) fail('no directory loaded yet (mssgw directory import FILE, or directory.extraction in the configuration)', 3);
           console.log(values.json ? JSON.stringify(info, null, 2) : `${info!.mailboxes} mailboxes from ${info!.source}, imported ${new Date(info!.importedAt).toISOString()} (${info!.rejected} rows rejected)`);
+          // Where the rejected rows are, also after a scheduled import (the router's, whose output is in its logs).
+          if (!values.json && info!.rejected) for (const line of describeRejections(info!).slice(1)) console.log(line);
         } else fail('usage: mssgw directory import FILE|URL | lookup ID [--type T] | info | generate FILE [--rows N]', 2);
       } finally {
         await closeContext(ctx);
