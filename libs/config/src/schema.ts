@@ -13,24 +13,26 @@ const SecretRef = z
   .refine((s) => Boolean(s.file) !== Boolean(s.env), { message: 'give exactly one of "file" or "env"' });
 export type SecretRef = z.infer<typeof SecretRef>;
 
+// Every key carries its meaning in .describe(): docs/configuration.md is generated from them (npm run config-doc).
 const TlsServerOptions = z
   .object({
-    certFile: filePath,
-    keyFile: filePath,
-    /** When set, clients must present a certificate signed by this CA (mutual TLS). */
-    clientCaFile: filePath.optional(),
+    certFile: filePath.describe("The listener's certificate (PEM file)."),
+    keyFile: filePath.describe("The listener's private key (PEM file)."),
+    clientCaFile: filePath.optional().describe('When set, clients must present a certificate signed by this CA (mutual TLS).'),
   })
   .strict();
 
 const MllpListener = z
   .object({
-    /** Source name recorded with every result received on this listener (e.g. "lab-sil", "ris"). */
-    source: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a lower-case name such as "lab-sil"'),
-    host: hostname,
-    port: z.number().int().min(0).max(65535),
-    maxMessageBytes: z.number().int().positive(),
-    idleTimeoutMs: z.number().int().positive(),
-    tls: TlsServerOptions.optional(),
+    source: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a lower-case name such as "lab-sil"')
+      .describe('Source name recorded with every result received on this listener (e.g. "lab-sil", "ris"); routing rules and mailboxes refer to it.'),
+    host: hostname.describe('Address the listener binds to.'),
+    port: z.number().int().min(0).max(65535).describe('TCP port of the listener (0: any free port).'),
+    maxMessageBytes: z.number().int().positive().describe('A frame larger than this is refused with AR (TOO_LARGE).'),
+    idleTimeoutMs: z.number().int().positive().describe('A connection that sends nothing for this long is closed.'),
+    tls: TlsServerOptions.optional().describe('TLS on this listener; without it the listener speaks plain MLLP.'),
   })
   .strict();
 
@@ -60,7 +62,9 @@ const IntakeTolerance = z
 export type IntakeToleranceConfig = z.infer<typeof IntakeTolerance>;
 
 const oid = z.string().regex(/^[0-2](\.(0|[1-9]\d*))+$/, 'expected an OID such as 1.2.250.1.999.1');
-const XdsCodeConfig = z.object({ code: z.string().min(1), displayName: z.string().min(1) }).strict();
+const XdsCodeConfig = z
+  .object({ code: z.string().min(1).describe('The code, in its value set.'), displayName: z.string().min(1).describe("The code's label.") })
+  .strict();
 const domainName = z.string().regex(/^([a-z0-9-]+\.)+[a-z0-9-]{2,}$/i, 'expected a domain name');
 
 /** Who may be sent a result: PRT RCT recipients, ordering and copied practitioners, the reader, the patient. */
@@ -69,34 +73,40 @@ export type RecipientRole = z.infer<typeof RecipientRole>;
 
 const SourceRouting = z
   .object({
-    /** Roles served per result type; a type left out uses the defaults (PRT RCT for CI-SIS, ordering + copies for raw). */
-    roles: z.object({ lab: z.array(RecipientRole), imaging: z.array(RecipientRole), other: z.array(RecipientRole) }).partial().strict(),
-    /** Kind of result when the document code does not say (LOINC 11502-2 lab, 18748-4 imaging). */
-    resultType: z.enum(['lab', 'imaging', 'other']).optional(),
-    /** Organisational mailbox that receives a practitioner's copy when the directory has no mailbox for them. */
-    defaultMailbox: mailAddress.optional(),
-    /** Structures of the sending site (FINESS, national structure ids): their mailboxes are preferred. */
-    siteStructureIds: z.array(z.string().min(1)),
+    roles: z
+      .object({
+        lab: z.array(RecipientRole).describe('Roles served for lab results.'),
+        imaging: z.array(RecipientRole).describe('Roles served for imaging results.'),
+        other: z.array(RecipientRole).describe('Roles served for other results.'),
+      })
+      .partial()
+      .strict()
+      .describe(
+        'Roles served per result type, among recipient (PRT RCT), ordering, copy, interpreter and patient; a type left out uses the defaults (PRT RCT for CI-SIS, ordering + copies for raw results).',
+      ),
+    resultType: z
+      .enum(['lab', 'imaging', 'other'])
+      .optional()
+      .describe('Kind of result when the document code does not say (LOINC 11502-2 lab, 18748-4 imaging).'),
+    defaultMailbox: mailAddress.optional().describe("Organisational mailbox that receives a practitioner's copy when the directory has no mailbox for them."),
+    siteStructureIds: z.array(z.string().min(1)).describe('Structures of the sending site (FINESS, national structure ids): their mailboxes are preferred.'),
   })
   .strict();
 export type SourceRouting = z.infer<typeof SourceRouting>;
 
 const ApplicativeMailbox = z
   .object({
-    /** The BAL applicative address, used as From and as the DSN return path. */
-    address: mailAddress,
-    displayName: z.string().optional(),
-    /** Sources whose results leave from this mailbox. */
-    sources: z.array(z.string()).min(1),
-    /** IGC-Santé ORG AUTH_CLI certificate and key of the mailbox: PEM files, or one PKCS#12 file and its passphrase. */
-    certFile: filePath.optional(),
-    keyFile: filePath.optional(),
-    pfxFile: filePath.optional(),
-    pfxPassphrase: SecretRef.optional(),
-    imapPassword: SecretRef,
-    /** For operator.smtpAuth "login": the SASL user (default: the address) and password. */
-    smtpUser: z.string().min(1).optional(),
-    smtpPassword: SecretRef.optional(),
+    address: mailAddress.describe('The BAL applicative address, used as From and as the DSN return path.'),
+    displayName: z.string().optional().describe('Display name shown with the address in From.'),
+    sources: z.array(z.string()).min(1).describe('Sources whose results leave from this mailbox.'),
+    // The mailbox's IGC-Santé ORG AUTH_CLI certificate: PEM files, or one PKCS#12 file and its passphrase.
+    certFile: filePath.optional().describe("The mailbox's IGC-Santé client certificate (PEM file); give keyFile with it, or pfxFile instead."),
+    keyFile: filePath.optional().describe("The private key of certFile (PEM file)."),
+    pfxFile: filePath.optional().describe("The mailbox's certificate and key as one PKCS#12 file, instead of certFile and keyFile."),
+    pfxPassphrase: SecretRef.optional().describe('Passphrase of pfxFile.'),
+    imapPassword: SecretRef.describe("Password of the mailbox's IMAP account at the operator, where its DSNs and MDNs arrive."),
+    smtpUser: z.string().min(1).optional().describe('For operator.smtpAuth "login": the SASL user (default: the address).'),
+    smtpPassword: SecretRef.optional().describe('For operator.smtpAuth "login": the SASL password.'),
   })
   .strict()
   .refine((m) => (m.pfxFile ? !m.certFile && !m.keyFile : Boolean(m.certFile && m.keyFile)), {
@@ -105,49 +115,81 @@ const ApplicativeMailbox = z
 
 export const GatewayConfigSchema = z
   .object({
-    /** "production" refuses test INS OIDs and test domains; "test" and "demo" accept them on purpose. */
-    environment: z.enum(['production', 'test', 'demo']),
+    environment: z
+      .enum(['production', 'test', 'demo'])
+      .describe('"production" refuses test INS OIDs, test domains and plaintext SMTP, and requires the liste blanche; "test" and "demo" accept them on purpose.'),
     redis: z
       .object({
-        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL'),
-        prefix: z.string().min(1),
-        /** High availability: the Sentinels that name the master (the URL then gives only credentials and db). */
+        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').describe('redis:// or rediss:// (TLS) URL, with credentials and db when needed.'),
+        prefix: z.string().min(1).describe("Prefix of every key and queue the gateway writes, so that several gateways can share one Redis."),
         sentinel: z
-          .object({ masterName: z.string().min(1), nodes: z.array(z.string().regex(/^[^:]+:\d+$/, 'expected host:port')).min(1), password: SecretRef.optional() })
+          .object({
+            masterName: z.string().min(1).describe('Name of the master the Sentinels watch.'),
+            nodes: z.array(z.string().regex(/^[^:]+:\d+$/, 'expected host:port')).min(1).describe('The Sentinels, as host:port.'),
+            password: SecretRef.optional().describe('Password of the Sentinels.'),
+          })
           .strict()
-          .optional(),
+          .optional()
+          .describe('High availability: the Sentinels that name the master (the URL then gives only credentials and db).'),
       })
-      .strict(),
+      .strict()
+      .describe('Redis holds the queues, the stores and the status records; it runs with AOF.'),
     kafka: z
       .object({
-        enabled: z.boolean(),
-        brokers: z.array(z.string().regex(/^[^:]+:\d+$/, 'expected host:port')).min(1),
-        clientId: z.string().min(1),
-        groupId: z.string().min(1),
-        intakeTopics: z.array(z.string().min(1)),
-        deadLetterTopic: z.string().min(1),
-        statusTopic: z.string().min(1),
-        /** Partitions whose batches are queued at the same time (kafkajs processes one at a time by default). */
-        partitionsConcurrently: z.number().int().min(1).max(64),
-        /** Upper bound of one fetch per partition. Larger batches mean fewer commits, but more results held at once. */
-        maxBytesPerPartition: z.number().int().min(64 * 1024),
-        /** TLS to the brokers, checked against this CA; mutual TLS when a client certificate and key are given. */
+        enabled: z.boolean().describe('Use Kafka: the intake consumes intakeTopics and the feedback publishes status events on statusTopic.'),
+        brokers: z.array(z.string().regex(/^[^:]+:\d+$/, 'expected host:port')).min(1).describe('Bootstrap brokers, as host:port.'),
+        clientId: z.string().min(1).describe('Kafka client id of the gateway (the feedback adds "-feedback").'),
+        groupId: z.string().min(1).describe('Consumer group of the intake: instances of one gateway share the partitions.'),
+        intakeTopics: z.array(z.string().min(1)).describe('Topics of results to consume: raw HL7 (ER7) or mssgw.result.v1 envelopes.'),
+        deadLetterTopic: z.string().min(1).describe('Where a refused record goes, with the reason in its headers.'),
+        statusTopic: z.string().min(1).describe('Where every state change of a recipient is published (mssgw.status.v1, keyed by result id).'),
+        partitionsConcurrently: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .describe('Partitions whose batches are queued at the same time (kafkajs processes one at a time by default).'),
+        maxBytesPerPartition: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .describe('Upper bound of one fetch per partition. Larger batches mean fewer commits, but more results held at once.'),
         tls: z
-          .object({ caFile: filePath, certFile: filePath.optional(), keyFile: filePath.optional(), serverName: hostname.optional() })
+          .object({
+            caFile: filePath.describe("CA that signs the brokers' certificates (PEM file)."),
+            certFile: filePath.optional().describe('Client certificate for mutual TLS (PEM file), with keyFile.'),
+            keyFile: filePath.optional().describe('Private key of certFile (PEM file).'),
+            serverName: hostname.optional().describe("Name checked against the brokers' certificates, when it is not the broker's host name."),
+          })
           .strict()
           .refine((t) => Boolean(t.certFile) === Boolean(t.keyFile), { message: 'give both certFile and keyFile, or neither' })
-          .optional(),
-        /** SASL authentication (over TLS only). */
+          .optional()
+          .describe('TLS to the brokers, checked against caFile; mutual TLS when a client certificate and key are given.'),
         sasl: z
-          .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string().min(1), password: SecretRef })
+          .object({
+            mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).describe('SASL mechanism.'),
+            username: z.string().min(1).describe('SASL user.'),
+            password: SecretRef.describe('SASL password.'),
+          })
           .strict()
-          .optional(),
+          .optional()
+          .describe('SASL authentication (over TLS only: refused without kafka.tls).'),
       })
       .strict()
       // Results are health data and a SASL password is a credential: neither crosses the network in clear.
-      .refine((k) => !k.sasl || k.tls, { message: 'kafka.sasl needs kafka.tls: a SASL password is never sent in clear', path: ['sasl'] }),
-    http: z.object({ host: hostname, port: z.number().int().min(0).max(65535) }).strict(),
-    mllp: z.object({ listeners: z.array(MllpListener) }).strict(),
+      .refine((k) => !k.sasl || k.tls, { message: 'kafka.sasl needs kafka.tls: a SASL password is never sent in clear', path: ['sasl'] })
+      .describe('Kafka intake, dead-letter and status topics.'),
+    http: z
+      .object({
+        host: hostname.describe('Address the HTTP server (API, /healthz, /metrics) binds to.'),
+        port: z.number().int().min(0).max(65535).describe('Port of the HTTP server (0: any free port).'),
+      })
+      .strict()
+      .describe('The HTTP server every process runs: /healthz, /metrics, and the API when the api service runs.'),
+    mllp: z
+      .object({ listeners: z.array(MllpListener).describe('One entry per MLLP port; each names the source of what it receives.') })
+      .strict()
+      .describe('MLLP listeners the intake opens.'),
     intake: z
       .object({
         tolerance: z
@@ -161,157 +203,193 @@ export const GatewayConfigSchema = z
       .describe('What the intake tolerates in the results it receives.'),
     operator: z
       .object({
-        smtpHost: hostname,
-        smtpPort: port,
-        /** true: implicit TLS (465); false: STARTTLS, required. */
-        smtpImplicitTls: z.boolean(),
-        /** Benchmarks against a plain SMTP sink only: no TLS at all. Refused in production. */
-        insecurePlaintext: z.boolean(),
-        /** SASL after TLS: none (the client certificate is enough), EXTERNAL (identity from the certificate), or LOGIN. */
-        smtpAuth: z.enum(['none', 'external', 'login']),
-        imapHost: hostname,
-        imapPort: port,
-        imapImplicitTls: z.boolean(),
-        /** CA bundle that signs the operator's server certificate (IGC-Santé in production). */
-        caFile: filePath,
-        /** Name checked against the operator's certificate. */
-        tlsServerName: hostname,
-        maxConnections: z.number().int().min(1).max(100),
-        maxMessagesPerConnection: z.number().int().min(1),
-        /**
-         * Sending rate towards the operator, shared by all dispatcher processes: at most maxPerSecond; on 421/450/451/452
-         * it is multiplied by slowDownFactor (not below minPerSecond), and grows back after recoveryMs without one.
-         */
+        smtpHost: hostname.describe("The operator's SMTP submission server."),
+        smtpPort: port.describe("Port of the operator's SMTP submission server."),
+        smtpImplicitTls: z.boolean().describe('true: implicit TLS (465); false: STARTTLS, required.'),
+        insecurePlaintext: z.boolean().describe('Benchmarks against a plain SMTP sink only: no TLS at all. Refused in production.'),
+        smtpAuth: z
+          .enum(['none', 'external', 'login'])
+          .describe('SASL after TLS: none (the client certificate is enough), EXTERNAL (identity from the certificate), or LOGIN (mailboxes[].smtpPassword).'),
+        imapHost: hostname.describe("The operator's IMAP server, where the applicative mailboxes receive DSNs and MDNs."),
+        imapPort: port.describe("Port of the operator's IMAP server."),
+        imapImplicitTls: z.boolean().describe('true: implicit TLS (993); false: STARTTLS, required.'),
+        caFile: filePath.describe("CA bundle that signs the operator's server certificates (IGC-Santé in production)."),
+        tlsServerName: hostname.describe("Name checked against the operator's certificates."),
+        maxConnections: z.number().int().min(1).max(100).describe('SMTP connections per dispatcher process and mailbox.'),
+        maxMessagesPerConnection: z.number().int().min(1).describe('Mails sent over one SMTP connection before it is renewed.'),
         rate: z
           .object({
-            maxPerSecond: z.number().positive(),
-            minPerSecond: z.number().positive(),
-            slowDownFactor: z.number().gt(0).lt(1),
-            recoveryMs: z.number().int().positive(),
-            burst: z.number().int().min(1),
+            maxPerSecond: z.number().positive().describe('Mails per second the operator host is sent at most.'),
+            minPerSecond: z.number().positive().describe('The rate never slows down below this.'),
+            slowDownFactor: z.number().gt(0).lt(1).describe('Each 421/450/451/452 reply multiplies the rate by this.'),
+            recoveryMs: z.number().int().positive().describe('After this long without such a reply, the rate doubles back towards maxPerSecond.'),
+            burst: z.number().int().min(1).describe('Mails that may leave at once above the steady rate.'),
           })
-          .strict(),
+          .strict()
+          .describe('Sending rate towards the operator host, kept in Redis and shared by every dispatcher process and mailbox.'),
       })
-      .strict(),
-    mailboxes: z.array(ApplicativeMailbox).min(1),
+      .strict()
+      .describe('The MSSanté operator: SMTP to send, IMAP to read receipts, both with mutual TLS.'),
+    mailboxes: z
+      .array(ApplicativeMailbox)
+      .min(1)
+      .describe('The applicative mailboxes (BAL applicatives) the gateway sends from, each with its sources and certificate.'),
     mssante: z
       .object({
-        /** X-MSS-NIL: the product reference obtained when declaring the software (ECO.2.4.3). */
-        productReference: z.string().min(1),
-        /** The liste blanche: no mail is ever addressed to a domain outside it (patient.mssante.fr aside). */
+        productReference: z.string().min(1).describe('X-MSS-NIL: the product reference obtained when declaring the software (ECO.2.4.3).'),
         whitelist: z
           .object({
-            /** File or https URL of listeblanchemssante.xml; required in production. */
-            location: z.string().min(1).optional(),
-            /** Expected SHA-256 (hex), or the URL of the published checksum file. */
-            sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits').optional(),
-            checksumUrl: z.string().url().optional(),
-            refreshIntervalMs: z.number().int().min(60_000),
+            location: z.string().min(1).optional().describe('File or https URL of listeblanchemssante.xml; required in production.'),
+            sha256: z
+              .string()
+              .regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits')
+              .optional()
+              .describe('Expected SHA-256 (hex) of the list; a list that does not match is not used.'),
+            checksumUrl: z.string().url().optional().describe('URL of the published checksum file, instead of sha256.'),
+            refreshIntervalMs: z.number().int().min(60_000).describe('How often the list is loaded again.'),
           })
-          .strict(),
-        /** Test domains accepted on purpose, outside the liste blanche; refused in production. */
-        testDomains: z.array(domainName),
-        /**
-         * Mail bodies used when the producer sends no CORPSMAIL_PS / CORPSMAIL_PATIENT, per audience and action; "{label}"
-         * is replaced by the document's label. Any left out keep the built-in French texts.
-         */
+          .strict()
+          .describe('The liste blanche: no mail is ever addressed to a domain outside it (patient.mssante.fr aside).'),
+        testDomains: z.array(domainName).describe('Test domains accepted on purpose, outside the liste blanche; refused in production.'),
+        // The built-in texts are in libs/mssante/src/templates.ts.
         bodies: z
           .object({
-            professional: z.object({ initial: z.string(), replace: z.string(), delete: z.string() }).partial().strict(),
-            patient: z.object({ initial: z.string(), replace: z.string(), delete: z.string() }).partial().strict(),
+            professional: z
+              .object({
+                initial: z.string().describe('Body of a first sending to professionals.'),
+                replace: z.string().describe('Body of a replacement sent to professionals.'),
+                delete: z.string().describe('Body of a deletion sent to professionals.'),
+              })
+              .partial()
+              .strict()
+              .describe('Bodies of the mails to professionals.'),
+            patient: z
+              .object({
+                initial: z.string().describe('Body of a first sending to the patient.'),
+                replace: z.string().describe('Body of a replacement sent to the patient.'),
+                delete: z.string().describe('Body of a deletion sent to the patient.'),
+              })
+              .partial()
+              .strict()
+              .describe("Bodies of the patient's mails."),
           })
           .partial()
           .strict()
-          .optional(),
-        /** What the gateway writes into the CDA documents it wraps and the XDM metadata it builds. */
+          .optional()
+          .describe(
+            'Mail bodies used when the producer sends no CORPSMAIL_PS / CORPSMAIL_PATIENT, per audience and action; "{label}" is replaced by the document\'s label. Any left out keep the built-in French texts.',
+          ),
         documents: z
           .object({
-            /** OID under which the gateway issues the ids of the CDA documents it wraps (a set id arc is derived). */
-            idRoot: oid,
-            /** XDSSubmissionSet.sourceId: the OID identifying this gateway as the source of submissions. */
-            sourceOid: oid,
-            /** The custodian of wrapped documents: the establishment (national structure id and name). */
-            custodian: z.object({ idNatStruct: z.string().min(1), name: z.string().min(1) }).strict(),
-            /** XDS healthcareFacilityTypeCode (TRE_R02-SecteurActivite) and practiceSettingCode (TRE_A01-CadreExercice). */
-            facilityType: XdsCodeConfig,
-            practiceSetting: XdsCodeConfig,
+            idRoot: oid.describe('OID under which the gateway issues the ids of the CDA documents it wraps (a set id arc is derived).'),
+            sourceOid: oid.describe('XDSSubmissionSet.sourceId: the OID identifying this gateway as the source of submissions.'),
+            custodian: z
+              .object({
+                idNatStruct: z.string().min(1).describe('National structure id of the establishment.'),
+                name: z.string().min(1).describe('Name of the establishment.'),
+              })
+              .strict()
+              .describe('The custodian of wrapped documents: the establishment.'),
+            facilityType: XdsCodeConfig.describe('XDS healthcareFacilityTypeCode (TRE_R02-SecteurActivite), when the CDA header does not give it.'),
+            practiceSetting: XdsCodeConfig.describe('XDS practiceSettingCode (TRE_A01-CadreExercice), when the CDA header does not give it.'),
           })
-          .strict(),
+          .strict()
+          .describe('What the gateway writes into the CDA documents it wraps and the XDM metadata it builds.'),
       })
-      .strict(),
+      .strict()
+      .describe('The MSSanté mail: product reference, liste blanche, bodies, document metadata.'),
     directory: z
       .object({
-        /** The Annuaire Santé MSSanté extraction, imported at start when empty and refreshed on a schedule. */
         extraction: z
           .object({
-            /** File (.zip or .txt) or https URL of Extraction_Correspondance_MSSante. */
-            location: z.string().min(1),
-            refreshIntervalMs: z.number().int().min(60_000),
-            /** A new import with fewer mailboxes than this share of the current one is not swapped in. */
-            minRatio: z.number().min(0).max(1),
+            location: z.string().min(1).describe('File (.zip or .txt) or https URL of Extraction_Correspondance_MSSante.'),
+            refreshIntervalMs: z.number().int().min(60_000).describe('How often the extraction is imported again (one import across all routers).'),
+            minRatio: z.number().min(0).max(1).describe('A new import with fewer mailboxes than this share of the current one is not swapped in.'),
           })
           .strict()
-          .optional(),
-        /** Live Annuaire Santé FHIR API, asked when the extraction does not know a practitioner. */
+          .optional()
+          .describe('The Annuaire Santé MSSanté extraction, imported at start when empty and refreshed on a schedule.'),
         fhir: z
           .object({
-            baseUrl: z.string().url(),
-            apiKey: SecretRef,
-            timeoutMs: z.number().int().positive(),
-            cacheTtlMs: z.number().int().nonnegative(),
-            cacheSize: z.number().int().positive(),
-            failureThreshold: z.number().int().min(1),
-            resetMs: z.number().int().positive(),
+            baseUrl: z.string().url().describe('Base URL of the Annuaire Santé FHIR API.'),
+            apiKey: SecretRef.describe('API key, sent in the ESANTE-API-KEY header.'),
+            timeoutMs: z.number().int().positive().describe('A request unanswered after this long fails.'),
+            cacheTtlMs: z.number().int().nonnegative().describe('How long an answer (a miss too) is kept.'),
+            cacheSize: z.number().int().positive().describe('Answers kept at most.'),
+            failureThreshold: z.number().int().min(1).describe('Failures in a row that open the circuit: the API is not asked while it is open.'),
+            resetMs: z.number().int().positive().describe('How long the circuit stays open.'),
           })
           .strict()
-          .optional(),
+          .optional()
+          .describe('Live Annuaire Santé FHIR API, asked when the extraction does not know a practitioner.'),
       })
-      .strict(),
+      .strict()
+      .describe('The Annuaire Santé directory, where practitioners and structures find their MSSanté mailboxes.'),
     routing: z
       .object({
-        /** Per source (listener or topic source name): who receives which kind of result. */
-        sources: z.record(z.string(), SourceRouting),
-        /** INS or IPP of patients who refused electronic sending, one per line ('#' comments). */
-        patientOpposition: z.object({ file: filePath, refreshIntervalMs: z.number().int().min(1000) }).strict().optional(),
-        /** Mail size limit towards patients (Mon espace santé: 25 MB) and towards professionals (the operator's). */
-        maxPatientMailBytes: z.number().int().positive(),
-        maxMailBytes: z.number().int().positive(),
-        /** Routing attempts of a result (e.g. while the directory is unavailable), with exponential backoff from backoffMs. */
-        attempts: z.number().int().min(1),
-        backoffMs: z.number().int().positive(),
+        sources: z.record(z.string(), SourceRouting).describe('Per source (listener or topic source name): who receives which kind of result.'),
+        patientOpposition: z
+          .object({
+            file: filePath.describe("INS or IPP of patients who refused electronic sending, one per line ('#' comments)."),
+            refreshIntervalMs: z.number().int().min(1000).describe('How often the file is checked for changes.'),
+          })
+          .strict()
+          .optional()
+          .describe('The opposition list: its patients are never written to.'),
+        maxPatientMailBytes: z.number().int().positive().describe('Mail size limit towards patients (Mon espace santé: 25 MB).'),
+        maxMailBytes: z.number().int().positive().describe("Mail size limit towards professionals (the operator's)."),
+        attempts: z.number().int().min(1).describe('Routing attempts of a result (e.g. while the directory is unavailable).'),
+        backoffMs: z.number().int().positive().describe('Delay before the second routing attempt, doubling for each one after.'),
       })
-      .strict(),
+      .strict()
+      .describe('Who receives each result.'),
     receipts: z
       .object({
-        /** Periodic sweep of the applicative mailboxes, besides IMAP IDLE. */
-        sweepIntervalMs: z.number().int().positive(),
-        /** A recipient with no final DSN this long after submission becomes "unconfirmed". */
-        confirmationTimeoutMs: z.number().int().positive(),
-        /** How long results, recipients and their histories stay in the status store after their last change. */
-        retentionDays: z.number().int().min(1).max(3650),
+        sweepIntervalMs: z.number().int().positive().describe('Periodic sweep of the applicative mailboxes, besides IMAP IDLE.'),
+        confirmationTimeoutMs: z.number().int().positive().describe('A recipient with no final DSN this long after submission becomes "unconfirmed".'),
+        retentionDays: z
+          .number()
+          .int()
+          .min(1)
+          .max(3650)
+          .describe('How long results, recipients and their histories stay in the status store after their last change.'),
       })
-      .strict(),
+      .strict()
+      .describe('Reading DSNs and MDNs, and how long outcomes are kept.'),
     dispatcher: z
       .object({
-        attempts: z.number().int().min(1),
-        backoffMs: z.number().int().positive(),
-        concurrency: z.number().int().min(1),
-        /** A job whose worker died is taken back after this long (BullMQ lock and stalled check). */
-        lockMs: z.number().int().min(1000),
-        /**
-         * After an interrupted attempt, how long to wait for a DSN proving the operator took the mail before sending
-         * it again (the mail may have been accepted just before the crash).
-         */
-        reconcileMs: z.number().int().min(0),
+        attempts: z.number().int().min(1).describe('Sending attempts of a delivery before it goes to the dead-letter queue.'),
+        backoffMs: z.number().int().positive().describe('Delay before the second sending attempt, doubling for each one after (with jitter).'),
+        concurrency: z.number().int().min(1).describe('Deliveries a dispatcher process sends at once, per mailbox.'),
+        lockMs: z.number().int().min(1000).describe('A job whose worker died is taken back after this long (BullMQ lock and stalled check).'),
+        reconcileMs: z
+          .number()
+          .int()
+          .min(0)
+          .describe(
+            'After an interrupted attempt, how long to wait for a DSN proving the operator took the mail before sending it again (the mail may have been accepted just before the crash).',
+          ),
       })
-      .strict(),
+      .strict()
+      .describe('Sending each delivery over SMTP.'),
     feedback: z
       .object({
-        /** Where each source's producer takes its ZAM business acknowledgements over MLLP. */
-        zamEndpoints: z.array(z.object({ source: z.string(), host: hostname, port, ackTimeoutMs: z.number().int().positive().optional() }).strict()),
+        zamEndpoints: z
+          .array(
+            z
+              .object({
+                source: z.string().describe('The source whose producer this is.'),
+                host: hostname.describe("The producer's MLLP host."),
+                port: port.describe("The producer's MLLP port."),
+                ackTimeoutMs: z.number().int().positive().optional().describe("How long to wait for the producer's ACK (default 10 s)."),
+              })
+              .strict(),
+          )
+          .describe("Where each source's producer takes its ZAM business acknowledgements over MLLP."),
       })
-      .strict(),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+      .strict()
+      .describe('What producers are told: ZAM acknowledgements over MLLP (status events go to kafka.statusTopic).'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('Level of the JSON log lines (pino).'),
   })
   .strict()
   .superRefine((c, ctx) => {
