@@ -76,7 +76,7 @@ describe('mssgw command line', () => {
     expect(imported.code).toBe(0);
     expect(imported.out).toMatch(/^8 mailboxes from 13 rows of Extraction_Correspondance_MSSante_202611260400\.txt/);
     expect(imported.out).toContain('4 rows rejected: mailbox-type 1, column-count 1, address 1, no-key 1');
-    expect(imported.out).toContain('line 10: column-count: 30 columns, expected 31');
+    expect(imported.out).toContain('column-count: line 10: 30 fields, expected 31 (or 31 and a trailing |)');
     const lookup = mssgw(['directory', 'lookup', '10000000001', '--type', 'RPPS', '--json'], env);
     expect((JSON.parse(lookup.out) as { address: string }[]).map((m) => m.address).sort()).toEqual(['a.medecin-un@chu-demo.mssante.test', 'alice.medecin-un@cabinet-demo.mssante.test']);
     expect(mssgw(['directory', 'lookup', '999999999', '--type', 'FINESS'], env).out).toMatch(/ORG {2}secretariat-labo@chu-demo\.mssante\.test/);
