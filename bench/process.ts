@@ -51,7 +51,7 @@ const portOpen = (port: number) =>
 /** Runs `mssgw start <services>` as its own process, as a deployment would, configured by environment variables. */
 export async function startGatewayProcess(services: string[], env: Record<string, string>, readyPort: number): Promise<GatewayProcess> {
   // The launcher a deployment runs, with its V8 flags (MSSGW_NODE_FLAGS, inherited, replaces them), and the V8
-  // old-space cap the Dockerfile and the chart set for the gateway (see the README).
+  // old-space cap the Dockerfile and the chart set for the gateway (docs/design.md, "One thread per process").
   const child: ChildProcess = spawn(path.join(ROOT, 'services/gateway/bin/mssgw'), ['start', ...services], {
     env: { ...process.env, MSSGW_LOG_LEVEL: 'warn', NODE_OPTIONS: process.env['MSSGW_BENCH_NODE_OPTIONS'] ?? '--max-old-space-size=256', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
