@@ -7,7 +7,7 @@ SECRETS="$SANDBOX/secrets"; PASSWORD_FILE="$SECRETS/postgres-password"
 DB_USER=mssgw; DB_NAME=mssgw
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-as_postgres() { runuser -u postgres -- "$@"; }
+as_postgres() { (cd / && runuser -u postgres -- "$@"); } # from a directory the postgres user can enter
 
 case "${1:-up}" in
   install) apt_install postgresql ;;
