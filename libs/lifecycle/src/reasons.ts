@@ -1,0 +1,32 @@
+/**
+ * The `reason` a recipient's record carries, in one place. Some are codes the lifecycle gives itself; the others are
+ * carried over from what decided the outcome:
+ *
+ * | state | reason |
+ * | --- | --- |
+ * | `refused` | the router's refusal reason (`no-mailbox`, `not-whitelisted`…, docs/recipients.md), or `routing-failed` |
+ * | `failed` (SMTP) | the enhanced status code of the operator's 5xx reply (`5.1.1`), else its reply code (`550`) |
+ * | `failed` (DSN) | the DSN's status (`5.1.1`) |
+ * | `dead-lettered` | `retries-exhausted` |
+ * | `unconfirmed` | `no-final-dsn` |
+ * | `processing-error` | the CI-SIS error code of the MDN (`processed/Error: 902^…` → `902`), when it has one |
+ * | `queued` again | `replayed` |
+ */
+export const REASONS = {
+  /** Every sending attempt failed transiently (4xx, connection errors): the delivery went to the dead-letter queue. */
+  retriesExhausted: 'retries-exhausted',
+  /** Submitted, and no final DSN came within `receipts.confirmationTimeoutMs`. */
+  noFinalDsn: 'no-final-dsn',
+  /** An operator put a dead-lettered delivery back on its send queue. */
+  replayed: 'replayed',
+  /** Routing failed on every attempt (e.g. the directory stayed unavailable): the result's outcome is a refusal. */
+  routingFailed: 'routing-failed',
+} as const;
+
+export type LifecycleReason = (typeof REASONS)[keyof typeof REASONS];
+
+/**
+ * How a sending attempt ended, by the first digit of the SMTP reply, or `conn` when it failed below SMTP (connection,
+ * TLS, timeout). The `reply_class` label of the mails_retried / mails_failed metrics.
+ */
+export type SmtpReplyClass = '2' | '3' | '4' | '5' | 'conn';
