@@ -1,5 +1,5 @@
 import { demoDefaults } from '@mssgw/config';
-import { parseResult } from '@mssgw/hl7';
+import { contentHashOf, parseResult } from '@mssgw/hl7';
 import { buildEml, documentSettings, planResult, renderMail, type RenderedMail } from '@mssgw/mssante';
 import { resultIdOf, type QueuedResult } from '@mssgw/queue';
 import { policyForSource } from '@mssgw/routing';
@@ -21,7 +21,7 @@ export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; r
   const mailbox = config.mailboxes[0]!;
   const parsed = parseResult(hl7);
   const result: QueuedResult = { ...parsed, documents: parsed.documents.map(({ content: _c, ...d }) => d) };
-  const resultId = resultIdOf(result);
+  const resultId = resultIdOf({ source: 'lab', sendingFacility: result.sendingFacility, controlId: result.controlId, contentSha256: contentHashOf(hl7) });
   const plan = await planResult({
     resultId, result, receivedAt: Date.now(), documents: parsed.documents.map((d) => ({ ref: d, content: d.content })),
     policy: policyForSource(config, 'lab', { allowsDomain: (d, forPatient) => (d === 'patient.mssante.fr' ? forPatient : config.mssante.testDomains.includes(d)) }),
@@ -52,7 +52,7 @@ export async function benchCompose(results = 2_000): Promise<ComposeBench> {
       const parsed = messages[i % messages.length]!;
       const result: QueuedResult = { ...parsed, documents: parsed.documents.map(({ content: _c, ...d }) => d) };
       const plan = await planResult({
-        resultId: resultIdOf(result), result, receivedAt: 1_795_700_000_000, documents: parsed.documents.map((d) => ({ ref: d, content: d.content })),
+        resultId: resultIdOf({ source: 'lab', sendingFacility: result.sendingFacility, controlId: result.controlId, contentSha256: String(i % messages.length) }), result, receivedAt: 1_795_700_000_000, documents: parsed.documents.map((d) => ({ ref: d, content: d.content })),
         policy, mailbox: { address: mailbox.address }, productReference: 'BENCH', settings, limits: config.routing, versionOf: () => Promise.resolve(1),
       });
       for (const spec of plan.mails) {

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { demoDefaults } from '@mssgw/config';
 import { MllpClient } from '@mssgw/hl7';
-import { connectRedis, MailStore, QUEUES, resultIdOf } from '@mssgw/queue';
+import { connectRedis, MailStore, QUEUES } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { renderSampleMail } from './compose.ts';
@@ -143,8 +143,8 @@ export async function benchDispatch(opts: {
     const status = new StatusStore(redis, env.MSSGW_REDIS_PREFIX);
     const latencies: number[] = [];
     for (let k = 0; k < pacedResults; k++) {
-      const id = resultIdOf({ sendingApplication: 'SIL-DEMO', sendingFacility: 'CHU-DEMO', controlId: `D-${tag}-${opts.results + k}` });
-      const r = await status.getResult(id, { withDeliveries: true });
+      const [id] = await status.resultsByControlId(`D-${tag}-${opts.results + k}`);
+      const r = id ? await status.getResult(id, { withDeliveries: true }) : undefined;
       for (const d of r?.deliveries ?? []) if (d.submittedAt && r?.acknowledgedAt) latencies.push(d.submittedAt - r.acknowledgedAt);
     }
     await Promise.all(clients.map((c) => c.close()));

@@ -57,10 +57,11 @@ CONF
       || { tail -n 20 "$DIR/postgres.log" >&2; die "postgres did not start; see $LOG_DIR/postgres.log"; }
     psql_admin() { as_postgres "$BIN/psql" -h "$DIR/run" -p "$POSTGRES_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
     password=$(cat "$PASSWORD_FILE")
+    # createdb: tests make throwaway databases of their own (migrations, faults).
     if [ "$(psql_admin -c "select 1 from pg_roles where rolname = '$DB_USER'")" != 1 ]; then
-      psql_admin -c "create role $DB_USER login password '$password'"
+      psql_admin -c "create role $DB_USER login createdb password '$password'"
     else
-      psql_admin -c "alter role $DB_USER password '$password'"
+      psql_admin -c "alter role $DB_USER createdb password '$password'"
     fi
     [ "$(psql_admin -c "select 1 from pg_database where datname = '$DB_NAME'")" = 1 ] || psql_admin -c "create database $DB_NAME owner $DB_USER"
     say "postgres up on 127.0.0.1:$POSTGRES_PORT (TLS, CA $SANDBOX/pki/ca.pem), database $DB_NAME, user $DB_USER (password in $PASSWORD_FILE)"

@@ -22,6 +22,16 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
   return {
     environment: 'demo',
     redis: { url: 'redis://127.0.0.1:16379', prefix: 'mssgw' },
+    // The sandbox's PostgreSQL (deploy/local/postgres.sh): TLS from the sandbox CA, the password it generated.
+    postgres: {
+      url: 'postgres://mssgw@127.0.0.1:15432/mssgw',
+      password: { file: path.join(sandbox, 'secrets', 'postgres-password') },
+      sslMode: 'verify-full',
+      caFile: path.join(pki, 'ca.pem'),
+      poolSize: 10,
+      connectTimeoutMs: 5_000,
+      migrateOnStart: true,
+    },
     kafka: {
       enabled: false,
       brokers: ['127.0.0.1:19092'],

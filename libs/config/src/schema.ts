@@ -134,6 +134,24 @@ export const GatewayConfigSchema = z
       })
       .strict()
       .describe('Redis holds the queues, the stores and the status records; it runs with AOF.'),
+    postgres: z
+      .object({
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\/[^:@/]+@[^/]+\/[^/?]+$/, 'expected postgres://user@host:port/database (the password goes in postgres.password)')
+          .describe('The message store: postgres://user@host:port/database, without the password.'),
+        password: SecretRef.optional().describe('Password of the database user, from a file or an environment variable.'),
+        sslMode: z
+          .enum(['disable', 'require', 'verify-ca', 'verify-full'])
+          .describe('TLS to the server: verify-full checks the certificate against caFile and the host name; production refuses disable and require.'),
+        caFile: filePath.optional().describe('CA bundle that signs the server certificate (verify-ca, verify-full).'),
+        poolSize: z.number().int().min(1).max(100).describe('Connections each process keeps open at most.'),
+        connectTimeoutMs: z.number().int().positive().describe('How long a new connection may take before the attempt fails.'),
+        migrateOnStart: z.boolean().describe('Apply pending schema migrations at start (under an advisory lock, so processes starting together are safe); off, run mssgw migrate.'),
+      })
+      .strict()
+      .refine((p) => !p.sslMode.startsWith('verify') || p.caFile, { message: 'verify-ca and verify-full need postgres.caFile', path: ['caFile'] })
+      .describe('PostgreSQL (15 or newer) is the record of every result received.'),
     kafka: z
       .object({
         enabled: z.boolean().describe('Use Kafka: the intake consumes intakeTopics and the feedback publishes status events on statusTopic.'),
@@ -402,6 +420,9 @@ export const GatewayConfigSchema = z
     }
     if (c.mssante.testDomains.length) {
       ctx.addIssue({ code: 'custom', path: ['mssante', 'testDomains'], message: 'test domains are refused in production' });
+    }
+    if (c.postgres.sslMode === 'disable' || c.postgres.sslMode === 'require') {
+      ctx.addIssue({ code: 'custom', path: ['postgres', 'sslMode'], message: 'production needs verify-ca or verify-full: health data never crosses the network unchecked' });
     }
     if (!c.mssante.whitelist.location) {
       ctx.addIssue({ code: 'custom', path: ['mssante', 'whitelist', 'location'], message: 'production needs the liste blanche (file or URL)' });

@@ -12,3 +12,4 @@ export {
 export { buildAck, hl7Timestamp, MAX_ERR_SEGMENTS, type AckCode, type AckTarget } from './ack.ts';
 export { MllpClient, parseAck, type MllpClientOptions, type Acknowledgement } from './client.ts';
 export { buildZam, type ZamInput, type ZamOriginal } from './zam.ts';
+export { contentHashOf } from './content-hash.ts';

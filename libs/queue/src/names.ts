@@ -14,6 +14,9 @@ export const QUEUES = {
 export const stableId = (prefix: string, ...parts: string[]): string =>
   `${prefix}-${createHash('sha256').update(parts.join('\u001f')).digest('hex').slice(0, 24)}`;
 
-/** A result's id: the same sending application, facility and control id (MSH-3/4/10) always give the same one. */
-export const resultIdOf = (r: { sendingApplication: string; sendingFacility: string; controlId: string }): string =>
-  stableId('r', r.sendingApplication, r.sendingFacility, r.controlId);
+/**
+ * A result's id, from the message store's unique key: the same source, sending facility, control id (MSH-4, MSH-10)
+ * and content (contentHashOf, @mssgw/hl7) always give the same one; a control id reused for other content gives another.
+ */
+export const resultIdOf = (r: { source: string; sendingFacility: string; controlId: string; contentSha256: string }): string =>
+  stableId('r', r.source, r.sendingFacility, r.controlId, r.contentSha256);

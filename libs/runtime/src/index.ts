@@ -3,6 +3,7 @@ export { kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
 import { connectOrderedRedis, connectRedis, DocumentStore, MailStore, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
+import { connectPostgres, ResultStore, type Pool } from '@mssgw/store';
 import { createLogger, type Logger } from '@mssgw/telemetry';
 
 /** The stores, on one Redis connection. */
@@ -23,6 +24,10 @@ export interface ServiceContext extends Stores {
    * it).
    */
   ordered: Stores;
+  /** The message store (PostgreSQL): a pool that connects on first use. */
+  pg: Pool;
+  /** The record of every result received, written before the producer's ACK. */
+  results: ResultStore;
 }
 
 /** A started service: it stops taking work, finishes or releases what it has, and closes its connections. */
@@ -51,11 +56,14 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
       status: new StatusStore(redis, config.redis.prefix, config.receipts.retentionDays * 24 * 3600),
     };
   };
+  const pg = connectPostgres(config.postgres, name);
   return {
     config,
     log,
     ...stores(connectRedis(redisEndpoint(config))),
     ordered: stores(connectOrderedRedis(redisEndpoint(config), { lazyConnect: true })),
+    pg,
+    results: new ResultStore(pg),
   };
 }
 
@@ -72,6 +80,7 @@ export const bullConnection = (config: GatewayConfig) => ({
 });
 
 export async function closeContext(ctx: ServiceContext): Promise<void> {
+  await ctx.pg.end().catch(() => undefined);
   // A connection never used was never opened: there is nothing to say goodbye to.
   await Promise.all([ctx.redis, ctx.ordered.redis].map(async (r) => {
     if (r.status === 'wait') r.disconnect();

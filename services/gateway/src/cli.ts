@@ -15,6 +15,7 @@ import { toleranceOf } from '@mssgw/intake';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
 import { closeContext, createContext, redisEndpoint } from '@mssgw/runtime';
+import { connectPostgres, describePostgres, migrationStatus, prepareSchema, StoreUnavailableError } from '@mssgw/store';
 import { formatTable, runDemo } from './demo.ts';
 import { SERVICE_NAMES, startGateway, type ServiceName } from './start.ts';
 
@@ -40,6 +41,9 @@ Usage:
                                              a structure (T = FINESS, SIRET, IDNST) or an address
   mssgw directory info                       what the current directory was loaded from, and when
   mssgw directory generate FILE [--rows N]   write a synthetic extraction (benchmarks, tests)
+  mssgw migrate [--status]                   bring the message store's schema (PostgreSQL) up to date, under
+                                             a lock; --status lists applied and pending migrations (exit 3
+                                             when some are pending)
   mssgw dlq list [--json]                    deliveries that exhausted their retries, with the reason
   mssgw dlq replay ID|--all                  put them back on their send queue
   mssgw --help                               this text
@@ -87,6 +91,7 @@ async function main(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       'keep-running': { type: 'boolean' },
       all: { type: 'boolean' },
+      status: { type: 'boolean' },
       force: { type: 'boolean' },
       type: { type: 'string' },
       rows: { type: 'string' },
@@ -246,6 +251,26 @@ async function main(argv: string[]): Promise<void> {
         } else fail('usage: mssgw directory import FILE|URL | lookup ID [--type T] | info | generate FILE [--rows N]', 2);
       } finally {
         await closeContext(ctx);
+      }
+      return;
+    }
+    case 'migrate': {
+      const cfg = config();
+      const pool = connectPostgres(cfg.postgres, 'mssgw-cli');
+      try {
+        if (values.status) {
+          const { applied, pending } = await migrationStatus(pool).catch((err: Error) => {
+            throw new StoreUnavailableError(describePostgres(cfg.postgres), err);
+          });
+          for (const m of applied) console.log(`applied  ${String(m.version).padStart(4, '0')} ${m.name}  ${m.appliedAt.toISOString()}`);
+          for (const m of pending) console.log(`pending  ${String(m.version).padStart(4, '0')} ${m.name}`);
+          if (pending.length) process.exitCode = 3;
+        } else {
+          const applied = await prepareSchema(pool, { ...cfg.postgres, migrateOnStart: true });
+          console.log(applied.length ? `applied ${applied.map((m) => `${m.version} (${m.name})`).join(', ')}` : 'the message store is up to date');
+        }
+      } finally {
+        await pool.end();
       }
       return;
     }

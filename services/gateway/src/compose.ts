@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '@mssgw/config';
 import type { PractitionerDirectory } from '@mssgw/directory';
-import { parseResult, type Hl7Warning } from '@mssgw/hl7';
+import { contentHashOf, parseResult, type Hl7Warning } from '@mssgw/hl7';
 import { toleranceOf } from '@mssgw/intake';
 import { buildEml, documentSettings, planResult } from '@mssgw/mssante';
 import { resultIdOf, type MailSpec, type QueuedResult } from '@mssgw/queue';
@@ -40,7 +40,7 @@ export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<C
   // Read as the source's listener reads it (its intake.tolerance).
   const { warnings, ...parsed } = parseResult(bytes, toleranceOf(o.config, o.source));
   const result: QueuedResult = { ...parsed, documents: parsed.documents.map(({ content: _c, ...d }) => d) };
-  const resultId = resultIdOf(result);
+  const resultId = resultIdOf({ source: o.source, sendingFacility: result.sendingFacility, controlId: result.controlId, contentSha256: contentHashOf(bytes) });
   const now = o.now ?? Date.now();
   const { config } = o;
   const mailbox = config.mailboxes.find((m) => m.sources.includes(o.source)) ?? config.mailboxes[0]!;

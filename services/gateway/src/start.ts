@@ -6,6 +6,7 @@ import { startIntake, type IntakeService } from '@mssgw/intake';
 import { startReceipts, type ReceiptsService } from '@mssgw/receipts-service';
 import { startRouter } from '@mssgw/router';
 import { closeContext, createContext, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { prepareSchema } from '@mssgw/store';
 
 export const SERVICE_NAMES = ['intake', 'router', 'dispatcher', 'receipts', 'feedback', 'api'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -39,6 +40,9 @@ export async function startGateway(config: GatewayConfig, names: readonly Servic
     },
   };
   try {
+    // The message store first: nothing is taken in that could not be recorded.
+    const applied = await prepareSchema(ctx.pg, config.postgres);
+    if (applied.length) ctx.log.info({ migrations: applied.map((m) => m.version) }, 'message store migrated');
     // Every process serves /healthz and /metrics (probes, Prometheus), whichever services it runs.
     // Downstream first, so that nothing is accepted before it can be carried through.
     services.push((gateway.api = await startApi(ctx)));

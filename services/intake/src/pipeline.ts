@@ -1,22 +1,24 @@
 import { Queue } from 'bullmq';
 import type { GatewayConfig } from '@mssgw/config';
 import {
-  buildAck, decodeHl7, DEFAULT_TOLERANCE, Er7Message, Hl7Error, Reason, readHeader, readResult, validateResult, type AckCode, type AckTarget,
+  buildAck, contentHashOf, decodeHl7, DEFAULT_TOLERANCE, Er7Message, Hl7Error, Reason, readHeader, readResult, validateResult, type AckCode, type AckTarget,
   type Hl7Warning, type IntakeTolerance,
 } from '@mssgw/hl7';
-import { afterIssuedWrites, existing, QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
+import { afterIssuedWrites, QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import type { ServiceContext } from '@mssgw/runtime';
 import type { ResultRecord } from '@mssgw/status';
+import type { ReceivedResult } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 
 export type Transport = 'mllp' | 'kafka';
 
-/** How long the queue may take to confirm a result before the producer is told to retry (AE). */
+/** How long the message store and the queue may take to confirm a result before the producer is told to retry (AE). */
 export const QUEUE_TIMEOUT_MS = 5_000;
 
-/** A received result ready to be stored: its status record, its documents and its routing job. */
+/** A received result ready to be stored: its record in the message store, its status record, its documents and its routing job. */
 interface ResultToQueue {
   resultId: string;
+  received: ReceivedResult;
   record: ResultRecord;
   contents: { content: Buffer; sha256: string }[];
   job: IntakeJob;
@@ -71,20 +73,28 @@ class IntakeBatch {
   private async flush(): Promise<void> {
     this.sending = true;
     const batch = this.pending.splice(0, MAX_BATCH);
-    // A result also in an earlier flush still unanswered is a repeat, whichever of the two Redis runs first.
-    const earlier = [...this.inFlight];
     const ids = new Set(batch.map((b) => b.item.resultId));
     this.inFlight.push(ids);
-    const { sent, done } = this.write(batch.map((b) => b.item), (id) => earlier.some((e) => e.has(id)));
-    // Settled either way: a bulk add that throws must not leave an unhandled rejection (done carries the error).
     const release = () => {
       this.sending = false;
       this.schedule();
     };
-    sent.then(release, release);
+    const deadline = Date.now() + QUEUE_TIMEOUT_MS;
     try {
-      const duplicates = await withTimeout(done, QUEUE_TIMEOUT_MS, 'the intake queue (Redis)');
-      batch.forEach((b, i) => b.resolve(duplicates[i]!));
+      // The message store first, in one transaction: nothing is acknowledged, nor queued, that is not committed. It
+      // says which results it already had (a retransmission, maybe after a lost ACK); flushes commit one at a time.
+      let repeats: boolean[];
+      try {
+        repeats = await withTimeout(this.ctx.results.record(batch.map((b) => b.item.received)), QUEUE_TIMEOUT_MS, 'the message store (PostgreSQL)');
+      } catch (err) {
+        release();
+        throw err;
+      }
+      const { sent, done } = this.write(batch.map((b) => b.item));
+      // Settled either way: a bulk add that throws must not leave an unhandled rejection (done carries the error).
+      sent.then(release, release);
+      await withTimeout(done, Math.max(1, deadline - Date.now()), 'the intake queue (Redis)');
+      batch.forEach((b, i) => b.resolve(repeats[i]!));
     } catch (err) {
       batch.forEach((b) => b.reject(err as Error));
     } finally {
@@ -94,31 +104,18 @@ class IntakeBatch {
   }
 
   /** `sent` settles once every command is on the connection, `done` once Redis has answered them all. */
-  private write(items: ResultToQueue[], inEarlierFlush: (resultId: string) => boolean): { sent: Promise<unknown>; done: Promise<boolean[]> } {
-    const { documents, status, redis } = this.ctx.ordered;
+  private write(items: ResultToQueue[]): { sent: Promise<unknown>; done: Promise<unknown> } {
+    const { documents, status } = this.ctx.ordered;
     // One connection that keeps call order carries everything below (the queue uses it too), and Redis runs it in
-    // that order: a router that sees a job finds its documents, and the existence check of each job runs before the
-    // bulk add. A result whose job exists (kept a week after routing) was seen before: the producer sent it again,
-    // maybe because our ACK was lost. It is counted as a repeat; in the bulk add BullMQ ignores a job id it already has.
+    // that order: a router that sees a job finds its documents and status record. A repeat is queued again all the
+    // same: BullMQ ignores a job id it already has (kept a week after routing), and one whose job Redis lost (our
+    // process died between the commit and the bulk add) gets it back.
     const acknowledgedAt = Date.now();
-    // Three commands per flush, whatever its size, instead of three per result: ioredis builds a command, a promise and
+    // Two commands per flush, whatever its size, instead of two per result: ioredis builds a command, a promise and
     // a reply for each (Kafka intake: 18 % less CPU per record).
-    const written = Promise.all([
-      existing(redis, items.map((it) => this.queueOfResults.toKey(it.resultId))),
-      status.recordResults(items.map((it) => it.record)),
-      documents.putAll(items.flatMap((it) => it.contents)),
-    ]);
+    const written = Promise.all([status.recordResults(items.map((it) => it.record)), documents.putAll(items.flatMap((it) => it.contents))]);
     const jobs = this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } })));
-    const done = Promise.all([written, jobs]).then(([[existed]]) => {
-      const seen = new Set<string>();
-      return items.map((it, i) => {
-        const duplicate = existed[i] === 1 || seen.has(it.resultId) || inEarlierFlush(it.resultId);
-        seen.add(it.resultId);
-        return duplicate;
-      });
-    });
-    const sent = afterIssuedWrites();
-    return { sent, done };
+    return { sent: afterIssuedWrites(), done: Promise.all([written, jobs]) };
   }
 }
 
@@ -148,8 +145,9 @@ export interface IntakeOutcome {
 }
 
 /**
- * Turns received bytes into a durably queued result, or into a precise refusal. The answer is AA only once
- * Redis has taken the job; anything that goes wrong before that is an AE (retry later) or AR (never retry).
+ * Turns received bytes into a durably recorded and queued result, or into a precise refusal. The answer is AA only
+ * once PostgreSQL has committed the result and Redis has taken its job; anything that goes wrong before that is an AE
+ * (retry later) or AR (never retry).
  */
 export class ResultIntake {
   private readonly ctx: ServiceContext;
@@ -183,8 +181,14 @@ export class ResultIntake {
       target = readHeader(msg);
       const tolerance = toleranceOf(this.ctx.config, source);
       const { warnings, ...result } = validateResult(readResult(msg, decoded.charset, tolerance), tolerance);
-      // The same sender and control id is the same result, whichever listener or topic brought it.
-      const resultId = resultIdOf(result);
+      // The message store's key: the same source, facility, control id and content is the same result, sent again.
+      const contentSha256 = contentHashOf(bytes);
+      const resultId = resultIdOf({ source, sendingFacility: result.sendingFacility, controlId: result.controlId, contentSha256 });
+      const received: ReceivedResult = {
+        resultId, source, transport, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility,
+        controlId: result.controlId, contentSha256, hl7: bytes, messageType: `${result.messageType}^${result.event}`, action: result.action,
+        documentCode: result.documentCode, ...(result.patient.ins ? { patientIns: result.patient.ins.value } : {}), receivedAt,
+      };
       const record: ResultRecord = {
         resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
         sendingFacility: result.sendingFacility, ackReception: result.flags['ACK_RECEPTION'] ? '1' : '0',
@@ -192,7 +196,7 @@ export class ResultIntake {
       };
       const documents = result.documents.map(({ content: _, ...ref }) => ref);
       const duplicate = await this.batch.queue({
-        resultId, record, contents: result.documents.map((d) => ({ content: d.content, sha256: d.sha256 })),
+        resultId, received, record, contents: result.documents.map((d) => ({ content: d.content, sha256: d.sha256 })),
         job: { resultId, source, transport, receivedAt, acknowledgedAt: 0, result: { ...result, documents } },
       });
       if (duplicate) {

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { readSecret, type GatewayConfig } from '@mssgw/config';
+
+export type PostgresConfig = GatewayConfig['postgres'];
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+/** host:port/database of the store, for messages: never the user's password. */
+export function describePostgres(config: PostgresConfig): string {
+  const u = new URL(config.url);
+  return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+}
+
+/**
+ * A pool of connections to the message store, TLS as configured. verify-ca checks the chain only (a server reached by
+ * an address its certificate does not name); verify-full checks the host name too.
+ */
+export function connectPostgres(config: PostgresConfig, applicationName = 'mssgw'): Pool {
+  const u = new URL(config.url);
+  const ca = config.caFile ? readFileSync(config.caFile) : undefined;
+  const ssl =
+    config.sslMode === 'disable'
+      ? false
+      : config.sslMode === 'require'
+        ? { rejectUnauthorized: false }
+        : { ca, rejectUnauthorized: true, ...(config.sslMode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}) };
+  const pool = new pg.Pool({
+    host: u.hostname,
+    port: Number(u.port || 5432),
+    database: decodeURIComponent(u.pathname.slice(1)),
+    user: decodeURIComponent(u.username),
+    ...(config.password ? { password: readSecret(config.password) } : {}),
+    ssl,
+    max: config.poolSize,
+    connectionTimeoutMillis: config.connectTimeoutMs,
+    application_name: applicationName,
+  });
+  // An idle connection that breaks (server restart) is dropped from the pool; the next query opens a new one.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** A connection error said without what the driver may quote (never the password, which pg does not print either). */
+export class StoreUnavailableError extends Error {
+  readonly code = 'MSSGW_STORE_UNAVAILABLE';
+  constructor(where: string, cause: Error) {
+    super(`PostgreSQL at ${where} is unavailable: ${cause.message}`);
+    this.name = 'StoreUnavailableError';
+  }
+}

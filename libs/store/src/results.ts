@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import type { Pool } from './postgres.ts';
+
+/** What the message store keeps of a received result; written before the producer is told AA. */
+export interface ReceivedResult {
+  resultId: string;
+  source: string;
+  transport: 'mllp' | 'kafka';
+  sendingApplication: string;
+  sendingFacility: string;
+  controlId: string;
+  /** contentHashOf the message (@mssgw/hl7): what tells a retransmission from a reused control id. */
+  contentSha256: string;
+  /** The message as received. */
+  hl7: Buffer;
+  messageType: string;
+  action: string;
+  documentCode: string;
+  patientIns?: string;
+  receivedAt: number;
+}
+
+const hex = (s: string) => Buffer.from(s, 'hex');
+
+// One statement, one transaction, one WAL flush for a whole batch: the bodies first (a body already held is kept),
+// then the results; a result already recorded (same source, facility, control id and content) is left as it was.
+// The rows returned are the results this batch recorded for the first time.
+const RECORD = `
+with b as (
+  insert into bodies (sha256, media_type, size, content)
+  select * from unnest($1::bytea[], $2::text[], $3::int[], $4::bytea[])
+  on conflict (sha256) do nothing
+)
+insert into results (result_id, source, transport, sending_application, sending_facility, control_id, content_sha256,
+  hl7_sha256, message_type, action, document_code, patient_ins, received_at)
+select * from unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
+  $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+on conflict (source, sending_facility, control_id, content_sha256) do nothing
+returning result_id`;
+
+export class ResultStore {
+  private readonly pool: Pool;
+
+  constructor(pool: Pool) {
+    this.pool = pool;
+  }
+
+  /**
+   * Records a batch of received results durably (committed with synchronous_commit on) and says, for each, whether
+   * it was already recorded: a retransmission, to be acknowledged again and not sent twice.
+   */
+  async record(results: ReceivedResult[]): Promise<boolean[]> {
+    if (!results.length) return [];
+    const bodies = new Map(results.map((r) => [createHash('sha256').update(r.hl7).digest('hex'), r.hl7]));
+    const col = <T>(f: (r: ReceivedResult) => T) => results.map(f);
+    const res = await this.pool.query<{ result_id: string }>(RECORD, [
+      [...bodies.keys()].map(hex), [...bodies.keys()].map(() => 'x-application/hl7-v2+er7'), [...bodies.values()].map((b) => b.length), [...bodies.values()],
+      col((r) => r.resultId), col((r) => r.source), col((r) => r.transport), col((r) => r.sendingApplication), col((r) => r.sendingFacility),
+      col((r) => r.controlId), col((r) => hex(r.contentSha256)), col((r) => createHash('sha256').update(r.hl7).digest()),
+      col((r) => r.messageType), col((r) => r.action), col((r) => r.documentCode), col((r) => r.patientIns ?? null),
+      col((r) => new Date(r.receivedAt)),
+    ]);
+    const recorded = new Set(res.rows.map((r) => r.result_id));
+    // Two copies in one batch: the first is the new one, the second a repeat.
+    const seen = new Set<string>();
+    return results.map((r) => {
+      const repeat = !recorded.has(r.resultId) || seen.has(r.resultId);
+      seen.add(r.resultId);
+      return repeat;
+    });
+  }
+
+  /** A result's stored record (the API and the tests read it; the console will search it). */
+  async get(resultId: string): Promise<(Omit<ReceivedResult, 'hl7'> & { acknowledgedAt: number }) | undefined> {
+    const res = await this.pool.query(
+      `select result_id, source, transport, sending_application, sending_facility, control_id, encode(content_sha256, 'hex') as content_sha256,
+        message_type, action, document_code, patient_ins, received_at, acknowledged_at from results where result_id = $1`,
+      [resultId],
+    );
+    const r = res.rows[0] as Record<string, string | Date | null> | undefined;
+    if (!r) return undefined;
+    return {
+      resultId: r['result_id'] as string, source: r['source'] as string, transport: r['transport'] as 'mllp' | 'kafka',
+      sendingApplication: r['sending_application'] as string, sendingFacility: r['sending_facility'] as string, controlId: r['control_id'] as string,
+      contentSha256: r['content_sha256'] as string, messageType: r['message_type'] as string, action: r['action'] as string,
+      documentCode: r['document_code'] as string, ...(r['patient_ins'] ? { patientIns: r['patient_ins'] as string } : {}),
+      receivedAt: (r['received_at'] as Date).getTime(), acknowledgedAt: (r['acknowledged_at'] as Date).getTime(),
+    };
+  }
+
+  /** The message as received, from its content-addressed body. */
+  async hl7Of(resultId: string): Promise<Buffer | undefined> {
+    const res = await this.pool.query<{ content: Buffer | null }>(
+      'select b.content from results r join bodies b on b.sha256 = r.hl7_sha256 where r.result_id = $1',
+      [resultId],
+    );
+    return res.rows[0]?.content ?? undefined;
+  }
+}

@@ -1,0 +1,176 @@
+// The message store on the sandbox's real PostgreSQL: migrations under a lock, the result record and its key, the
+// ACK that waits for the commit, and what the gateway does when the store is not there.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoDefaults } from '@mssgw/config';
+import { contentHashOf, MllpClient } from '@mssgw/hl7';
+import { QUEUES, resultIdOf } from '@mssgw/queue';
+import { bullConnection } from '@mssgw/runtime';
+import { connectPostgres, migrate, migrationStatus, readMigrations, ResultStore, type Pool, type ReceivedResult } from '@mssgw/store';
+import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
+import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
+import { tag, testConfig } from '../support/env.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const sandboxStore = () => demoDefaults().postgres;
+
+/** A database of its own, made and dropped by the test, so that migrations start from nothing. */
+async function withThrowawayDatabase(run: (config: ReturnType<typeof sandboxStore>) => Promise<void>): Promise<void> {
+  const admin = connectPostgres(sandboxStore(), 'mssgw-test');
+  const name = `mssgw_test_${tag()}`;
+  await admin.query(`create database ${name}`);
+  try {
+    await run({ ...sandboxStore(), url: sandboxStore().url.replace(/\/mssgw$/, `/${name}`) });
+  } finally {
+    await admin.query(`drop database ${name} with (force)`);
+    await admin.end();
+  }
+}
+
+describe('migrations', () => {
+  it('apply each file once when processes start together, and refuse a changed or unknown history', async () => {
+    await withThrowawayDatabase(async (config) => {
+      const pools = [connectPostgres(config), connectPostgres(config), connectPostgres(config)];
+      try {
+        const applied = await Promise.all(pools.map((p) => migrate(p)));
+        // One process applied everything; the others waited for the lock and found nothing left to do.
+        expect(applied.map((a) => a.length).sort()).toEqual([0, 0, readMigrations().length]);
+        const status = await migrationStatus(pools[0]!);
+        expect(status.applied.map((m) => m.version)).toEqual(readMigrations().map((m) => m.version));
+        expect(status.pending).toEqual([]);
+        const changed = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'edited' } : m));
+        await expect(migrate(pools[0]!, changed)).rejects.toMatchObject({ code: 'MSSGW_MIGRATION_CHANGED' });
+        await pools[0]!.query(`insert into schema_migrations (version, name, checksum) values (9999, 'from_the_future', 'x')`);
+        await expect(migrate(pools[1]!)).rejects.toMatchObject({ code: 'MSSGW_MIGRATION_UNKNOWN' });
+      } finally {
+        await Promise.all(pools.map((p) => p.end()));
+      }
+    });
+  });
+});
+
+describe('the result record', () => {
+  let pool: Pool;
+  let store: ResultStore;
+  const t = tag();
+  const received = (hl7: string, source = 'lab'): ReceivedResult => {
+    const bytes = Buffer.from(hl7, 'latin1');
+    const controlId = /^MSH(?:\|[^|]*){8}\|([^|]*)/.exec(hl7)![1]!;
+    const contentSha256 = contentHashOf(bytes);
+    return {
+      resultId: resultIdOf({ source, sendingFacility: 'CHU-DEMO', controlId, contentSha256 }), source, transport: 'mllp', sendingApplication: 'SIL',
+      sendingFacility: 'CHU-DEMO', controlId, contentSha256, hl7: bytes, messageType: 'ORU^R01', action: 'initial', documentCode: '11502-2', receivedAt: Date.now(),
+    };
+  };
+  const message = (controlId: string) => makeCisisResult({ controlId, patient: PATIENTS[0]!, doctors: [DOCTORS[0]!] });
+
+  beforeAll(() => {
+    pool = connectPostgres(sandboxStore());
+    store = new ResultStore(pool);
+  });
+  afterAll(async () => pool.end());
+
+  it('is new once; a retransmission, even with a fresh MSH-7, is a repeat; a reused control id with other content is a new result', async () => {
+    const first = message(`REC-${t}`);
+    expect(await store.record([received(first)])).toEqual([false]);
+    expect(await store.record([received(first)])).toEqual([true]);
+    const resent = first.replace(/^(MSH(?:\|[^|]*){5}\|)\d+/, '$120991231235959');
+    expect(resent).not.toBe(first);
+    expect(await store.record([received(resent)])).toEqual([true]);
+    // The producer reused the control id for another message: recorded as a new result, never dropped.
+    const other = received(`${first}\rNTE|1||autre contenu`);
+    expect(other.resultId).not.toBe(received(first).resultId);
+    expect(await store.record([other])).toEqual([false]);
+    expect((await pool.query('select count(*)::int as n from results where control_id = $1', [`REC-${t}`])).rows[0]).toEqual({ n: 2 });
+  });
+
+  it('takes a batch in one commit, two copies of one result in it counting once', async () => {
+    const a = received(message(`BATCH-A-${t}`));
+    const b = received(message(`BATCH-B-${t}`));
+    expect(await store.record([a, b, a])).toEqual([false, false, true]);
+    const stored = await store.get(a.resultId);
+    expect(stored).toMatchObject({ resultId: a.resultId, controlId: `BATCH-A-${t}`, contentSha256: a.contentSha256, source: 'lab' });
+    expect((await store.hl7Of(a.resultId))!.equals(a.hl7)).toBe(true);
+  });
+
+  it('keeps a result received on two sources as two results', async () => {
+    const hl7 = message(`TWO-SOURCES-${t}`);
+    expect(await store.record([received(hl7, 'lab'), received(hl7, 'imaging')])).toEqual([false, false]);
+  });
+});
+
+describe('the ACK and the commit', () => {
+  let gateway: Gateway;
+  let port: number;
+  let queue: Queue;
+  const t = tag();
+  const result = (controlId: string) => makeCisisResult({ controlId, patient: PATIENTS[1]!, doctors: [{ ...DOCTORS[0]!, address: `st-${t}@cabinet-demo.mssante.test` }] });
+  const postgres = (action: 'up' | 'down') => {
+    const r = spawnSync('bash', [path.join(ROOT, 'deploy/local/postgres.sh'), action], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`postgres.sh ${action}: ${r.stderr}`);
+  };
+
+  beforeAll(async () => {
+    const config = testConfig('store');
+    gateway = await startGateway(config, ['intake']);
+    port = gateway.intake!.listeners[0]!.port;
+    queue = new Queue(QUEUES.intake, bullConnection(config));
+  });
+  afterAll(async () => {
+    postgres('up');
+    await queue?.close();
+    await gateway?.stop();
+  });
+
+  it('answers AA only once the result is committed, and AE while PostgreSQL is down, then recovers by itself', async () => {
+    const c = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 20_000 });
+    await c.connect();
+    const ok = await c.send(result(`ACK-${t}`));
+    expect(ok.code).toBe('AA');
+    // Read at the moment the ACK arrives: the row is there, committed.
+    const committed = await gateway.ctx.pg.query('select result_id, acknowledged_at from results where control_id = $1', [`ACK-${t}`]);
+    expect(committed.rows).toHaveLength(1);
+
+    postgres('down');
+    const refused = await c.send(result(`DOWN-${t}`));
+    expect(refused.code).toBe('AE');
+    expect(refused.raw).toContain('|207^Application internal error^HL70357|');
+    // Nothing was queued for it: a job only ever follows a committed record.
+    const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'delayed', 'failed']);
+    expect(jobs.filter((j) => (j.data as { result: { controlId: string } }).result.controlId === `DOWN-${t}`)).toEqual([]);
+
+    postgres('up');
+    // The producer sends it again, as an MLLP sender does after an AE; the same process now records it.
+    let again = await c.send(result(`DOWN-${t}`));
+    for (let i = 0; again.code !== 'AA' && i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      again = await c.send(result(`DOWN-${t}`));
+    }
+    expect(again.code).toBe('AA');
+    expect((await gateway.ctx.pg.query('select 1 from results where control_id = $1', [`DOWN-${t}`])).rows).toHaveLength(1);
+    await c.close();
+  }, 180_000);
+});
+
+describe('a gateway whose message store is unreachable', () => {
+  it('does not start, and says which server, never the password', () => {
+    const config = sandboxStore();
+    const r = spawnSync(path.join(ROOT, 'services/gateway/bin/mssgw'), ['start', 'intake'], {
+      encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, MSSGW_POSTGRES_URL: 'postgres://mssgw@127.0.0.1:1/mssgw', MSSGW_POSTGRES_CONNECT_TIMEOUT_MS: '2000', MSSGW_HTTP_PORT: '0' },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/PostgreSQL at 127\.0\.0\.1:1\/mssgw is unavailable/);
+    const password = spawnSync('cat', [config.password!.file!], { encoding: 'utf8' }).stdout.trim();
+    expect(password.length).toBeGreaterThan(8);
+    expect(r.stderr + r.stdout).not.toContain(password);
+  });
+
+  it('mssgw migrate --status lists what is applied', () => {
+    const r = spawnSync(path.join(ROOT, 'services/gateway/bin/mssgw'), ['migrate', '--status'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    for (const m of readMigrations()) expect(r.stdout).toMatch(new RegExp(`applied +${String(m.version).padStart(4, '0')} ${m.name}`));
+  });
+});
