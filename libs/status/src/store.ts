@@ -1,52 +1,8 @@
 import type { Redis } from 'ioredis';
+import { confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type Transition } from '@mssgw/lifecycle';
 import { ExpiringStore, RedisScript } from '@mssgw/queue';
 
-/**
- * The life of one recipient of one result. `refused` is decided by the router (with a reason), the rest by the
- * dispatcher (SMTP) and the receipt reader (DSN, MDN, timeout).
- */
-export type DeliveryState =
-  | 'refused'
-  | 'queued'
-  | 'submitted'
-  | 'delayed'
-  | 'delivered'
-  | 'relayed'
-  | 'expanded'
-  | 'failed'
-  | 'dead-lettered'
-  | 'unconfirmed'
-  | 'displayed'
-  | 'processed'
-  | 'deleted'
-  | 'processing-error';
-
-const RECEIPT_READ: DeliveryState[] = ['displayed', 'processed', 'deleted', 'processing-error'];
-const DSN_FINAL: DeliveryState[] = ['delivered', 'relayed', 'expanded', 'failed'];
-
-/** From which states each state may be entered. A receipt that would move a recipient backwards is recorded in the history only. */
-const ENTER_FROM: Record<DeliveryState, DeliveryState[]> = {
-  refused: [],
-  queued: ['dead-lettered'], // replayed by an operator
-  submitted: ['queued'],
-  // A DSN proves the operator took the mail even when our record of its 250 was lost in a crash (still 'queued').
-  delayed: ['queued', 'submitted', 'delayed', 'unconfirmed'],
-  delivered: ['queued', 'submitted', 'delayed', 'unconfirmed'],
-  relayed: ['queued', 'submitted', 'delayed', 'unconfirmed'],
-  expanded: ['queued', 'submitted', 'delayed', 'unconfirmed'],
-  failed: ['queued', 'submitted', 'delayed', 'unconfirmed'],
-  'dead-lettered': ['queued'],
-  unconfirmed: ['submitted', 'delayed'],
-  // An MDN proves delivery even when it overtakes the DSN.
-  displayed: ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded'],
-  processed: ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded', 'displayed'],
-  deleted: ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded', 'displayed'],
-  'processing-error': ['submitted', 'delayed', 'unconfirmed', 'delivered', 'relayed', 'expanded', 'displayed'],
-};
-
-/** The outcome a recipient ends with; one per recipient, whatever arrives later. */
-export const isFinal = (s: DeliveryState): boolean =>
-  s === 'refused' || s === 'dead-lettered' || s === 'unconfirmed' || DSN_FINAL.includes(s) || RECEIPT_READ.includes(s);
+export type { DeliveryState } from '@mssgw/lifecycle';
 
 export type RecipientKind = 'professional' | 'organisation' | 'application' | 'patient';
 
@@ -78,7 +34,7 @@ export interface DeliveryEvent {
   state: DeliveryState;
   /** false when the event came too late or out of order and did not change the state. */
   applied: boolean;
-  source: 'router' | 'dispatcher' | 'dsn' | 'mdn' | 'timeout' | 'operator';
+  source: DeliveryEventSource;
   detail?: string;
 }
 
@@ -246,13 +202,19 @@ export class StatusStore extends ExpiringStore {
   ): Promise<{ applied: boolean; previous: DeliveryState | undefined }> {
     const detail = fields['detail'] ?? fields['reason'];
     const event: DeliveryEvent = { at, state, applied: false, source, ...(detail !== undefined ? { detail: String(detail) } : {}) };
-    const awaiting = state === 'submitted' ? 'add' : isFinal(state) ? 'remove' : '';
+    const clock = confirmationClock(state);
+    const awaiting = clock === 'start' ? 'add' : clock === 'stop' ? 'remove' : '';
     const res = (await TRANSITION.run(
       this.redis, [this.k.delivery(deliveryId), this.k.history(deliveryId), this.k.events(), this.k.awaiting(), clears],
       [ENTER_FROM[state].join(','), JSON.stringify(event), deliveryId, state, source, awaiting, String(at), ...flat({ ...fields, state, updatedAt: at })],
     )) as [number, string];
     const applied = res[0] === 1;
     return { applied, previous: res[1] ? (res[1] as DeliveryState) : undefined };
+  }
+
+  /** Records what a trigger of the lifecycle (`@mssgw/lifecycle`) decided; see `transition`. */
+  apply(deliveryId: string, change: Transition, at = Date.now(), clears = ''): Promise<{ applied: boolean; previous: DeliveryState | undefined }> {
+    return this.transition(deliveryId, change.state, change.source, change.fields, at, clears);
   }
 
   /**
@@ -263,7 +225,7 @@ export class StatusStore extends ExpiringStore {
     const due = await this.redis.zrangebyscore(this.k.awaiting(), 0, now - timeoutMs, 'LIMIT', 0, 1000);
     const moved: string[] = [];
     for (const id of due) {
-      const { applied } = await this.transition(id, 'unconfirmed', 'timeout', { reason: 'no-final-dsn', detail: `no final DSN within ${Math.round(timeoutMs / 1000)} s of submission` }, now);
+      const { applied } = await this.apply(id, confirmationTimeout(timeoutMs), now);
       if (applied) moved.push(id);
       else await this.redis.zrem(this.k.awaiting(), id);
     }

@@ -1,6 +1,8 @@
+import { DELIVERY_STATES, EVENT_SOURCES } from '@mssgw/lifecycle';
+
 /**
  * JSON schemas of the HTTP API's answers: the documented contract (README, "HTTP API"), and what fastify uses to
- * serialise them.
+ * serialise them. States and event sources are the lifecycle's own lists.
  */
 const nullableString = { type: 'string' } as const;
 
@@ -11,7 +13,7 @@ export const historyEventSchema = {
     at: { type: 'integer', description: 'Unix time in ms' },
     state: { type: 'string' },
     applied: { type: 'boolean', description: 'false when the event came late and did not change the state' },
-    source: { type: 'string', enum: ['router', 'dispatcher', 'dsn', 'mdn', 'timeout', 'operator'] },
+    source: { type: 'string', enum: EVENT_SOURCES },
     detail: nullableString,
   },
 } as const;
@@ -25,11 +27,7 @@ export const deliverySchema = {
     recipient: { type: 'string', description: 'MSSanté address, or "<field>:<id>" for a recipient without one' },
     recipientId: nullableString,
     kind: { type: 'string', enum: ['professional', 'organisation', 'application', 'patient'] },
-    state: {
-      type: 'string',
-      enum: ['refused', 'queued', 'submitted', 'delayed', 'delivered', 'relayed', 'expanded', 'failed', 'dead-lettered', 'unconfirmed',
-        'displayed', 'processed', 'deleted', 'processing-error'],
-    },
+    state: { type: 'string', enum: DELIVERY_STATES },
     mailId: nullableString,
     messageId: nullableString,
     mailbox: nullableString,

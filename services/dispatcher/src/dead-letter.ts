@@ -1,4 +1,5 @@
 import { Queue } from 'bullmq';
+import { operatorReplay } from '@mssgw/lifecycle';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection, type ServiceContext } from '@mssgw/runtime';
 
@@ -37,7 +38,7 @@ export async function replayDeadLetters(ctx: ServiceContext, which: { all: true 
       let queue = queues.get(dead.queue);
       if (!queue) queues.set(dead.queue, (queue = new Queue(dead.queue, bullConnection(ctx.config))));
       const job = await queue.getJob(dead.deliveryId);
-      await ctx.status.transition(dead.deliveryId, 'queued', 'operator', { reason: 'replayed', detail: 'replayed from the dead-letter queue' });
+      await ctx.status.apply(dead.deliveryId, operatorReplay());
       if (job && (await job.getState()) === 'failed') await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       else if (!job) await queue.add('deliver', DeliveryJob.parse({ ...dead, acknowledgedAt: dead.failedAt }), { jobId: dead.deliveryId });
       await entry.remove();

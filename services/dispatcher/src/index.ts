@@ -1,6 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Transporter } from 'nodemailer';
 import type { ApplicativeMailboxConfig } from '@mssgw/config';
+import { afterFailedAttempt, failureText, isSendable, retriesExhausted, smtpAccepted, smtpFailure, type SmtpFailure } from '@mssgw/lifecycle';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -16,15 +17,7 @@ export { listDeadLetters, replayDeadLetters, type DeadLetter } from './dead-lett
 /** How long an unfinished attempt is remembered (its DSN, if any, comes long before). */
 const SENDING_MARKER_MS = 7 * 24 * 3600 * 1000;
 
-interface SmtpError extends Error {
-  command?: string;
-  code?: string;
-  responseCode?: number;
-  response?: string;
-}
-
-/** 2, 4, 5 from the SMTP reply, or "conn" when the failure was below SMTP (connection, TLS, timeout). */
-const replyClass = (err: SmtpError) => (err.responseCode ? String(err.responseCode)[0]! : 'conn');
+type SmtpError = Error & SmtpFailure;
 
 export interface DispatcherService extends RunningService {
   workers: Worker[];
@@ -94,7 +87,7 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   // write and read on both sides, more than the commands themselves.
   const [current, marker] = await Promise.all([ctx.status.getDelivery(d.deliveryId), ctx.redis.exists(sendingKey)]);
   // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
-  if (current && current.state !== 'queued') return;
+  if (current && !isSendable(current.state)) return;
   const interrupted = marker === 1;
   const until = d.reconcileUntil ?? (interrupted ? Date.now() + ctx.config.dispatcher.reconcileMs : undefined);
   if (until !== undefined && Date.now() < until) {
@@ -129,25 +122,20 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
       envelope: { from: d.mailbox, to: [d.recipient] },
       dsn: { id: d.deliveryId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: d.recipient },
     })) as { response: string; accepted: string[]; rejected: string[] };
-    const queueId = /queued as\s+([A-Za-z0-9]+)/i.exec(info.response)?.[1];
     // The marker goes in the same step as the acceptance is recorded: never one without the other.
     const now = Date.now();
-    await ctx.status.transition(d.deliveryId, 'submitted', 'dispatcher', {
-      smtpResponse: info.response, ...(queueId ? { queueId } : {}), submittedAt: now, detail: info.response,
-    }, now, sendingKey);
+    const accepted = smtpAccepted(info.response, now);
+    await ctx.status.apply(d.deliveryId, accepted, now, sendingKey);
     metrics.mailsSent.inc({ mailbox: mailbox.address });
     metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - d.acknowledgedAt) / 1000);
-    ctx.log.info({ deliveryId: d.deliveryId, messageId: d.messageId, queueId }, 'mail accepted by the operator');
+    ctx.log.info({ deliveryId: d.deliveryId, messageId: d.messageId, queueId: accepted.fields.queueId }, 'mail accepted by the operator');
   } catch (e) {
     const err = e as SmtpError;
-    // An SMTP answer, or a connection that never opened, proves the mail was not accepted.
-    if (err.responseCode || err.command === 'CONN' || err.code === 'ECONNREFUSED' || err.code === 'EDNS') await ctx.redis.del(sendingKey);
-    if (err.responseCode && err.responseCode >= 500) {
-      await ctx.status.transition(d.deliveryId, 'failed', 'operator', {
-        reason: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(err.response ?? '')?.[0] ?? String(err.responseCode),
-        smtpResponse: err.response ?? err.message, detail: err.response ?? err.message,
-      });
-      metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: '5' });
+    const outcome = smtpFailure(err);
+    if (outcome.notAccepted) await ctx.redis.del(sendingKey);
+    if (outcome.action === 'fail') {
+      await ctx.status.apply(d.deliveryId, outcome.transition);
+      metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: outcome.replyClass });
       throw new UnrecoverableError(`operator refused the recipient: ${err.responseCode}`);
     }
     if (isSlowDown(err.responseCode)) {
@@ -156,19 +144,19 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
       metrics.operatorRate.set({ operator }, slower);
       ctx.log.warn({ deliveryId: d.deliveryId, code: err.responseCode, perSecond: slower }, 'operator asks to slow down; sending slower');
     }
-    metrics.mailsRetried.inc({ mailbox: mailbox.address, reply_class: replyClass(err) });
+    metrics.mailsRetried.inc({ mailbox: mailbox.address, reply_class: outcome.replyClass });
     throw err;
   }
 }
 
 /** After the last attempt, a delivery goes to the dead-letter queue with its reason; permanent refusals are already "failed". */
 async function onFailed(ctx: ServiceContext, deadLetters: Queue, mailbox: ApplicativeMailboxConfig, job: Job, err: SmtpError): Promise<void> {
-  if (err.name === 'UnrecoverableError') return;
-  if (job.attemptsMade < (job.opts.attempts ?? 1)) return;
+  const next = afterFailedAttempt({ permanent: err.name === 'UnrecoverableError', attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 });
+  if (next !== 'dead-letter') return;
   const d = DeliveryJob.parse(job.data);
-  const reason = err.response ?? `${err.code ?? 'error'}: ${err.message}`;
+  const reason = failureText(err);
   await deadLetters.add('dead-letter', { ...d, queue: QUEUES.send(mailbox.address), reason, failedAt: Date.now() }, { jobId: d.deliveryId });
-  await ctx.status.transition(d.deliveryId, 'dead-lettered', 'dispatcher', { reason: 'retries-exhausted', detail: reason });
-  metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: replyClass(err) });
+  await ctx.status.apply(d.deliveryId, retriesExhausted(reason));
+  metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: smtpFailure(err).replyClass });
   ctx.log.error({ deliveryId: d.deliveryId, attempts: job.attemptsMade, reason: err.code ?? err.responseCode }, 'delivery dead-lettered');
 }

@@ -1,39 +1,13 @@
 import { hostname } from 'node:os';
 import type { Producer } from 'kafkajs';
 import { buildZam, MllpClient } from '@mssgw/hl7';
+import { statusEventV1, zamFor } from '@mssgw/lifecycle';
 import { kafkaClient, type RunningService, type ServiceContext } from '@mssgw/runtime';
-import { isFinal, type Delivery, type DeliveryState, type ResultRecord, type StatusEvent } from '@mssgw/status';
+import type { StatusEvent } from '@mssgw/status';
 
-/** Version 1 of the status events published on the status topic (documented in the README). */
-export interface StatusEventV1 {
-  schema: 'mssgw.status.v1';
-  resultId: string;
-  controlId: string;
-  sendingApplication: string;
-  source: string;
-  deliveryId: string;
-  recipient: string;
-  recipientKind: string;
-  state: DeliveryState;
-  previousState: DeliveryState | null;
-  final: boolean;
-  reason: string | null;
-  dsnStatus: string | null;
-  at: string;
-}
+export type { StatusEventV1 } from '@mssgw/lifecycle';
 
 const GROUP = 'feedback';
-// A recipient the router refused, or whose mail was dead-lettered, never receives the result: a negative reception.
-const RECEPTION: DeliveryState[] = ['delivered', 'relayed', 'expanded', 'failed', 'refused', 'dead-lettered'];
-const NOT_RECEIVED: DeliveryState[] = ['failed', 'refused', 'dead-lettered'];
-const READ: DeliveryState[] = ['displayed', 'processed', 'processing-error'];
-
-/** Which ZAM, if any, a state change calls for (only when the producer asked for it). */
-function zamFor(state: DeliveryState, result: ResultRecord): { event: 'Z02' | 'Z03'; success: boolean } | undefined {
-  if (RECEPTION.includes(state) && result.ackReception === '1') return { event: 'Z02', success: !NOT_RECEIVED.includes(state) };
-  if (READ.includes(state) && result.ackRead === '1') return { event: 'Z03', success: state !== 'processing-error' };
-  return undefined;
-}
 
 export interface FeedbackService extends RunningService {
   /** Handles what is waiting in the outbox now (tests and the demo call it; the loop does the same). */
@@ -76,7 +50,7 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
         done.push(e.id); // expired from the store: nothing left to tell
         continue;
       }
-      const zam = zamFor(e.state, result);
+      const zam = zamFor(e.state, { reception: result.ackReception === '1', read: result.ackRead === '1' }, delivery);
       if (zam) {
         try {
           const client = await zamClient(result.source);
@@ -86,7 +60,7 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
               original: { controlId: result.controlId, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility },
               // A refused recipient without an address is recorded as "<origin>:<id>": the ZAM names the id only.
               recipient: { address: delivery.recipient.includes('@') ? delivery.recipient : '', ...(delivery.recipientId ? { id: delivery.recipientId } : {}) },
-              ...(zam.success ? {} : { errorText: delivery.reason ?? delivery.detail ?? e.state }),
+              ...(zam.errorText !== undefined ? { errorText: zam.errorText } : {}),
             }));
             if (ack.code !== 'AA' && ack.code !== 'CA') throw new Error(`producer answered ${ack.code}`);
           }
@@ -97,7 +71,7 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
           continue;
         }
       }
-      messages.push({ key: delivery.resultId, value: JSON.stringify(statusEvent(e, delivery, result)) });
+      messages.push({ key: delivery.resultId, value: JSON.stringify(statusEventV1(e, delivery, result)) });
       done.push(e.id);
     }
     if (producer && messages.length) await producer.send({ topic: config.kafka.statusTopic, messages });
@@ -129,13 +103,5 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
       for (const c of clients.values()) await c.close();
       await producer?.disconnect();
     },
-  };
-}
-
-function statusEvent(e: StatusEvent, d: Delivery, r: ResultRecord): StatusEventV1 {
-  return {
-    schema: 'mssgw.status.v1', resultId: d.resultId, controlId: r.controlId, sendingApplication: r.sendingApplication, source: r.source,
-    deliveryId: d.deliveryId, recipient: d.recipient, recipientKind: d.kind, state: e.state, previousState: e.previous || null,
-    final: isFinal(e.state), reason: d.reason ?? null, dsnStatus: d.dsnStatus ?? null, at: new Date(d.updatedAt).toISOString(),
   };
 }

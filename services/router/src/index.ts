@@ -1,4 +1,5 @@
 import { Queue, Worker, type Job } from 'bullmq';
+import { REASONS, routingRefusal, sendingRetryPolicy } from '@mssgw/lifecycle';
 import { documentSettings, planResult, readCdaHeader, renderMail, type ReceivedDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
@@ -31,8 +32,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
         connection: ctx.ordered.redis,
         prefix: config.redis.prefix,
         defaultJobOptions: {
-          attempts: config.dispatcher.attempts,
-          backoff: { type: 'exponential', delay: config.dispatcher.backoffMs, jitter: 0.5 },
+          ...sendingRetryPolicy(config.dispatcher),
           removeOnComplete: { age: 24 * 3600, count: 100_000 },
           removeOnFail: { age: 30 * 24 * 3600 },
         },
@@ -101,7 +101,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
       const data = IntakeJob.safeParse(job.data);
       const resultId = data.success ? data.data.resultId : String(job.id);
-      void recordRefusals(ctx.status, resultId, [{ reason: 'routing-failed', kind: 'professional', origin: 'router', detail: err.message }])
+      void recordRefusals(ctx.status, resultId, [{ reason: REASONS.routingFailed, kind: 'professional', origin: 'router', detail: err.message }])
         .catch((e: Error) => ctx.log.error({ resultId, err: e.message }, 'could not record the routing failure'));
     }
   });
@@ -135,9 +135,7 @@ async function recordRefusals(status: StatusStore, resultId: string, refusals: R
       recipient: r.address ?? `${r.origin}:${r.id ?? 'unnamed'}`,
       ...(r.id ? { recipientId: r.id } : {}),
       kind: r.kind,
-      state: 'refused',
-      reason: r.reason,
-      detail: r.detail,
+      ...routingRefusal(r.reason, r.detail),
     });
     if (created) metrics.recipientsRefused.inc({ reason: r.reason });
   }));
