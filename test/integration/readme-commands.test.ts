@@ -38,6 +38,7 @@ const KINDS = {
   parse: /^npm run mssgw -- parse \S+\.hl7( --json)?$/,
   compose: /^npm run mssgw -- compose \S+\.hl7 --out \S+$/,
   receipt: /^npm run mssgw -- receipt \S+\.eml( --json)?$/,
+  migrate: /^npm run mssgw -- migrate( --status)?$/,
 } as const;
 type Kind = keyof typeof KINDS;
 const kindOf = (command: string) => (Object.keys(KINDS) as Kind[]).find((k) => KINDS[k].test(command));
@@ -200,6 +201,14 @@ describe('the commands the README shows', () => {
       expect(mails.length).toBeGreaterThan(0);
       for (const m of mails) expect(readFileSync(path.join(out, m), 'latin1')).toMatch(/^X-MSS-|\nX-MSS-/i);
       rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('mssgw migrate says the message store is up to date', () => {
+    for (const command of shown('migrate')) {
+      const r = run(command);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toMatch(/applied +0001 results|up to date/);
     }
   });
 
