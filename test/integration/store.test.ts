@@ -162,7 +162,7 @@ describe('a gateway whose message store is unreachable', () => {
       env: { ...process.env, MSSGW_POSTGRES_URL: 'postgres://mssgw@127.0.0.1:1/mssgw', MSSGW_POSTGRES_CONNECT_TIMEOUT_MS: '2000', MSSGW_HTTP_PORT: '0' },
     });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/PostgreSQL at 127\.0\.0\.1:1\/mssgw is unavailable/);
+    expect(r.stderr).toMatch(/PostgreSQL at 127\.0\.0\.1:1\/mssgw \(schema mssgw\) is unavailable/);
     const password = spawnSync('cat', [config.password!.file!], { encoding: 'utf8' }).stdout.trim();
     expect(password.length).toBeGreaterThan(8);
     expect(r.stderr + r.stdout).not.toContain(password);

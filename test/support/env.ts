@@ -12,7 +12,7 @@ export const tag = () => randomBytes(4).toString('hex');
 const LAB_MAILBOX = 'labo-noreply@chu-demo.mssante.test';
 
 /**
- * A configuration of its own for one test file: a fresh Redis prefix, its own applicative mailbox (so receipts of
+ * A configuration of its own for one test file: a fresh Redis prefix and PostgreSQL schema, its own applicative mailbox (so receipts of
  * other tests never reach it), ephemeral ports. Everything else is the sandbox defaults.
  */
 export function testConfig(name: string, patch: (c: GatewayConfig) => void = () => {}): GatewayConfig {
@@ -22,6 +22,8 @@ export function testConfig(name: string, patch: (c: GatewayConfig) => void = () 
   c.environment = 'test';
   c.logLevel = (process.env['MSSGW_TEST_LOG_LEVEL'] as GatewayConfig['logLevel'] | undefined) ?? 'silent';
   c.redis.prefix = `test-${t}`;
+  // Its own schema in the sandbox's database too (created by the migrations at start).
+  c.postgres.schema = `test_${t.toLowerCase().replace(/[^a-z0-9]/g, '_')}`;
   c.http.port = 0;
   c.mllp.listeners = [{ source: 'lab', host: '127.0.0.1', port: 0, maxMessageBytes: 32 * 1024 * 1024, idleTimeoutMs: 60_000 }];
   c.mailboxes = [{

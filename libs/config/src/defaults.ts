@@ -26,6 +26,7 @@ export function demoDefaults(sandbox = sandboxDir()): GatewayConfig {
     postgres: {
       url: 'postgres://mssgw@127.0.0.1:15432/mssgw',
       password: { file: path.join(sandbox, 'secrets', 'postgres-password') },
+      schema: 'mssgw',
       sslMode: 'verify-full',
       caFile: path.join(pki, 'ca.pem'),
       poolSize: 10,

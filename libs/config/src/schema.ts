@@ -141,6 +141,10 @@ export const GatewayConfigSchema = z
           .regex(/^postgres(ql)?:\/\/[^:@/]+@[^/]+\/[^/?]+$/, 'expected postgres://user@host:port/database (the password goes in postgres.password)')
           .describe('The message store: postgres://user@host:port/database, without the password.'),
         password: SecretRef.optional().describe('Password of the database user, from a file or an environment variable.'),
+        schema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case SQL name such as "mssgw"')
+          .describe("The gateway's tables live in this schema (created by the migrations), so that several gateways, tests or demo runs can share one database."),
         sslMode: z
           .enum(['disable', 'require', 'verify-ca', 'verify-full'])
           .describe('TLS to the server: verify-full checks the certificate against caFile and the host name; production refuses disable and require.'),

@@ -13,7 +13,7 @@ export interface Migration {
   checksum: string;
 }
 
-/** Any fixed number: every gateway process takes the same lock before it changes the schema. */
+/** Any fixed number: every gateway process takes the same lock (with its schema's name) before it changes it. */
 const MIGRATION_LOCK = 0x6d737367; // "mssg"
 
 export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
@@ -56,8 +56,10 @@ const HISTORY = `create table if not exists schema_migrations (
 export async function migrate(pool: Pool, migrations = readMigrations()): Promise<Migration[]> {
   const client = await pool.connect();
   try {
-    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    const schema = (await client.query<{ s: string }>(`select current_setting('search_path') as s`)).rows[0]!.s;
+    await client.query('select pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, schema]);
     try {
+      await client.query(`create schema if not exists ${schema}`);
       await client.query(HISTORY);
       const { pending } = await statusOn(client, migrations);
       for (const m of pending) {
@@ -73,7 +75,7 @@ export async function migrate(pool: Pool, migrations = readMigrations()): Promis
       }
       return pending;
     } finally {
-      await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      await client.query('select pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK, schema]);
     }
   } finally {
     client.release();
@@ -84,6 +86,7 @@ export async function migrate(pool: Pool, migrations = readMigrations()): Promis
 export async function migrationStatus(pool: Pool, migrations = readMigrations()): Promise<MigrationStatus> {
   const client = await pool.connect();
   try {
+    // Resolved in the gateway's schema (search_path): another schema's history is not this one's.
     const exists = await client.query<{ t: string | null }>(`select to_regclass('schema_migrations')::text as t`);
     if (!exists.rows[0]?.t) return { applied: [], pending: migrations };
     return await statusOn(client, migrations);

@@ -9,7 +9,7 @@ export type PoolClient = pg.PoolClient;
 /** host:port/database of the store, for messages: never the user's password. */
 export function describePostgres(config: PostgresConfig): string {
   const u = new URL(config.url);
-  return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  return `${u.hostname}:${u.port || 5432}${u.pathname} (schema ${config.schema})`;
 }
 
 /**
@@ -35,6 +35,8 @@ export function connectPostgres(config: PostgresConfig, applicationName = 'mssgw
     max: config.poolSize,
     connectionTimeoutMillis: config.connectTimeoutMs,
     application_name: applicationName,
+    // Every statement names its tables unqualified: they resolve in the gateway's schema.
+    options: `-c search_path=${config.schema}`,
   });
   // An idle connection that breaks (server restart) is dropped from the pool; the next query opens a new one.
   pool.on('error', () => undefined);
