@@ -87,6 +87,7 @@ export async function benchDispatch(opts: {
     const env = {
       MSSGW_ENVIRONMENT: 'test',
       MSSGW_REDIS_PREFIX: `bench-d${tag}`,
+      MSSGW_POSTGRES_SCHEMA: `bench_d${tag}`,
       MSSGW_MLLP_LISTENERS: JSON.stringify([{ source: 'lab', host: '127.0.0.1', port: MLLP_PORT, maxMessageBytes: 33554432, idleTimeoutMs: 300000 }]),
       MSSGW_OPERATOR_SMTP_HOST: '127.0.0.1',
       MSSGW_OPERATOR_SMTP_PORT: String(SINK_PORT),

@@ -13,6 +13,7 @@ const HTTP_PORT = 18089;
 const baseEnv = (tag: string, extra: Record<string, string> = {}) => ({
   MSSGW_ENVIRONMENT: 'test',
   MSSGW_REDIS_PREFIX: `bench-${tag}`,
+  MSSGW_POSTGRES_SCHEMA: `bench_${tag}`,
   MSSGW_HTTP_PORT: String(HTTP_PORT),
   MSSGW_MLLP_LISTENERS: JSON.stringify([{ source: 'lab', host: '127.0.0.1', port: MLLP_PORT, maxMessageBytes: 33554432, idleTimeoutMs: 300000 }]),
   ...extra,

@@ -31,7 +31,7 @@ export async function benchStages(results: number): Promise<StageFigures> {
   await new Promise((r) => setTimeout(r, 300));
   const redisPid = redisServerPid();
   const env = {
-    MSSGW_ENVIRONMENT: 'test', MSSGW_REDIS_PREFIX: `bench-s${tag}`,
+    MSSGW_ENVIRONMENT: 'test', MSSGW_REDIS_PREFIX: `bench-s${tag}`, MSSGW_POSTGRES_SCHEMA: `bench_s${tag}`,
     MSSGW_MLLP_LISTENERS: JSON.stringify([{ source: 'lab', host: '127.0.0.1', port: MLLP_PORT, maxMessageBytes: 33554432, idleTimeoutMs: 300000 }]),
     MSSGW_OPERATOR_SMTP_HOST: '127.0.0.1', MSSGW_OPERATOR_SMTP_PORT: String(SINK_PORT), MSSGW_OPERATOR_INSECURE_PLAINTEXT: 'true',
     MSSGW_OPERATOR_MAX_CONNECTIONS: '4',
