@@ -22,6 +22,48 @@ const TlsServerOptions = z
   })
   .strict();
 
+/** Per MLLP listener. The defaults fit an intake given 512 MiB (its V8 heap capped at 256 MB; frames live outside it). */
+const MllpLimits = z
+  .object({
+    maxConnections: z.number().int().min(1).default(64).describe('Open connections on this listener; one more is closed as soon as it is accepted.'),
+    maxConnectionsPerPeer: z
+      .number()
+      .int()
+      .min(1)
+      .default(16)
+      .describe('Open connections from one peer address; one more is closed as soon as it is accepted.'),
+    frameTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(60_000)
+      .describe('A frame must end within this long of its first byte, however its bytes trickle in; else the connection is closed.'),
+    maxPendingFrames: z
+      .number()
+      .int()
+      .min(1)
+      .default(32)
+      .describe('Frames of one connection received and not yet acknowledged (ACK not yet taken by the peer): at this many, the connection is not read until one is.'),
+    maxConnectionBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(32 * 1024 * 1024)
+      .describe(
+        'Bytes one connection holds, its frame in progress and its frames not yet acknowledged: at this, the connection is not read until its frames are answered. A lone frame is bounded by maxMessageBytes.',
+      ),
+    maxBufferedBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(64 * 1024 * 1024)
+      .describe(
+        'Bytes all connections of this listener hold together: at this, a connection holding bytes is not read until the total falls below (frames it left unfinished meet frameTimeoutMs). Never below maxMessageBytes.',
+      ),
+  })
+  .strict();
+export type MllpLimitsConfig = z.infer<typeof MllpLimits>;
+
 const MllpListener = z
   .object({
     source: z
@@ -31,10 +73,20 @@ const MllpListener = z
     host: hostname.describe('Address the listener binds to.'),
     port: z.number().int().min(0).max(65535).describe('TCP port of the listener (0: any free port).'),
     maxMessageBytes: z.number().int().positive().describe('A frame larger than this is refused with AR (TOO_LARGE).'),
-    idleTimeoutMs: z.number().int().positive().describe('A connection that sends nothing for this long is closed.'),
+    idleTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .describe('A connection on which no frame starts, ends or has its ACK taken for this long is closed; stray bytes between frames do not keep it open.'),
     tls: TlsServerOptions.optional().describe('TLS on this listener; without it the listener speaks plain MLLP.'),
+    limits: MllpLimits.optional().describe(
+      'What one listener lets its peers hold, so that slow or flooding peers cannot exhaust the intake\'s memory (sized for 512 MiB); a limit left out keeps its default.',
+    ),
   })
   .strict();
+
+/** The limits of a listener, its defaults filled in. */
+export const mllpLimitsOf = (listener: { limits?: MllpLimitsConfig | undefined }): MllpLimitsConfig => listener.limits ?? MllpLimits.parse({});
 
 /** How strictly one source's results are read at intake; a setting left out keeps its default. */
 const IntakeTolerance = z

@@ -34,6 +34,18 @@ export const metrics = {
     name: 'mssgw_ack_latency_seconds', help: 'From the last byte of a result to its acknowledgement',
     labelNames: ['transport'] as const, buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry],
   }),
+  mllpLimit: new Counter({
+    name: 'mssgw_mllp_limit_total',
+    help: 'MLLP limits reached, per source and limit (connections, connections-per-peer, frame-timeout, idle-timeout: a connection refused or closed; pending-frames, connection-bytes, listener-bytes: a connection not read for a while)',
+    labelNames: ['source', 'limit'] as const, registers: [registry],
+  }),
+  mllpConnections: new Gauge({
+    name: 'mssgw_mllp_connections', help: 'Open MLLP connections, per source', labelNames: ['source'] as const, registers: [registry],
+  }),
+  mllpBufferedBytes: new Gauge({
+    name: 'mssgw_mllp_buffered_bytes', help: 'Bytes the MLLP connections of a source hold: frames in progress and frames not yet answered',
+    labelNames: ['source'] as const, registers: [registry],
+  }),
   recipientsResolved: new Counter({
     name: 'mssgw_recipients_resolved_total', help: 'Recipients a result will be sent to, per kind (professional, organisation, application, patient)',
     labelNames: ['kind'] as const, registers: [registry],
