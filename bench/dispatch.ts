@@ -4,6 +4,7 @@ import { demoDefaults } from '@mssgw/config';
 import { MllpClient } from '@mssgw/hl7';
 import { connectRedis, MailStore, QUEUES } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
+import { connectPostgres } from '@mssgw/store';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { renderSampleMail } from './compose.ts';
 import { cpuSecondsOf, redisServerPid, startGatewayProcess, waitedChildrenCpuSeconds, type GatewayProcess } from './process.ts';
@@ -141,13 +142,15 @@ export async function benchDispatch(opts: {
     while ((await sentTotal(PORTS.dispatcher)) < mails + pacedResults * 2) await new Promise((r) => setTimeout(r, 100));
     const pacedMailsPerSecond = (pacedResults * 2) / ((performance.now() - p0) / 1000);
     progress(`paced: ${round(pacedMailsPerSecond, 0)} mails/s`);
-    const status = new StatusStore(redis, env.MSSGW_REDIS_PREFIX);
+    const pool = connectPostgres({ ...demoDefaults().postgres, schema: env.MSSGW_POSTGRES_SCHEMA });
+    const status = new StatusStore(pool);
     const latencies: number[] = [];
     for (let k = 0; k < pacedResults; k++) {
       const [id] = await status.resultsByControlId(`D-${tag}-${opts.results + k}`);
       const r = id ? await status.getResult(id, { withDeliveries: true }) : undefined;
       for (const d of r?.deliveries ?? []) if (d.submittedAt && r?.acknowledgedAt) latencies.push(d.submittedAt - r.acknowledgedAt);
     }
+    await pool.end();
     await Promise.all(clients.map((c) => c.close()));
     const peakRssMb = Object.fromEntries(Object.entries(processes).map(([s, p]) => [s, round(p.peakRssMb(), 0)]));
     const cpuSeconds = Object.fromEntries(Object.entries(processes).map(([s, p]) => [s, round(p.cpuSeconds(), 1)]));

@@ -9,7 +9,7 @@ import { mailboxFiles, tag, testConfig, waitFor } from '../support/env.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-/** The dispatcher as its own process, as deployed, sharing this test's Redis prefix and mailbox. */
+/** The dispatcher as its own process, as deployed, sharing this test's Redis prefix, PostgreSQL schema and mailbox. */
 function dispatcherProcess(config: GatewayConfig): ChildProcess {
   return spawn(path.join(ROOT, 'node_modules/.bin/node'), [path.join(ROOT, 'services/gateway/bin/mssgw.ts'), 'start', 'dispatcher'], {
     env: {
@@ -17,6 +17,7 @@ function dispatcherProcess(config: GatewayConfig): ChildProcess {
       MSSGW_LOG_LEVEL: 'warn',
       MSSGW_ENVIRONMENT: 'test',
       MSSGW_REDIS_PREFIX: config.redis.prefix,
+      MSSGW_POSTGRES_SCHEMA: config.postgres.schema,
       MSSGW_HTTP_PORT: '0',
       MSSGW_MAILBOXES: JSON.stringify(config.mailboxes),
       MSSGW_DISPATCHER_CONCURRENCY: '16',

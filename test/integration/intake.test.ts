@@ -150,21 +150,28 @@ describe('intake under a burst', () => {
       await gateway.stop();
     }
   });
-  it('routes under sustained load with every mail and delivery record written before its delivery job', async () => {
+  it('routes under sustained load with every mail written and every delivery record committed before its delivery job', async () => {
     const gateway = await startGateway(testConfig('route-load'), ['intake', 'router']);
     const t = tag();
     const { config } = gateway.ctx;
     // The order in which Redis runs the writes, from its keyspace notifications (string and hash commands, published
-    // as they run, scripts and transactions included): where each mail's head, each delivery's record and each
-    // delivery job are first written.
+    // as they run, scripts and transactions included): where each mail's head and each delivery job are first
+    // written. The moment a job appears, its recipient's record must already be committed in PostgreSQL.
     const admin = new Redis(config.redis.url);
     const [, notifying] = (await admin.config('GET', 'notify-keyspace-events')) as [string, string];
     await admin.config('SET', 'notify-keyspace-events', 'E$h');
     const subscriber = new Redis(config.redis.url);
     const firstWrite = new Map<string, number>();
+    const jobKey = `${config.redis.prefix}:${QUEUES.send(config.mailboxes[0]!.address)}:`;
+    const recordMissing: Promise<string | undefined>[] = [];
     let seq = 0;
     subscriber.on('pmessage', (_pattern: string, _channel: string, key: string) => {
-      if (key.startsWith(config.redis.prefix) && !firstWrite.has(key)) firstWrite.set(key, seq++);
+      if (!key.startsWith(config.redis.prefix) || firstWrite.has(key)) return;
+      firstWrite.set(key, seq++);
+      const deliveryId = key.startsWith(jobKey) ? key.slice(jobKey.length) : '';
+      if (/^d-[0-9a-f]+$/.test(deliveryId)) {
+        recordMissing.push(gateway.ctx.pg.query('select 1 from deliveries where delivery_id = $1', [deliveryId]).then((r) => (r.rowCount === 1 ? undefined : deliveryId)));
+      }
     });
     await subscriber.psubscribe('__keyevent@*__:set', '__keyevent@*__:hset');
     try {
@@ -180,10 +187,12 @@ describe('intake under a burst', () => {
       const late = jobs.flatMap((job) => {
         const d = DeliveryJob.parse(job.data);
         const jobAt = firstWrite.get(sendQueue.toKey(job.id!))!;
-        const before = [`${config.redis.prefix}:mail:${d.mailId}`, `${config.redis.prefix}:status:delivery:${d.deliveryId}`];
+        const before = [`${config.redis.prefix}:mail:${d.mailId}`];
         return before.filter((k) => !(firstWrite.get(k)! < jobAt)).map((k) => `${k} after the job ${job.id}`);
       });
       expect(late).toEqual([]);
+      expect(recordMissing).toHaveLength(600);
+      expect((await Promise.all(recordMissing)).filter(Boolean)).toEqual([]);
     } finally {
       await gateway.stop();
       subscriber.disconnect();

@@ -1,28 +1,25 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { connectRedis, RedisScript } from '@mssgw/queue';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoDefaults } from '@mssgw/config';
 import { StatusStore } from '@mssgw/status';
+import { connectPostgres, migrate, type Pool } from '@mssgw/store';
 import { tag } from '../support/env.ts';
 
-describe('recipient state machine (real Redis)', () => {
-  const redis = connectRedis('redis://127.0.0.1:16379');
-  const store = new StatusStore(redis, `test-status-${tag()}`);
-  afterAll(async () => redis.quit());
+describe('recipient state machine (real PostgreSQL)', () => {
+  let pool: Pool;
+  let store: StatusStore;
+  // A schema of its own: the ids below are short and would meet another run's.
+  beforeAll(async () => {
+    pool = connectPostgres({ ...demoDefaults().postgres, schema: `test_status_${tag()}` });
+    await migrate(pool);
+    store = new StatusStore(pool);
+  });
+  afterAll(async () => pool.end());
   const base = { resultId: 'r-1', recipient: 'a@b.mssante.test', kind: 'professional' as const, messageId: '<m1@x>' };
 
   it('creates a recipient once, whatever the retries', async () => {
     expect(await store.createDelivery({ ...base, deliveryId: 'd-1', state: 'queued' })).toBe(true);
     expect(await store.createDelivery({ ...base, deliveryId: 'd-1', state: 'refused', reason: 'x' })).toBe(false);
     expect((await store.getDelivery('d-1'))!.state).toBe('queued');
-  });
-
-  it('runs its scripts by SHA, and sends them again when Redis has forgotten them (restart, SCRIPT FLUSH)', async () => {
-    const script = new RedisScript(`return {KEYS[1], ARGV[1], ${Date.now()}}`);
-    expect(await redis.script('EXISTS', script.sha)).toEqual([0]);
-    expect(((await script.run(redis, ['k'], ['v'])) as unknown[]).slice(0, 2)).toEqual(['k', 'v']);
-    expect(await redis.script('EXISTS', script.sha)).toEqual([1]);
-    await redis.script('FLUSH');
-    expect(await store.createDelivery({ ...base, deliveryId: 'd-flush', state: 'queued' })).toBe(true);
-    expect((await store.transition('d-flush', 'submitted', 'dispatcher')).applied).toBe(true);
   });
 
   it('moves forward only, keeping late and out-of-order receipts in the history', async () => {
@@ -50,12 +47,28 @@ describe('recipient state machine (real Redis)', () => {
     expect((await store.transition('d-3', 'delivered', 'dsn')).applied).toBe(true);
   });
 
-  it('keeps records for the configured retention', async () => {
-    const short = new StatusStore(redis, `test-status-retention-${tag()}`, 7 * 24 * 3600);
-    await short.createDelivery({ ...base, deliveryId: 'd-r', state: 'queued' });
-    const ttl = await redis.ttl(`${(short as unknown as { p: string }).p}:delivery:d-r`);
-    expect(ttl).toBeGreaterThan(7 * 24 * 3600 - 10);
-    expect(ttl).toBeLessThanOrEqual(7 * 24 * 3600);
+  it('tells each applied change once through the outbox, and again when a claim was not acknowledged in time', async () => {
+    await store.createDelivery({ ...base, deliveryId: 'd-o', state: 'queued' });
+    await store.transition('d-o', 'submitted', 'dispatcher');
+    await store.transition('d-o', 'queued', 'dispatcher'); // refused by the lifecycle: not in the outbox
+    const first = await store.readEvents('feedback', 'c1', 100, 1);
+    expect(first.filter((e) => e.deliveryId === 'd-o').map((e) => [e.previous, e.state])).toEqual([['', 'queued'], ['queued', 'submitted']]);
+    // Claimed by c1 and not acknowledged: nobody else gets them until the claim is older than claimIdleMs.
+    expect((await store.readEvents('feedback', 'c2', 100, 1)).filter((e) => e.deliveryId === 'd-o')).toEqual([]);
+    const reclaimed = await store.readEvents('feedback', 'c2', 100, 1, 0);
+    expect(reclaimed.filter((e) => e.deliveryId === 'd-o').map((e) => e.id)).toEqual(first.filter((e) => e.deliveryId === 'd-o').map((e) => e.id));
+    await store.ackEvents('feedback', reclaimed.map((e) => e.id));
+    expect((await store.readEvents('feedback', 'c3', 100, 1, 0)).filter((e) => e.deliveryId === 'd-o')).toEqual([]);
+  });
+
+  it('numbers the versions of a document set in the order results take them, the same one on a retry', async () => {
+    expect(await store.documentVersion('set-1', 'r-a', true)).toBe(1);
+    expect(await store.documentVersion('set-1', 'r-b', true)).toBe(2);
+    expect(await store.documentVersion('set-1', 'r-a', true)).toBe(1);
+    // A deletion names the current version without taking a new one.
+    expect(await store.documentVersion('set-1', 'r-c', false)).toBe(2);
+    expect(await store.claimDocumentVersion('doc|1|initial', 'r-a')).toBe('r-a');
+    expect(await store.claimDocumentVersion('doc|1|initial', 'r-b')).toBe('r-a');
   });
 
   it('finds a recipient from the Message-ID and address an MDN names', async () => {

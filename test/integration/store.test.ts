@@ -8,7 +8,9 @@ import { demoDefaults } from '@mssgw/config';
 import { contentHashOf, MllpClient } from '@mssgw/hl7';
 import { QUEUES, resultIdOf } from '@mssgw/queue';
 import { bullConnection } from '@mssgw/runtime';
-import { connectPostgres, migrate, migrationStatus, readMigrations, ResultStore, type Pool, type ReceivedResult } from '@mssgw/store';
+import { FINAL_STATES } from '@mssgw/lifecycle';
+import { StatusStore } from '@mssgw/status';
+import { connectPostgres, migrate, migrationStatus, pruneRecords, readMigrations, ResultStore, type Pool, type ReceivedResult } from '@mssgw/store';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig } from '../support/env.ts';
@@ -62,6 +64,7 @@ describe('the result record', () => {
     return {
       resultId: resultIdOf({ source, sendingFacility: 'CHU-DEMO', controlId, contentSha256 }), source, transport: 'mllp', sendingApplication: 'SIL',
       sendingFacility: 'CHU-DEMO', controlId, contentSha256, hl7: bytes, messageType: 'ORU^R01', action: 'initial', documentCode: '11502-2', receivedAt: Date.now(),
+      ackReception: true, ackRead: false,
     };
   };
   const message = (controlId: string) => makeCisisResult({ controlId, patient: PATIENTS[0]!, doctors: [DOCTORS[0]!] });
@@ -98,6 +101,50 @@ describe('the result record', () => {
   it('keeps a result received on two sources as two results', async () => {
     const hl7 = message(`TWO-SOURCES-${t}`);
     expect(await store.record([received(hl7, 'lab'), received(hl7, 'imaging')])).toEqual([false, false]);
+  });
+});
+
+describe('retention', () => {
+  it('removes what is over and older than the retention, in batches, keeping a result still awaiting its outcome', async () => {
+    const pool = connectPostgres({ ...sandboxStore(), schema: `test_prune_${tag()}` });
+    try {
+      await migrate(pool);
+      const results = new ResultStore(pool);
+      const status = new StatusStore(pool);
+      const old = Date.now() - 100 * 86_400_000;
+      const make = (n: number, receivedAt: number): ReceivedResult => {
+        const hl7 = Buffer.from(makeCisisResult({ controlId: `P-${n}`, patient: PATIENTS[0]!, doctors: [DOCTORS[0]!] }), 'latin1');
+        const contentSha256 = contentHashOf(hl7);
+        return {
+          resultId: `r-p${n}`, source: 'lab', transport: 'mllp', sendingApplication: 'SIL', sendingFacility: 'CHU', controlId: `P-${n}`, contentSha256, hl7,
+          messageType: 'ORU^R01', action: 'initial', documentCode: '11502-2', receivedAt, ackReception: false, ackRead: false,
+        };
+      };
+      // Five old results, each with one recipient delivered; one old result still submitted; one recent, delivered.
+      await results.record([0, 1, 2, 3, 4, 5].map((n) => make(n, old)).concat(make(6, Date.now())));
+      for (const n of [0, 1, 2, 3, 4, 5, 6]) {
+        await status.createDelivery({ deliveryId: `d-p${n}`, resultId: `r-p${n}`, recipient: `p${n}@x.mssante.test`, kind: 'professional', state: 'queued' });
+        await status.transition(`d-p${n}`, 'submitted', 'dispatcher');
+        if (n !== 5) await status.transition(`d-p${n}`, 'delivered', 'dsn');
+      }
+      const olderThan = new Date(Date.now() - 90 * 86_400_000);
+      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, dryRun: true })).toEqual({ results: 5, deliveries: 5, events: 15, bodies: 5 });
+      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, batch: 2 })).toEqual({ results: 5, deliveries: 5, events: 15, bodies: 5 });
+      const left = await pool.query<{ result_id: string }>('select result_id from results order by result_id');
+      expect(left.rows.map((r) => r.result_id)).toEqual(['r-p5', 'r-p6']);
+      expect(await status.getDelivery('d-p0')).toBeUndefined();
+      expect(await status.history('d-p0')).toEqual([]);
+      expect((await status.getDelivery('d-p5'))!.state).toBe('submitted');
+      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES })).toEqual({ results: 0, deliveries: 0, events: 0, bodies: 0 });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('mssgw prune --dry-run says what would go', () => {
+    const r = spawnSync(path.join(ROOT, 'services/gateway/bin/mssgw'), ['prune', '--dry-run'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^would remove \d+ results received before \d{4}-\d\d-\d\dT.* with every recipient final, \d+ recipients, \d+ events, \d+ bodies$/m);
   });
 });
 

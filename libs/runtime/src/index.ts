@@ -38,6 +38,7 @@ export interface RunningService {
 
 export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceContext {
   const log = createLogger(name, config.logLevel);
+  const pg = connectPostgres(config.postgres, name);
   const stores = (redis: Redis): Stores => {
     // ioredis reconnects by itself; say so once per outage rather than as unhandled error events.
     let down = false;
@@ -53,10 +54,9 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
       redis,
       documents: new DocumentStore(redis, config.redis.prefix),
       mails: new MailStore(redis, config.redis.prefix),
-      status: new StatusStore(redis, config.redis.prefix, config.receipts.retentionDays * 24 * 3600),
+      status: new StatusStore(pg, redis),
     };
   };
-  const pg = connectPostgres(config.postgres, name);
   return {
     config,
     log,

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
-import { confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type Transition } from '@mssgw/lifecycle';
-import { ExpiringStore, RedisScript } from '@mssgw/queue';
+import {
+  confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type Transition, type TransitionFields,
+} from '@mssgw/lifecycle';
+import type { Pool } from '@mssgw/store';
 
 export type { DeliveryState } from '@mssgw/lifecycle';
 
@@ -57,65 +59,6 @@ export interface ResultRecord {
   duplicateOf?: string;
 }
 
-// Compare-and-set in one round trip: the state changes only from an allowed state; the event is always kept in the
-// history, and an applied change is appended to the outbox stream in the same step (nothing told twice or never).
-// ARGV[6] says what an applied change does to the set awaiting a final DSN (KEYS[4]): add (at ARGV[7]) or remove.
-// KEYS[5], when given, is deleted in the same step (the dispatcher's "attempt in progress" marker).
-const TRANSITION = new RedisScript(`
-if KEYS[5] ~= '' then redis.call('DEL', KEYS[5]) end
-local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then return {-1, ''} end
-local ok = string.find(',' .. ARGV[1] .. ',', ',' .. cur .. ',', 1, true)
-local event = ARGV[2]
-if ok then
-  for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-  event = string.gsub(event, '"applied":false', '"applied":true')
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', '1000000', '*', 'deliveryId', ARGV[3], 'state', ARGV[4], 'previous', cur, 'source', ARGV[5])
-  if ARGV[6] == 'add' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3]) elseif ARGV[6] == 'remove' then redis.call('ZREM', KEYS[4], ARGV[3]) end
-end
-redis.call('RPUSH', KEYS[2], event)
-return {ok and 1 or 0, cur}
-`);
-
-// A recipient's first state, its fields, history, indexes and outbox entry, all or nothing.
-const CREATE = new RedisScript(`
-if redis.call('HSETNX', KEYS[1], 'state', ARGV[1]) == 0 then return 0 end
-local ttl = tonumber(ARGV[2])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('RPUSH', KEYS[2], ARGV[3]) redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('SADD', KEYS[3], ARGV[4]) redis.call('EXPIRE', KEYS[3], ttl)
-if KEYS[5] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'EX', ttl) end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', '1000000', '*', 'deliveryId', ARGV[4], 'state', ARGV[1], 'previous', '', 'source', ARGV[5])
-return 1
-`);
-
-// Each result's first record, field by field (a field already there keeps its first value), in one command: the
-// intake writes a flush of a few hundred at once. ARGV: the retention, then per result its field count, id, fields.
-const RECORD_RESULTS = new RedisScript(`
-local ttl = tonumber(ARGV[1])
-local a = 2
-for k = 1, #KEYS, 2 do
-  local n = tonumber(ARGV[a]) local id = ARGV[a + 1] a = a + 2
-  for i = 1, n do redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) a = a + 2 end
-  redis.call('EXPIRE', KEYS[k], ttl)
-  redis.call('SADD', KEYS[k + 1], id) redis.call('EXPIRE', KEYS[k + 1], ttl)
-end
-return 0`);
-
-// A document's version in its set, taken once per result (see documentVersion).
-const DOCUMENT_VERSION = new RedisScript(`
-local v = redis.call('HGET', KEYS[2], ARGV[1])
-if v then return tonumber(v) end
-if ARGV[2] == '1' then v = redis.call('INCR', KEYS[1]) else v = tonumber(redis.call('GET', KEYS[1]) or '1') end
-redis.call('HSET', KEYS[2], ARGV[1], v)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return v`);
-
-// A member added to a set and the set's lifetime renewed in one step (a MULTI would build an ioredis Pipeline).
-const INDEX = new RedisScript(`redis.call('SADD', KEYS[1], ARGV[1]) redis.call('EXPIRE', KEYS[1], ARGV[2]) return 0`);
-
 /** One entry of the outbox: a recipient's state changed. */
 export interface StatusEvent {
   id: string;
@@ -125,91 +68,108 @@ export interface StatusEvent {
   source: DeliveryEvent['source'];
 }
 
-type Fields = Record<string, string | number | undefined>;
-const flat = (f: Fields): string[] =>
-  Object.entries(f).flatMap(([k, v]) => (v === undefined ? [] : [k, String(v)]));
+const ms = (d: Date | null | undefined): number | undefined => (d ? d.getTime() : undefined);
+const date = (n: number | undefined): Date | null => (n === undefined ? null : new Date(n));
 
-export class StatusStore extends ExpiringStore {
-  private readonly p: string;
+interface DeliveryRow {
+  delivery_id: string; result_id: string; recipient: string; recipient_id: string | null; kind: string; state: string;
+  mail_id: string | null; message_id: string | null; mailbox: string | null; reason: string | null; detail: string | null;
+  smtp_response: string | null; queue_id: string | null; dsn_status: string | null; dsn_at: Date | null; submitted_at: Date | null; updated_at: Date;
+}
 
-  /** Results and recipients are kept `retentionSeconds` (90 days by default) after their last change. */
-  constructor(redis: Redis, prefix: string, retentionSeconds = 90 * 24 * 3600) {
-    super(redis, prefix, retentionSeconds);
-    this.p = `${prefix}:status`;
-  }
-
-  private get retentionSeconds(): number {
-    return this.ttlSeconds;
-  }
-
-  private k = {
-    result: (id: string) => `${this.p}:result:${id}`,
-    resultDeliveries: (id: string) => `${this.p}:result:${id}:deliveries`,
-    controlId: (ctl: string) => `${this.p}:control:${ctl}`,
-    documentId: (doc: string) => `${this.p}:document:${doc}`,
-    delivery: (id: string) => `${this.p}:delivery:${id}`,
-    history: (id: string) => `${this.p}:delivery:${id}:history`,
-    /** The outbox: every applied change, for the feedback to producers (Kafka events, ZAM). */
-    events: () => `${this.p}:events`,
-    /** Deliveries awaiting their final DSN, scored by submission time (for the confirmation timeout). */
-    awaiting: () => `${this.p}:awaiting`,
-    byMessage: (messageId: string, recipient: string) => `${this.p}:message:${messageId.toLowerCase()}:${recipient.toLowerCase()}`,
+function deliveryOf(r: DeliveryRow): Delivery {
+  const optional = {
+    recipientId: r.recipient_id, mailId: r.mail_id, messageId: r.message_id, mailbox: r.mailbox, reason: r.reason, detail: r.detail,
+    smtpResponse: r.smtp_response, queueId: r.queue_id, dsnStatus: r.dsn_status, dsnAt: ms(r.dsn_at), submittedAt: ms(r.submitted_at),
   };
+  return {
+    deliveryId: r.delivery_id, resultId: r.result_id, recipient: r.recipient, kind: r.kind as RecipientKind, state: r.state as DeliveryState,
+    updatedAt: r.updated_at.getTime(),
+    ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== null && v !== undefined)),
+  };
+}
 
-  /** First sight of results. Idempotent: a result received again keeps its first record. Sent in order (runInOrder). */
-  async recordResults(records: ResultRecord[]): Promise<void> {
-    if (!records.length) return;
-    const keys = records.flatMap((r) => [this.k.result(r.resultId), this.k.controlId(r.controlId)]);
-    const fields = records.flatMap((r) => {
-      const f = flat({ ...r });
-      return [String(f.length / 2), r.resultId, ...f];
-    });
-    await RECORD_RESULTS.runInOrder(this.redis, keys, [String(this.retentionSeconds), ...fields]);
+// Compare-and-set in one statement: the row is locked, the state changes only from a state the lifecycle allows,
+// the event joins the history either way, and an applied change enters the outbox in the same transaction (nothing
+// told twice or never). $11 says what the change does to the confirmation clock: start (at $3), stop, or nothing.
+const TRANSITION = `
+with cur as (select delivery_id, state from deliveries where delivery_id = $1 for update),
+upd as (
+  update deliveries d set state = $2, updated_at = $3,
+    reason = coalesce($6, d.reason), detail = coalesce($7, d.detail), dsn_status = coalesce($8, d.dsn_status),
+    smtp_response = coalesce($9, d.smtp_response), queue_id = coalesce($10, d.queue_id),
+    submitted_at = coalesce($12, d.submitted_at), dsn_at = coalesce($13, d.dsn_at),
+    awaiting_since = case $11 when 'start' then $3 when 'stop' then null else d.awaiting_since end
+  from cur where d.delivery_id = cur.delivery_id and cur.state = any($4::text[])
+  returning cur.state as previous),
+ev as (
+  insert into delivery_events (delivery_id, at, state, applied, source, detail)
+  select delivery_id, $3, $2, exists (select 1 from upd), $5, $14 from cur),
+ob as (insert into status_outbox (delivery_id, state, previous, source) select $1, $2, previous, $5 from upd)
+select (select state from cur) as current, exists (select 1 from upd) as applied`;
+
+// A recipient's first record, its first event and its outbox entry, all or nothing; a second call changes nothing.
+const CREATE = `
+with ins as (
+  insert into deliveries (delivery_id, result_id, recipient, recipient_id, kind, state, mail_id, message_id, mailbox, reason, detail, updated_at)
+  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+  on conflict (delivery_id) do nothing
+  returning delivery_id),
+ev as (insert into delivery_events (delivery_id, at, state, applied, source, detail) select delivery_id, $12, $6, true, 'router', $13 from ins),
+ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, $6, '', 'router' from ins)
+select count(*)::int as n from ins`;
+
+/**
+ * The record of every recipient of every result, in the message store (PostgreSQL): its state as the delivery
+ * lifecycle (@mssgw/lifecycle) moves it, the history of its events, and the outbox the feedback service reads.
+ */
+export class StatusStore {
+  private readonly pool: Pool;
+  /** Where the dispatcher's "attempt in progress" markers live (`clears`), deleted once a change is committed. */
+  private readonly redis: Redis | undefined;
+
+  constructor(pool: Pool, redis?: Redis) {
+    this.pool = pool;
+    this.redis = redis;
   }
 
+  /** The result was routed: when, and when its ACK went (the intake's time, carried by its job). */
   async markRouted(resultId: string, acknowledgedAt: number | undefined, at = Date.now()): Promise<void> {
-    await this.redis.hset(this.k.result(resultId), 'routedAt', at, ...(acknowledgedAt ? ['acknowledgedAt', acknowledgedAt] : []));
+    await this.pool.query('update results set routed_at = $2, acknowledged_at = coalesce($3, acknowledged_at) where result_id = $1', [resultId, new Date(at), date(acknowledgedAt)]);
   }
 
-  /**
-   * Creates a recipient's record in its first state (queued or refused). A second call changes nothing. Sent in order
-   * (runInOrder): the router queues the delivery right behind it.
-   */
+  /** Creates a recipient's record in its first state (queued or refused). A second call changes nothing. */
   async createDelivery(d: Omit<Delivery, 'updatedAt'> & { updatedAt?: number }, detail?: string): Promise<boolean> {
-    const at = d.updatedAt ?? Date.now();
-    const event: DeliveryEvent = { at, state: d.state, applied: true, source: 'router', ...(detail ?? d.reason ? { detail: detail ?? d.reason } : {}) };
-    const created = await CREATE.runInOrder(
-      this.redis,
-      [this.k.delivery(d.deliveryId), this.k.history(d.deliveryId), this.k.resultDeliveries(d.resultId), this.k.events(), d.messageId ? this.k.byMessage(d.messageId, d.recipient) : ''],
-      [d.state, String(this.retentionSeconds), JSON.stringify(event), d.deliveryId, 'router',
-      ...flat({ ...d, updatedAt: at })],
-    );
-    return created === 1;
+    const at = new Date(d.updatedAt ?? Date.now());
+    const res = await this.pool.query<{ n: number }>(CREATE, [
+      d.deliveryId, d.resultId, d.recipient, d.recipientId ?? null, d.kind, d.state, d.mailId ?? null, d.messageId ?? null, d.mailbox ?? null,
+      d.reason ?? null, d.detail ?? null, at, detail ?? d.reason ?? null,
+    ]);
+    return res.rows[0]!.n === 1;
   }
 
   /**
-   * Moves a recipient to `state` if the state machine allows it from where it is; the event joins its history
-   * either way. Returns whether the state changed and the state it was in. `clears` names a key deleted in the same
-   * step, so that what it marks ends exactly when the outcome is recorded.
+   * Moves a recipient to `state` if the lifecycle allows it from where it is; the event joins its history either
+   * way. Returns whether the state changed and the state it was in. `clears` names a Redis key deleted once the
+   * change is committed (the dispatcher's marker: one left behind by a crash is harmless, since a recipient no longer
+   * queued is never sent again).
    */
   async transition(
     deliveryId: string,
     state: DeliveryState,
     source: DeliveryEvent['source'],
-    fields: Fields = {},
+    fields: TransitionFields = {},
     at = Date.now(),
     clears = '',
   ): Promise<{ applied: boolean; previous: DeliveryState | undefined }> {
-    const detail = fields['detail'] ?? fields['reason'];
-    const event: DeliveryEvent = { at, state, applied: false, source, ...(detail !== undefined ? { detail: String(detail) } : {}) };
-    const clock = confirmationClock(state);
-    const awaiting = clock === 'start' ? 'add' : clock === 'stop' ? 'remove' : '';
-    const res = (await TRANSITION.run(
-      this.redis, [this.k.delivery(deliveryId), this.k.history(deliveryId), this.k.events(), this.k.awaiting(), clears],
-      [ENTER_FROM[state].join(','), JSON.stringify(event), deliveryId, state, source, awaiting, String(at), ...flat({ ...fields, state, updatedAt: at })],
-    )) as [number, string];
-    const applied = res[0] === 1;
-    return { applied, previous: res[1] ? (res[1] as DeliveryState) : undefined };
+    const res = await this.pool.query<{ current: string | null; applied: boolean }>(TRANSITION, [
+      deliveryId, state, new Date(at), ENTER_FROM[state], source, fields.reason ?? null, fields.detail ?? null, fields.dsnStatus ?? null,
+      fields.smtpResponse ?? null, fields.queueId ?? null, confirmationClock(state), date(fields.submittedAt), date(fields.dsnAt),
+      fields.detail ?? fields.reason ?? null,
+    ]);
+    if (clears && this.redis) await this.redis.del(clears);
+    const row = res.rows[0]!;
+    return { applied: row.applied, previous: (row.current ?? undefined) as DeliveryState | undefined };
   }
 
   /** Records what a trigger of the lifecycle (`@mssgw/lifecycle`) decided; see `transition`. */
@@ -222,48 +182,60 @@ export class StatusStore extends ExpiringStore {
    * submission: a "delayed" DSN does not reset it. Returns the delivery ids moved.
    */
   async expireUnconfirmed(timeoutMs: number, now = Date.now()): Promise<string[]> {
-    const due = await this.redis.zrangebyscore(this.k.awaiting(), 0, now - timeoutMs, 'LIMIT', 0, 1000);
+    const due = await this.pool.query<{ delivery_id: string }>(
+      'select delivery_id from deliveries where awaiting_since <= $1 order by awaiting_since limit 1000', [new Date(now - timeoutMs)],
+    );
     const moved: string[] = [];
-    for (const id of due) {
+    for (const { delivery_id: id } of due.rows) {
       const { applied } = await this.apply(id, confirmationTimeout(timeoutMs), now);
       if (applied) moved.push(id);
-      else await this.redis.zrem(this.k.awaiting(), id);
+      else await this.pool.query('update deliveries set awaiting_since = null where delivery_id = $1', [id]);
     }
     return moved;
   }
 
   async getDelivery(deliveryId: string): Promise<Delivery | undefined> {
-    const h = await this.redis.hgetall(this.k.delivery(deliveryId));
-    if (!h['state']) return undefined;
-    return {
-      ...(h as unknown as Delivery),
-      updatedAt: Number(h['updatedAt']),
-      ...(h['submittedAt'] ? { submittedAt: Number(h['submittedAt']) } : {}),
-      ...(h['dsnAt'] ? { dsnAt: Number(h['dsnAt']) } : {}),
-    };
+    const res = await this.pool.query<DeliveryRow>('select * from deliveries where delivery_id = $1', [deliveryId]);
+    return res.rows[0] ? deliveryOf(res.rows[0]) : undefined;
   }
 
   async history(deliveryId: string): Promise<DeliveryEvent[]> {
-    return (await this.redis.lrange(this.k.history(deliveryId), 0, -1)).map((e) => JSON.parse(e) as DeliveryEvent);
+    const res = await this.pool.query<{ at: Date; state: string; applied: boolean; source: string; detail: string | null }>(
+      'select at, state, applied, source, detail from delivery_events where delivery_id = $1 order by id', [deliveryId],
+    );
+    return res.rows.map((e) => ({
+      at: e.at.getTime(), state: e.state as DeliveryState, applied: e.applied, source: e.source as DeliveryEventSource, ...(e.detail !== null ? { detail: e.detail } : {}),
+    }));
   }
 
   async getResult(resultId: string, options: { withDeliveries?: boolean } = {}): Promise<(ResultRecord & { deliveries: Delivery[] }) | undefined> {
-    const h = await this.redis.hgetall(this.k.result(resultId));
-    if (!h['resultId']) return undefined;
-    const ids = options.withDeliveries === false ? [] : await this.redis.smembers(this.k.resultDeliveries(resultId));
-    const deliveries = (await Promise.all(ids.map((id) => this.getDelivery(id)))).filter((d): d is Delivery => d !== undefined);
+    const res = await this.pool.query<{
+      result_id: string; source: string; transport: string; control_id: string; sending_application: string; sending_facility: string;
+      ack_reception: boolean; ack_read: boolean; action: string; document_code: string; received_at: Date; acknowledged_at: Date | null;
+      routed_at: Date | null; duplicate_of: string | null;
+    }>(
+      `select result_id, source, transport, control_id, sending_application, sending_facility, ack_reception, ack_read, action, document_code,
+        received_at, acknowledged_at, routed_at, duplicate_of from results where result_id = $1`, [resultId],
+    );
+    const r = res.rows[0];
+    if (!r) return undefined;
+    const deliveries = options.withDeliveries === false ? [] : (await this.pool.query<DeliveryRow>(
+      'select * from deliveries where result_id = $1 order by recipient', [resultId],
+    )).rows.map(deliveryOf);
     deliveries.sort((a, b) => a.recipient.localeCompare(b.recipient));
     return {
-      ...(h as unknown as ResultRecord),
-      receivedAt: Number(h['receivedAt']),
-      ...(h['acknowledgedAt'] ? { acknowledgedAt: Number(h['acknowledgedAt']) } : {}),
-      ...(h['routedAt'] ? { routedAt: Number(h['routedAt']) } : {}),
+      resultId: r.result_id, source: r.source, transport: r.transport, controlId: r.control_id, sendingApplication: r.sending_application,
+      sendingFacility: r.sending_facility, ackReception: r.ack_reception ? '1' : '0', ackRead: r.ack_read ? '1' : '0', action: r.action,
+      documentCode: r.document_code, receivedAt: r.received_at.getTime(),
+      ...(r.acknowledged_at ? { acknowledgedAt: r.acknowledged_at.getTime() } : {}),
+      ...(r.routed_at ? { routedAt: r.routed_at.getTime() } : {}),
+      ...(r.duplicate_of ? { duplicateOf: r.duplicate_of } : {}),
       deliveries,
     };
   }
 
   async resultsByControlId(controlId: string): Promise<string[]> {
-    return this.redis.smembers(this.k.controlId(controlId));
+    return (await this.pool.query<{ result_id: string }>('select result_id from results where control_id = $1 order by id', [controlId])).rows.map((r) => r.result_id);
   }
 
   /**
@@ -271,10 +243,12 @@ export class StatusStore extends ExpiringStore {
    * it (this one, or the one that came first), so a second result with the same document and version is not sent.
    */
   async claimDocumentVersion(documentVersion: string, resultId: string): Promise<string> {
-    // SET NX GET (Redis 7): the holder before this call, or nothing when this result just took it. A MULTI would cost
-    // an ioredis Pipeline, which copies every script BullMQ defined on the connection (about 30 µs each time).
-    const holder = await this.redis.set(`${this.p}:document-version:${documentVersion}`, resultId, 'EX', this.retentionSeconds, 'NX', 'GET');
-    return holder ?? resultId;
+    const res = await this.pool.query<{ result_id: string }>(
+      `with ins as (insert into document_versions (document_version, result_id) values ($1, $2) on conflict do nothing returning result_id)
+       select result_id from ins union all select result_id from document_versions where document_version = $1`,
+      [documentVersion, resultId],
+    );
+    return res.rows[0]?.result_id ?? resultId;
   }
 
   /**
@@ -282,52 +256,67 @@ export class StatusStore extends ExpiringStore {
    * when the routing job is retried. A deletion names the current version without taking a new one.
    */
   async documentVersion(setId: string, resultId: string, takeNew: boolean): Promise<number> {
-    const v = await DOCUMENT_VERSION.run(
-      this.redis, [`${this.p}:set-version:${setId}`, `${this.p}:set-version-by-result:${setId}`],
-      [resultId, takeNew ? '1' : '0', String(Math.max(this.retentionSeconds, 5 * 365 * 24 * 3600))],
+    const known = await this.pool.query<{ version: number }>('select version from set_versions where set_id = $1 and result_id = $2', [setId, resultId]);
+    if (known.rows[0]) return known.rows[0].version;
+    const version = takeNew
+      ? (await this.pool.query<{ current: number }>(
+        `insert into set_counters (set_id, current) values ($1, 1) on conflict (set_id) do update set current = set_counters.current + 1 returning current`, [setId],
+      )).rows[0]!.current
+      : ((await this.pool.query<{ current: number }>('select current from set_counters where set_id = $1', [setId])).rows[0]?.current ?? 1);
+    const res = await this.pool.query<{ version: number }>(
+      `with ins as (insert into set_versions (set_id, result_id, version) values ($1, $2, $3) on conflict do nothing returning version)
+       select version from ins union all select version from set_versions where set_id = $1 and result_id = $2`,
+      [setId, resultId, version],
     );
-    return Number(v);
+    return res.rows[0]!.version;
   }
 
   async markDuplicate(resultId: string, duplicateOf: string): Promise<void> {
-    await this.redis.hset(this.k.result(resultId), 'duplicateOf', duplicateOf, 'routedAt', Date.now());
+    await this.pool.query('update results set duplicate_of = $2, routed_at = now() where result_id = $1', [resultId, duplicateOf]);
   }
 
   /** Indexes a result by the id of a document it carries (CDA ClinicalDocument/id, or TXA-12), as root^extension. */
   async indexDocument(documentId: string, resultId: string): Promise<void> {
-    await INDEX.run(this.redis, [this.k.documentId(documentId)], [resultId, String(this.retentionSeconds)]);
+    await this.pool.query('insert into result_documents (document_id, result_id) values ($1, $2) on conflict do nothing', [documentId, resultId]);
   }
 
   async resultsByDocumentId(documentId: string): Promise<string[]> {
-    return this.redis.smembers(this.k.documentId(documentId));
+    return (await this.pool.query<{ result_id: string }>('select result_id from result_documents where document_id = $1', [documentId])).rows.map((r) => r.result_id);
   }
 
-  /** Reads outbox entries for a consumer group: first those it was given and did not acknowledge, then new ones. */
+  /**
+   * Claims outbox entries for a consumer: those never claimed, and those another consumer claimed more than
+   * `claimIdleMs` ago without acknowledging them (it crashed, or its producer was unreachable). One consumer group
+   * reads the outbox (the feedback service); `group` names it in the claims. Waits up to `blockMs` when there is none.
+   */
   async readEvents(group: string, consumer: string, count = 100, blockMs = 1000, claimIdleMs = 30_000): Promise<StatusEvent[]> {
-    await this.redis.xgroup('CREATE', this.k.events(), group, '0', 'MKSTREAM').catch((err: Error) => {
-      if (!/BUSYGROUP/.test(err.message)) throw err;
-    });
-    // Entries another consumer took and never acknowledged (it crashed, or its producer was unreachable) come back.
-    const claimed = (await this.redis.xautoclaim(this.k.events(), group, consumer, claimIdleMs, '0', 'COUNT', count)) as [string, [string, string[]][]];
-    let entries = claimed[1];
-    if (entries.length === 0) {
-      const res = (await this.redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', this.k.events(), '>')) as
-        | [string, [string, string[]][]][]
-        | null;
-      entries = res?.[0]?.[1] ?? [];
+    const claim = async () => (await this.pool.query<{ id: string; delivery_id: string; state: string; previous: string; source: string }>(
+      `update status_outbox set claimed_by = $1, claimed_at = now()
+       where id in (select id from status_outbox where claimed_at is null or claimed_at < now() - make_interval(secs => $2::float8 / 1000)
+                    order by id limit $3 for update skip locked)
+       returning id::text, delivery_id, state, previous, source`,
+      [`${group}/${consumer}`, claimIdleMs, count],
+    )).rows;
+    let rows = await claim();
+    if (rows.length === 0 && blockMs > 1) {
+      await new Promise((r) => setTimeout(r, Math.min(blockMs, 1000)));
+      rows = await claim();
     }
-    return entries.map(([id, kv]) => {
-      const f = Object.fromEntries(kv.reduce<[string, string][]>((acc, v, i) => (i % 2 ? acc : [...acc, [v, kv[i + 1]!]]), []));
-      return { id, deliveryId: f['deliveryId']!, state: f['state'] as DeliveryState, previous: (f['previous'] ?? '') as DeliveryState | '', source: f['source'] as DeliveryEvent['source'] };
-    });
+    return rows
+      .sort((a, b) => Number(a.id) - Number(b.id))
+      .map((r) => ({ id: r.id, deliveryId: r.delivery_id, state: r.state as DeliveryState, previous: r.previous as DeliveryState | '', source: r.source as DeliveryEventSource }));
   }
 
-  async ackEvents(group: string, ids: string[]): Promise<void> {
-    if (ids.length) await this.redis.xack(this.k.events(), group, ...ids);
+  /** The consumer has told the producers: the entries leave the outbox. */
+  async ackEvents(_group: string, ids: string[]): Promise<void> {
+    if (ids.length) await this.pool.query('delete from status_outbox where id = any($1::bigint[])', [ids]);
   }
 
   /** For MDNs, which name the original Message-ID and the recipient rather than our envelope id. */
   async deliveryForMessage(messageId: string, recipient: string): Promise<string | undefined> {
-    return (await this.redis.get(this.k.byMessage(messageId, recipient))) ?? undefined;
+    const res = await this.pool.query<{ delivery_id: string }>(
+      'select delivery_id from deliveries where lower(message_id) = lower($1) and lower(recipient) = lower($2) limit 1', [messageId, recipient],
+    );
+    return res.rows[0]?.delivery_id;
   }
 }

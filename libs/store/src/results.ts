@@ -17,6 +17,9 @@ export interface ReceivedResult {
   action: string;
   documentCode: string;
   patientIns?: string;
+  /** The producer asked for MSSanté reception / read acknowledgements (ACK_RECEPTION, ACK_LECTURE_MSS). */
+  ackReception: boolean;
+  ackRead: boolean;
   receivedAt: number;
 }
 
@@ -32,9 +35,9 @@ with b as (
   on conflict (sha256) do nothing
 )
 insert into results (result_id, source, transport, sending_application, sending_facility, control_id, content_sha256,
-  hl7_sha256, message_type, action, document_code, patient_ins, received_at)
+  hl7_sha256, message_type, action, document_code, patient_ins, received_at, ack_reception, ack_read)
 select * from unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
-  $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[])
+  $13::text[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::boolean[], $19::boolean[])
 on conflict (source, sending_facility, control_id, content_sha256) do nothing
 returning result_id`;
 
@@ -58,7 +61,7 @@ export class ResultStore {
       col((r) => r.resultId), col((r) => r.source), col((r) => r.transport), col((r) => r.sendingApplication), col((r) => r.sendingFacility),
       col((r) => r.controlId), col((r) => hex(r.contentSha256)), col((r) => createHash('sha256').update(r.hl7).digest()),
       col((r) => r.messageType), col((r) => r.action), col((r) => r.documentCode), col((r) => r.patientIns ?? null),
-      col((r) => new Date(r.receivedAt)),
+      col((r) => new Date(r.receivedAt)), col((r) => r.ackReception), col((r) => r.ackRead),
     ]);
     const recorded = new Set(res.rows.map((r) => r.result_id));
     // Two copies in one batch: the first is the new one, the second a repeat.
@@ -71,7 +74,7 @@ export class ResultStore {
   }
 
   /** A result's stored record (the API and the tests read it; the console will search it). */
-  async get(resultId: string): Promise<(Omit<ReceivedResult, 'hl7'> & { acknowledgedAt: number }) | undefined> {
+  async get(resultId: string): Promise<(Omit<ReceivedResult, 'hl7' | 'ackReception' | 'ackRead'> & { acknowledgedAt: number }) | undefined> {
     const res = await this.pool.query(
       `select result_id, source, transport, sending_application, sending_facility, control_id, encode(content_sha256, 'hex') as content_sha256,
         message_type, action, document_code, patient_ins, received_at, acknowledged_at from results where result_id = $1`,

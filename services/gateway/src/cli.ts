@@ -15,7 +15,8 @@ import { toleranceOf } from '@mssgw/intake';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
 import { closeContext, createContext, redisEndpoint } from '@mssgw/runtime';
-import { connectPostgres, describePostgres, migrationStatus, prepareSchema, StoreUnavailableError } from '@mssgw/store';
+import { connectPostgres, describePostgres, migrationStatus, prepareSchema, pruneRecords, StoreUnavailableError } from '@mssgw/store';
+import { FINAL_STATES } from '@mssgw/lifecycle';
 import { formatTable, runDemo } from './demo.ts';
 import { SERVICE_NAMES, startGateway, type ServiceName } from './start.ts';
 
@@ -44,6 +45,8 @@ Usage:
   mssgw migrate [--status]                   bring the message store's schema (PostgreSQL) up to date, under
                                              a lock; --status lists applied and pending migrations (exit 3
                                              when some are pending)
+  mssgw prune [--dry-run]                    remove from the message store the results older than
+                                             receipts.retentionDays whose recipients are all final
   mssgw dlq list [--json]                    deliveries that exhausted their retries, with the reason
   mssgw dlq replay ID|--all                  put them back on their send queue
   mssgw --help                               this text
@@ -92,6 +95,7 @@ async function main(argv: string[]): Promise<void> {
       'keep-running': { type: 'boolean' },
       all: { type: 'boolean' },
       status: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
       force: { type: 'boolean' },
       type: { type: 'string' },
       rows: { type: 'string' },
@@ -269,6 +273,21 @@ async function main(argv: string[]): Promise<void> {
           const applied = await prepareSchema(pool, { ...cfg.postgres, migrateOnStart: true });
           console.log(applied.length ? `applied ${applied.map((m) => `${m.version} (${m.name})`).join(', ')}` : 'the message store is up to date');
         }
+      } finally {
+        await pool.end();
+      }
+      return;
+    }
+    case 'prune': {
+      const cfg = config();
+      const pool = connectPostgres(cfg.postgres, 'mssgw-cli');
+      try {
+        const olderThan = new Date(Date.now() - cfg.receipts.retentionDays * 86_400_000);
+        const r = await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, dryRun: values['dry-run'] ?? false }).catch((err: Error) => {
+          throw new StoreUnavailableError(describePostgres(cfg.postgres), err);
+        });
+        const verb = values['dry-run'] ? 'would remove' : 'removed';
+        console.log(`${verb} ${r.results} results received before ${olderThan.toISOString()} with every recipient final, ${r.deliveries} recipients, ${r.events} events, ${r.bodies} bodies`);
       } finally {
         await pool.end();
       }

@@ -6,7 +6,6 @@ import {
 } from '@mssgw/hl7';
 import { afterIssuedWrites, QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import type { ServiceContext } from '@mssgw/runtime';
-import type { ResultRecord } from '@mssgw/status';
 import type { ReceivedResult } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 
@@ -15,11 +14,10 @@ export type Transport = 'mllp' | 'kafka';
 /** How long the message store and the queue may take to confirm a result before the producer is told to retry (AE). */
 export const QUEUE_TIMEOUT_MS = 5_000;
 
-/** A received result ready to be stored: its record in the message store, its status record, its documents and its routing job. */
+/** A received result ready to be stored: its record in the message store, its documents and its routing job. */
 interface ResultToQueue {
   resultId: string;
   received: ReceivedResult;
-  record: ResultRecord;
   contents: { content: Buffer; sha256: string }[];
   job: IntakeJob;
 }
@@ -35,7 +33,7 @@ const MAX_IN_FLIGHT = 8;
 
 /**
  * Group commit of received results. A flush records its results in PostgreSQL in one transaction, then writes their
- * documents, status records and jobs to Redis in one round trip; up to MAX_IN_FLIGHT flushes are under way at once,
+ * documents and jobs to Redis in one round trip; up to MAX_IN_FLIGHT flushes are under way at once,
  * and what arrives meanwhile forms the next one. Many MLLP connections or a Kafka batch then cost one commit and a
  * few commands per flush, and a quiet feed waits for no timer. The Redis writes of successive flushes leave in turn.
  * A result sent twice is a repeat whichever flush carried it: PostgreSQL's unique key says so.
@@ -98,15 +96,15 @@ class IntakeBatch {
 
   /** `sent` settles once every command is on the connection, `done` once Redis has answered them all. */
   private write(items: ResultToQueue[]): { sent: Promise<unknown>; done: Promise<unknown> } {
-    const { documents, status } = this.ctx.ordered;
+    const { documents } = this.ctx.ordered;
     // One connection that keeps call order carries everything below (the queue uses it too), and Redis runs it in
-    // that order: a router that sees a job finds its documents and status record. A repeat is queued again all the
+    // that order: a router that sees a job finds its documents. A repeat is queued again all the
     // same: BullMQ ignores a job id it already has (kept a week after routing), and one whose job Redis lost (our
     // process died between the commit and the bulk add) gets it back.
     const acknowledgedAt = Date.now();
-    // Two commands per flush, whatever its size, instead of two per result: ioredis builds a command, a promise and
-    // a reply for each (Kafka intake: 18 % less CPU per record).
-    const written = Promise.all([status.recordResults(items.map((it) => it.record)), documents.putAll(items.flatMap((it) => it.contents))]);
+    // One command for the documents of a flush, whatever its size, instead of one per result: ioredis builds a
+    // command, a promise and a reply for each (Kafka intake: 18 % less CPU per record).
+    const written = documents.putAll(items.flatMap((it) => it.contents));
     const jobs = this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } })));
     return { sent: afterIssuedWrites(), done: Promise.all([written, jobs]) };
   }
@@ -150,7 +148,7 @@ export class ResultIntake {
   constructor(ctx: ServiceContext) {
     this.ctx = ctx;
     this.queue = new Queue(QUEUES.intake, {
-      // The documents and status records written before a job are on the same ordered connection, so Redis has them
+      // The documents written before a job are on the same ordered connection, so Redis has them
       // before the job (see IntakeBatch.write).
       connection: ctx.ordered.redis,
       prefix: ctx.config.redis.prefix,
@@ -181,15 +179,11 @@ export class ResultIntake {
         resultId, source, transport, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility,
         controlId: result.controlId, contentSha256, hl7: bytes, messageType: `${result.messageType}^${result.event}`, action: result.action,
         documentCode: result.documentCode, ...(result.patient.ins ? { patientIns: result.patient.ins.value } : {}), receivedAt,
-      };
-      const record: ResultRecord = {
-        resultId, source, transport, controlId: result.controlId, sendingApplication: result.sendingApplication,
-        sendingFacility: result.sendingFacility, ackReception: result.flags['ACK_RECEPTION'] ? '1' : '0',
-        ackRead: result.flags['ACK_LECTURE_MSS'] ? '1' : '0', action: result.action, documentCode: result.documentCode, receivedAt,
+        ackReception: Boolean(result.flags['ACK_RECEPTION']), ackRead: Boolean(result.flags['ACK_LECTURE_MSS']),
       };
       const documents = result.documents.map(({ content: _, ...ref }) => ref);
       const duplicate = await this.batch.queue({
-        resultId, received, record, contents: result.documents.map((d) => ({ content: d.content, sha256: d.sha256 })),
+        resultId, received, contents: result.documents.map((d) => ({ content: d.content, sha256: d.sha256 })),
         job: { resultId, source, transport, receivedAt, acknowledgedAt: 0, result: { ...result, documents } },
       });
       if (duplicate) {

@@ -1,10 +1,11 @@
 import { Queue, Worker, type Job } from 'bullmq';
-import { REASONS, routingRefusal, sendingRetryPolicy } from '@mssgw/lifecycle';
+import { FINAL_STATES, REASONS, routingRefusal, sendingRetryPolicy } from '@mssgw/lifecycle';
 import { documentSettings, planResult, readCdaHeader, renderMail, type ReceivedDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
+import { pruneRecords } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
 
@@ -74,18 +75,22 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     const messages = specs.map((spec) => renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
     const attachmentParts = new Map(messages.map((m) => [m.attachmentsId, m.attachments]));
     const deliveries = specs.flatMap((spec, i) => deliveriesOf(spec, messages[i]!.attachmentsId, data, decision.recipients));
-    // Every write of the result in one round trip, on the connection that keeps call order (the send queue uses it
-    // too), in this order: the mails and their recipients' records are in Redis before a dispatcher can take a delivery.
-    const { status, mails } = ctx.ordered;
+    // The recipients' records are committed in the message store before a dispatcher can take a delivery; then the
+    // mails and the jobs go in one round trip, on the connection that keeps call order (the send queue uses it too),
+    // so the mails are in Redis before their jobs.
+    const { status } = ctx;
     await Promise.all([
       ...documentIds.map((id) => status.indexDocument(id, resultId)),
       recordRefusals(status, resultId, decision.refusals),
+      ...deliveries.map((d) => status.createDelivery(d.record, d.record.detail)),
+    ]);
+    const { mails } = ctx.ordered;
+    await Promise.all([
       ...specs.map((spec, i) => mails.put(spec.mailId, messages[i]!.head)),
       ...[...attachmentParts].map(([id, bytes]) => mails.putAttachments(id, bytes)),
-      ...deliveries.map((d) => status.createDelivery(d.record, d.record.detail)),
-      status.markRouted(resultId, data.acknowledgedAt),
       deliveries.length ? sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job)) : undefined,
     ]);
+    await status.markRouted(resultId, data.acknowledgedAt);
     metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
     ctx.log.info(
@@ -93,6 +98,19 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       'result routed',
     );
   };
+
+  // Retention, once an hour in some router (a lock keeps it to one at a time): the message store forgets what is over
+  // and older than receipts.retentionDays.
+  const prune = async () => {
+    try {
+      const r = await pruneRecords(ctx.pg, { olderThan: new Date(Date.now() - config.receipts.retentionDays * 86_400_000), finalStates: FINAL_STATES });
+      if (r.results) ctx.log.info({ ...r }, 'message store pruned');
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'message store prune failed; tried again in an hour');
+    }
+  };
+  const pruneTimer = setInterval(() => void prune(), 3_600_000);
+  pruneTimer.unref();
 
   const worker = new Worker(QUEUES.intake, processor, { ...bullConnection(config), concurrency: 8 });
   worker.on('failed', (job, err) => {
@@ -110,6 +128,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     worker,
     reference,
     async stop() {
+      clearInterval(pruneTimer);
       await worker.close();
       await Promise.all([...sendQueues.values()].map((q) => q.close()));
       await reference.stop();
