@@ -112,7 +112,9 @@ export async function startMllpListener(config: MllpListenerConfig, intake: Resu
       reached(reason, { remote: c.peer, pending: c.pending, bytes: holds, listenerBytes: total }, 'MLLP connection not read until its frames are answered');
     } else if (!reason && c.pausedFor) {
       c.pausedFor = undefined;
-      c.socket.resume();
+      // After the other connections' reads: what a paused socket kept comes back at once on resume, and a peer
+      // that pipelines tiny frames would otherwise be served round after round before anyone else.
+      setImmediate(() => !c.pausedFor && !c.socket.destroyed && c.socket.resume());
     }
   };
   /** Bytes were released: connections paused for the listener's total may read again. */
