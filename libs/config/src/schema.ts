@@ -426,10 +426,33 @@ export const GatewayConfigSchema = z
           .int()
           .min(1)
           .max(3650)
-          .describe('How long results, recipients and their histories stay in the status store after their last change.'),
+          .describe('How long the message store keeps a result, its recipients and their histories, counted from its reception, once every recipient is final (an hourly prune in the router; mssgw prune).'),
+        maxMailBytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .describe(
+            'A mail larger than this (its IMAP size) is neither fetched nor parsed but moved to Quarantine. A DSN of ours returns only the headers of the mail (RET=HDRS) and an MDN is a few KB.',
+          ),
+        maxTextBytes: z
+          .number()
+          .int()
+          .min(4096)
+          .describe("Only this many first bytes of a mail's text and of each report part are read (the notice and the per-recipient fields come first)."),
+        maxMimeParts: z.number().int().min(4).describe('A mail with more MIME parts than this (the mail itself included) is moved to Quarantine.'),
+        maxNestingDepth: z
+          .number()
+          .int()
+          .min(2)
+          .describe('A mail whose parts nest deeper than this (each multipart and each attached message counts one level) is moved to Quarantine.'),
+        maxMailsPerSweep: z
+          .number()
+          .int()
+          .min(1)
+          .describe('Mails fetched from a mailbox in one pass; while more wait, another pass follows at once, the mailbox let go in between.'),
       })
       .strict()
-      .describe('Reading DSNs and MDNs, and how long outcomes are kept.'),
+      .describe('Reading DSNs and MDNs, and how long outcomes are kept. A mail that cannot be read goes to the Quarantine folder.'),
     dispatcher: z
       .object({
         attempts: z.number().int().min(1).describe('Sending attempts of a delivery before it goes to the dead-letter queue.'),

@@ -1,3 +1,5 @@
+import { MESSAGE_ID_FIELD } from './limits.ts';
+
 /**
  * A fast path for the receipts the gateway reads all day: a top-level multipart/report whose report part is plain
  * 7bit/8bit text. It splits the MIME parts itself; anything else (nested multiparts, encoded report parts, no
@@ -24,7 +26,8 @@ function header(headers: string, name: string): string | undefined {
   return m ? m[1]!.replace(/\r?\n[ \t]+/g, ' ').trim() : undefined;
 }
 
-export function fastReport(source: Buffer): RawReport | undefined {
+/** `maxTextBytes` bounds what is kept of each report part. */
+export function fastReport(source: Buffer, maxTextBytes: number): RawReport | undefined {
   // Headers are ASCII; a latin1 view keeps byte offsets and never fails.
   const text = source.toString('latin1');
   const { headers, body } = headerBlock(text);
@@ -46,15 +49,16 @@ export function fastReport(source: Buffer): RawReport | undefined {
     const wanted = reportType === 'delivery-status' ? ct.startsWith('message/delivery-status') : ct.startsWith('message/disposition-notification');
     if (wanted) {
       if (cte !== '7bit' && cte !== '8bit' && cte !== 'binary') return undefined;
-      reports.push(Buffer.from(p.body, 'latin1').toString('utf8'));
+      reports.push(Buffer.from(p.body.slice(0, maxTextBytes), 'latin1').toString('utf8'));
     } else if (ct.startsWith('message/global') || ct.startsWith('multipart/')) {
       return undefined; // RFC 6533 or nested structures: the full parser
     } else if (!returnedMessageId && (ct.startsWith('text/rfc822-headers') || ct.startsWith('message/rfc822'))) {
       if (cte !== '7bit' && cte !== '8bit' && cte !== 'binary') return undefined;
-      returnedMessageId = /^message-id:\s*(<[^>\r\n]+>)/im.exec(p.body)?.[1];
+      returnedMessageId = MESSAGE_ID_FIELD.exec(p.body.slice(0, maxTextBytes))?.[1];
     }
   }
   if (reports.length === 0) return undefined;
-  const inReplyTo = header(headers, 'in-reply-to')?.match(/<[^>]+>/)?.[0];
+  // [^<>]: a run of '<' without '>' is scanned once, not once per '<'.
+  const inReplyTo = header(headers, 'in-reply-to')?.match(/<[^<>]{1,994}>/)?.[0];
   return { reportType, reports, ...(returnedMessageId ? { returnedMessageId } : {}), ...(inReplyTo ? { inReplyTo } : {}) };
 }

@@ -1,6 +1,9 @@
 /** One RFC 822-style header block of a report part, field names lower-cased; repeated fields keep their first value. */
 export type FieldBlock = Map<string, string>;
 
+/** Longest field value kept: a Diagnostic-Code of a few lines fits; continuation lines past it are dropped. */
+const MAX_FIELD_CHARS = 4096;
+
 /**
  * Splits the body of a message/delivery-status or message/disposition-notification part into header blocks:
  * unfolds continuation lines, tolerates odd whitespace and CRLF/LF, and starts a new per-recipient block at each
@@ -22,7 +25,9 @@ export function parseFieldBlocks(text: string): FieldBlock[] {
       continue;
     }
     if (/^[ \t]/.test(rawLine) && last) {
-      current.set(last, `${current.get(last) ?? ''} ${rawLine.trim()}`.trim());
+      // Bounded, or each continuation line would copy the whole value again (quadratic on a flood of them).
+      const value = current.get(last) ?? '';
+      if (value.length < MAX_FIELD_CHARS) current.set(last, `${value} ${rawLine.trim()}`.trim().slice(0, MAX_FIELD_CHARS));
       continue;
     }
     const m = /^([A-Za-z][A-Za-z0-9-]*)\s*:\s*(.*)$/.exec(rawLine);
@@ -30,7 +35,7 @@ export function parseFieldBlocks(text: string): FieldBlock[] {
     const name = m[1]!.toLowerCase();
     // A second recipient field in the same block means the blank line before a new recipient is missing.
     if ((name === 'final-recipient' || name === 'original-recipient') && current.has(name)) flush();
-    if (!current.has(name)) current.set(name, m[2]!.trim());
+    if (!current.has(name)) current.set(name, m[2]!.trim().slice(0, MAX_FIELD_CHARS));
     last = name;
   }
   flush();
@@ -64,11 +69,14 @@ function decodeEmbeddedBase64(text: string): string {
     while (j < lines.length && B64_LINE.test(lines[j]!.trim())) j++;
     if (j > i) {
       const decoded = Buffer.from(lines.slice(i, j).join(''), 'base64').toString('utf8');
-      const printable = [...decoded].every((ch) => ch >= ' ' || ch === '\n' || ch === '\r' || ch === '\t');
-      if (/^[A-Za-z-]+\s*:/m.test(decoded) && printable) out.push('', ...decoded.split(/\r?\n/));
-      else out.push(...lines.slice(i, j));
+      if (/^[A-Za-z-]+\s*:/m.test(decoded) && !CONTROL.test(decoded)) out.push('', decoded.replace(/\r\n?/g, '\n'));
+      else out.push(lines.slice(i, j).join('\n'));
       i = j;
     } else out.push(lines[i++]!);
   }
   return out.join('\n');
 }
+
+/** Control characters other than tab and line breaks: decoded bytes that are not text. */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f]/;

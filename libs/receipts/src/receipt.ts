@@ -2,6 +2,7 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { addressOf, parseFieldBlocks, typedValue } from './fields.ts';
 import { fastReport } from './fast.ts';
 import { inferBounce } from './inferred.ts';
+import { checkStructure, DEFAULT_RECEIPT_LIMITS, MAX_RECIPIENTS, MESSAGE_ID_FIELD, UnreadableMail, type ReceiptLimits } from './limits.ts';
 
 export interface DsnRecipient {
   recipient: string;
@@ -45,13 +46,20 @@ export type Receipt =
     }
   | { kind: 'other'; reason: 'auto-reply' | 'not-a-receipt'; messageId?: string };
 
-const partText = (content: Buffer) => content.toString('utf8');
+/** The first `max` bytes of a part, as text: a report or returned headers say what matters at their start. */
+const partText = (content: Buffer, max: number) => content.toString('utf8', 0, Math.min(content.length, max));
+
+/** A value read from the mail, dropped when longer than any we could have sent (RFC 5322 and 3461 bounds). */
+const within = (value: string | undefined, max: number) => (value !== undefined && value.length <= max ? value : undefined);
+const MESSAGE_ID_CHARS = 998;
+const ENVID_CHARS = 100;
+const ADDRESS_CHARS = 320;
 
 /** Message-ID of the original mail, from the returned headers (text/rfc822-headers or message/rfc822). */
-function returnedMessageId(mail: ParsedMail): string | undefined {
+function returnedMessageId(mail: ParsedMail, maxTextBytes: number): string | undefined {
   for (const a of mail.attachments) {
     if (a.contentType === 'text/rfc822-headers' || a.contentType === 'message/rfc822' || a.contentType === 'message/global-headers') {
-      const m = /^message-id:\s*(<[^>\r\n]+>)/im.exec(partText(a.content));
+      const m = MESSAGE_ID_FIELD.exec(partText(a.content, maxTextBytes));
       if (m) return m[1];
     }
   }
@@ -87,14 +95,14 @@ const isRecipient = (b: Map<string, string>) => b.has('final-recipient') || b.ha
 function dsnFrom(reportTexts: string[], originalMessageId: string | undefined): Extract<Receipt, { kind: 'dsn' }> {
   const blocks = reportTexts.flatMap((t) => parseFieldBlocks(t));
   const perMessage = blocks.find((b) => !isRecipient(b) && (b.has('reporting-mta') || b.has('original-envelope-id'))) ?? new Map<string, string>();
-  const recipients: DsnRecipient[] = blocks.filter(isRecipient).map((b) => {
+  const recipients: DsnRecipient[] = blocks.filter(isRecipient).slice(0, MAX_RECIPIENTS).map((b) => {
     const diagnostic = typedValue(b.get('diagnostic-code'));
-    const original = addressOf(b.get('original-recipient'));
+    const original = within(addressOf(b.get('original-recipient')), ADDRESS_CHARS);
     const remote = typedValue(b.get('remote-mta'));
-    const action = (b.get('action') ?? '').toLowerCase();
-    const literal = (b.get('status') ?? '').split(/\s/)[0] ?? '';
+    const action = (b.get('action') ?? '').slice(0, 32).toLowerCase();
+    const literal = (b.get('status') ?? '').slice(0, 32).split(/\s/)[0] ?? '';
     return {
-      recipient: (addressOf(b.get('final-recipient')) ?? original ?? '').toLowerCase(),
+      recipient: (within(addressOf(b.get('final-recipient')), ADDRESS_CHARS) ?? original ?? '').toLowerCase(),
       ...(original ? { originalRecipient: original.toLowerCase() } : {}),
       action,
       // Status is required by RFC 3464; when a sender omits it, the diagnostic or the action tells the class.
@@ -104,7 +112,7 @@ function dsnFrom(reportTexts: string[], originalMessageId: string | undefined): 
       ...(remote ? { remoteMta: remote } : {}),
     };
   });
-  const envelopeId = perMessage.get('original-envelope-id')?.trim();
+  const envelopeId = within(perMessage.get('original-envelope-id')?.trim(), ENVID_CHARS);
   const reportingMta = typedValue(perMessage.get('reporting-mta'));
   return {
     kind: 'dsn',
@@ -119,9 +127,9 @@ function dsnFrom(reportTexts: string[], originalMessageId: string | undefined): 
 /** An MDN from the fields of its report part. */
 function mdnFrom(reportText: string, inReplyTo: string | undefined): Extract<Receipt, { kind: 'mdn' }> {
   const fields = new Map(parseFieldBlocks(reportText).flatMap((b) => [...b]));
-  const originalMessageId = fields.get('original-message-id')?.trim() || inReplyTo;
-  const finalRecipient = addressOf(fields.get('final-recipient'))?.toLowerCase();
-  const originalRecipient = addressOf(fields.get('original-recipient'))?.toLowerCase();
+  const originalMessageId = within(fields.get('original-message-id')?.trim() || inReplyTo, MESSAGE_ID_CHARS);
+  const finalRecipient = within(addressOf(fields.get('final-recipient')), ADDRESS_CHARS)?.toLowerCase();
+  const originalRecipient = within(addressOf(fields.get('original-recipient')), ADDRESS_CHARS)?.toLowerCase();
   return {
     kind: 'mdn',
     ...(originalMessageId ? { originalMessageId } : {}),
@@ -131,37 +139,54 @@ function mdnFrom(reportText: string, inReplyTo: string | undefined): Extract<Rec
   };
 }
 
-/** Reads one mail from an applicative mailbox and says what it is. */
-export async function parseReceipt(source: Buffer | string): Promise<Receipt> {
-  const raw = typeof source === 'string' ? Buffer.from(source, 'utf8') : source;
-  const fast = fastReport(raw);
+/**
+ * Reads one mail from an applicative mailbox and says what it is, in time and memory linear in its size. A mail past
+ * one of the limits, or that the MIME parser cannot read, throws an UnreadableMail naming why.
+ */
+export async function parseReceipt(source: Buffer | string, limits: Partial<ReceiptLimits> = {}): Promise<Receipt> {
+  return read(typeof source === 'string' ? Buffer.from(source, 'utf8') : source, { ...DEFAULT_RECEIPT_LIMITS, ...limits }, 0);
+}
+
+/** `depth`: how many attached messages deep this one is; each is parsed again, so the depth bounds the work. */
+async function read(raw: Buffer, limits: ReceiptLimits, depth: number): Promise<Receipt> {
+  checkStructure(raw, limits, depth);
+  const max = limits.maxTextBytes;
+  const fast = fastReport(raw, max);
   if (fast?.reportType === 'disposition-notification') return mdnFrom(fast.reports.join('\n\n'), fast.inReplyTo);
   if (fast) {
     const dsn = dsnFrom(fast.reports, fast.returnedMessageId);
     if (dsn.recipients.length > 0) return dsn; // a report without recipient blocks needs the text: full parser
   }
-  const mail = await simpleParser(raw, { keepDeliveryStatus: true, skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  let mail: ParsedMail;
+  try {
+    mail = await simpleParser(raw, { keepDeliveryStatus: true, skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
+  } catch {
+    // The parser's own limits (header size, child nodes) or broken MIME; its message may quote the mail.
+    throw new UnreadableMail('unreadable');
+  }
   const dsnParts = mail.attachments.filter((a) => a.contentType === 'message/delivery-status' || a.contentType === 'message/global-delivery-status');
   if (dsnParts.length) {
     // Some MTAs send two report parts (one of them prose): the fields of all of them count.
-    const dsn = dsnFrom(dsnParts.map((p) => partText(p.content)), returnedMessageId(mail));
+    const dsn = dsnFrom(dsnParts.map((p) => partText(p.content, max)), within(returnedMessageId(mail, max), MESSAGE_ID_CHARS));
     // A report part with no recipient block (seen from Google): what the text says is all there is.
-    const fromText = dsn.recipients.length === 0 ? inferBounce(mail) : undefined;
+    const fromText = dsn.recipients.length === 0 ? inferBounce(mail, max) : undefined;
     return fromText ? { ...dsn, recipients: fromText.recipients, inferred: true } : dsn;
   }
   const mdnPart = mail.attachments.find((a) => a.contentType === 'message/disposition-notification');
-  if (mdnPart) return mdnFrom(partText(mdnPart.content), typeof mail.inReplyTo === 'string' ? mail.inReplyTo : undefined);
+  if (mdnPart) return mdnFrom(partText(mdnPart.content, max), typeof mail.inReplyTo === 'string' ? mail.inReplyTo : undefined);
   // A bounce forwarded as an attachment (message/rfc822 holding the multipart/report).
   for (const a of mail.attachments.filter((x) => x.contentType === 'message/rfc822')) {
-    if (!/^content-type:\s*multipart\/report/im.test(a.content.subarray(0, 64 * 1024).toString('latin1'))) continue;
-    const inner = await parseReceipt(a.content);
+    if (!/^content-type:[ \t]*multipart\/report/im.test(a.content.toString('latin1', 0, Math.min(a.content.length, max)))) continue;
+    const inner = await read(a.content, limits, depth + 1);
     if (inner.kind !== 'other') return inner;
   }
-  const inferred = inferBounce(mail);
+  const inferred = inferBounce(mail, max);
   if (inferred) {
-    return { kind: 'dsn', recipients: inferred.recipients, inferred: true, reason: inferred.reason, ...(returnedMessageId(mail) ? { originalMessageId: returnedMessageId(mail)! } : {}) };
+    const originalMessageId = within(returnedMessageId(mail, max), MESSAGE_ID_CHARS);
+    return { kind: 'dsn', recipients: inferred.recipients, inferred: true, reason: inferred.reason, ...(originalMessageId ? { originalMessageId } : {}) };
   }
   const autoSubmitted = mail.headers.get('auto-submitted');
   const auto = typeof autoSubmitted === 'string' && autoSubmitted.toLowerCase() !== 'no';
-  return { kind: 'other', reason: auto ? 'auto-reply' : 'not-a-receipt', ...(mail.messageId ? { messageId: mail.messageId } : {}) };
+  const messageId = within(mail.messageId, MESSAGE_ID_CHARS);
+  return { kind: 'other', reason: auto ? 'auto-reply' : 'not-a-receipt', ...(messageId ? { messageId } : {}) };
 }
