@@ -214,6 +214,9 @@ namespace inbox {
   mailbox Unrecognised {
     auto = create
   }
+  mailbox Quarantine {
+    auto = create
+  }
 }
 service imap-login {
   inet_listener imap {

@@ -88,6 +88,11 @@ export const metrics = {
     name: 'mssgw_receipts_total', help: 'Receipts read from applicative mailboxes, per kind (dsn, mdn, other) and outcome',
     labelNames: ['mailbox', 'kind', 'outcome'] as const, registers: [registry],
   }),
+  receiptsQuarantined: new Counter({
+    name: 'mssgw_receipts_quarantined_total',
+    help: 'Mails of applicative mailboxes moved to Quarantine unread, per reason (too-large, too-many-parts, too-deep, invalid-mime, unreadable, unrecordable)',
+    labelNames: ['mailbox', 'reason'] as const, registers: [registry],
+  }),
   operatorDsnSupported: new Gauge({
     name: 'mssgw_operator_dsn_supported', help: '1 when the operator advertises DSN (RFC 3461) to the mailbox, 0 when tracking degrades',
     labelNames: ['mailbox'] as const, registers: [registry],

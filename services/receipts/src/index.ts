@@ -1,6 +1,6 @@
 import { ImapFlow } from 'imapflow';
 import { readSecret, type ApplicativeMailboxConfig } from '@mssgw/config';
-import { parseReceipt } from '@mssgw/receipts';
+import { messageIdHash, parseReceipt, UnreadableMail, type QuarantineReason, type ReceiptLimits } from '@mssgw/receipts';
 import { mailboxTls, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 import { applyReceipt } from './apply.ts';
@@ -10,10 +10,38 @@ export { applyReceipt, type ApplyOutcome } from './apply.ts';
 /** Folders of the applicative mailbox where read mail is moved: a restart never reads it twice. */
 export const PROCESSED_FOLDER = 'Processed';
 export const UNRECOGNISED_FOLDER = 'Unrecognised';
+/** Mail that could not be read (over a limit, broken, or never recordable), set aside so that it holds nothing back. */
+export const QUARANTINE_FOLDER = 'Quarantine';
+const FOLDERS = [PROCESSED_FOLDER, UNRECOGNISED_FOLDER, QUARANTINE_FOLDER] as const;
+type Folder = (typeof FOLDERS)[number];
+
+/** One fetch of sources: at most this many mails and bytes (one mail over it goes alone), within the heap's 256 MB. */
+const BATCH_MAILS = 500;
+const BATCH_BYTES = 32 * 1024 * 1024;
+/** A mail whose recording failed this many times while the status store answered is quarantined (unrecordable). */
+const RECORD_ATTEMPTS = 3;
+
+interface Listed { uid: number; size: number }
+/** What became of one mail: a folder to move it to, or left in INBOX (its recording failed). */
+interface Outcome {
+  uid: number;
+  folder?: Folder;
+  recorded?: boolean;
+  failed?: { err: Error; source: Buffer };
+  /** Why it goes to Quarantine, and what the log line may say of it. */
+  quarantined?: { reason: QuarantineReason; bytes: number; messageIdHash?: string; error?: string };
+}
 
 export interface ReceiptsService extends RunningService {
   /** Reads every waiting mail of every mailbox now (the periodic sweep does the same). */
   sweep(): Promise<void>;
+}
+
+/** A mail set aside; `mail` is its source, or only its size when it was too large to fetch. */
+function quarantine(uid: number, reason: QuarantineReason, mail: Buffer | number, error?: string): Outcome {
+  const bytes = typeof mail === 'number' ? mail : mail.length;
+  const messageIdHashed = typeof mail === 'number' ? undefined : messageIdHash(mail);
+  return { uid, folder: QUARANTINE_FOLDER, quarantined: { reason, bytes, ...(messageIdHashed ? { messageIdHash: messageIdHashed } : {}), ...(error ? { error } : {}) } };
 }
 
 class MailboxReader {
@@ -24,10 +52,15 @@ class MailboxReader {
   private backoffMs = 1_000;
   private readonly ctx: ServiceContext;
   private readonly mailbox: ApplicativeMailboxConfig;
+  private readonly limits: ReceiptLimits;
+  /** Failed recordings per UID, for the mails left in INBOX. */
+  private readonly failures = new Map<number, number>();
 
   constructor(ctx: ServiceContext, mailbox: ApplicativeMailboxConfig) {
     this.ctx = ctx;
     this.mailbox = mailbox;
+    const { maxMailBytes, maxTextBytes, maxMimeParts, maxNestingDepth } = ctx.config.receipts;
+    this.limits = { maxMailBytes, maxTextBytes, maxMimeParts, maxNestingDepth };
   }
 
   /** Keeps one IMAP session open, reconnecting with backoff; IDLE announces new mail. */
@@ -46,7 +79,7 @@ class MailboxReader {
       this.client = client;
       try {
         await client.connect();
-        for (const folder of [PROCESSED_FOLDER, UNRECOGNISED_FOLDER]) await client.mailboxCreate(folder).catch(() => undefined);
+        for (const folder of FOLDERS) await client.mailboxCreate(folder).catch(() => undefined);
         await client.mailboxOpen('INBOX');
         client.on('exists', () => void this.sweepLogged());
         this.backoffMs = 1_000;
@@ -67,54 +100,126 @@ class MailboxReader {
     return this.sweep().catch((err: Error) => this.ctx.log.warn({ mailbox: this.mailbox.address, err: err.message }, 'sweep failed; the next one will read what is left'));
   }
 
-  /** Reads all mail in INBOX; one sweep at a time, and one more if mail arrived meanwhile. */
+  /**
+   * Reads all mail in INBOX; one sweep at a time, and one more if mail arrived meanwhile. Each pass takes at most
+   * `receipts.maxMailsPerSweep` mails and lets go of the mailbox and the event loop before the next.
+   */
   sweep(): Promise<void> {
     if (this.sweeping) {
       this.again = true;
       return this.sweeping;
     }
     this.sweeping = (async () => {
+      let skip = 0; // mails left in INBOX by this sweep: the oldest, so the next pass starts after them
       do {
         this.again = false;
-        await this.readInbox();
+        const pass = await this.readInbox(skip);
+        skip += pass.left;
+        if (pass.more) this.again = true;
+        if (this.again) await new Promise((r) => setImmediate(r));
       } while (this.again && this.running);
     })().finally(() => (this.sweeping = undefined));
     return this.sweeping;
   }
 
   /**
-   * Reads INBOX in batches: fetch up to 500 mails in one command, parse and record them concurrently, then move them
-   * with one command per destination folder. A mail is moved only once what it says is recorded.
+   * One pass over INBOX from its (skip+1)-th mail: lists up to maxMailsPerSweep mails with their sizes, then fetches
+   * them in batches (BATCH_MAILS, BATCH_BYTES), parses and records each on its own, and moves each batch with one
+   * command per folder. A mail is moved only once what it says is recorded; one that cannot be read goes to
+   * Quarantine; one whose recording failed stays for the next sweep. `more`: mails wait beyond this pass.
    */
-  private async readInbox(): Promise<void> {
+  private async readInbox(skip: number): Promise<{ left: number; more: boolean }> {
     const client = this.client;
-    if (!client?.usable) return;
+    if (!client?.usable || !this.running) return { left: 0, more: false };
     const lock = await client.getMailboxLock('INBOX');
     try {
-      for (;;) {
-        const uids = ((await client.search({ all: true }, { uid: true })) || []).slice(0, 500);
-        if (uids.length === 0 || !this.running) return;
-        const mails: { uid: number; source: Buffer }[] = [];
-        for await (const msg of client.fetch(uids.join(','), { source: true, internalDate: true }, { uid: true })) {
-          if (!msg.source) continue;
-          mails.push({ uid: msg.uid, source: msg.source });
-          const arrived = msg.internalDate ? new Date(msg.internalDate).getTime() : NaN;
-          if (Number.isFinite(arrived)) metrics.imapReaderLag.observe({ mailbox: this.mailbox.address }, Math.max(0, Date.now() - arrived) / 1000);
-        }
-        const outcomes = await Promise.all(
-          mails.map(async (m) => {
-            const receipt = await parseReceipt(m.source);
-            return { uid: m.uid, kind: receipt.kind, outcome: await applyReceipt(this.ctx, receipt, this.mailbox.address) };
-          }),
-        );
-        const unrecognised = outcomes.filter((o) => o.outcome === 'not-a-receipt' || o.outcome === 'uncorrelated').map((o) => o.uid);
-        const processed = outcomes.filter((o) => !unrecognised.includes(o.uid)).map((o) => o.uid);
-        if (processed.length) await client.messageMove(processed.join(','), PROCESSED_FOLDER, { uid: true });
-        if (unrecognised.length) await client.messageMove(unrecognised.join(','), UNRECOGNISED_FOLDER, { uid: true });
-        this.ctx.log.info({ mailbox: this.mailbox.address, read: outcomes.length, unrecognised: unrecognised.length }, 'receipts read');
+      await client.noop(); // the server reports mail that arrived since its last answer (EXISTS): the count is current
+      const exists = client.mailbox ? client.mailbox.exists : 0;
+      if (skip >= exists) return { left: 0, more: false };
+      const last = Math.min(exists, skip + this.ctx.config.receipts.maxMailsPerSweep);
+      const listed: Listed[] = [];
+      for await (const msg of client.fetch(`${skip + 1}:${last}`, { uid: true, size: true, internalDate: true })) {
+        listed.push({ uid: msg.uid, size: msg.size ?? 0 });
+        const arrived = msg.internalDate ? new Date(msg.internalDate).getTime() : NaN;
+        if (Number.isFinite(arrived)) metrics.imapReaderLag.observe({ mailbox: this.mailbox.address }, Math.max(0, Date.now() - arrived) / 1000);
       }
+      let left = 0;
+      for (let i = 0; i < listed.length && this.running; ) {
+        let bytes = 0;
+        let j = i;
+        while (j < listed.length && j - i < BATCH_MAILS && (j === i || bytes + listed[j]!.size <= BATCH_BYTES)) bytes += listed[j++]!.size;
+        const batch = await this.readBatch(client, listed.slice(i, j));
+        left += batch.left;
+        // Nothing recorded and recordings failed: the status store is down; the next sweep tries again.
+        if (batch.storeDown) return { left, more: false };
+        i = j;
+      }
+      return { left, more: last < exists };
     } finally {
       lock.release();
+    }
+  }
+
+  private async readBatch(client: ImapFlow, listed: Listed[]): Promise<{ left: number; storeDown: boolean }> {
+    const mailbox = this.mailbox.address;
+    const outcomes: Outcome[] = [];
+    const sources: { uid: number; source: Buffer }[] = [];
+    const small = listed.filter((m) => m.size <= this.limits.maxMailBytes);
+    for (const m of listed) if (m.size > this.limits.maxMailBytes) outcomes.push(quarantine(m.uid, 'too-large', m.size));
+    if (small.length) {
+      for await (const msg of client.fetch(small.map((m) => m.uid).join(','), { source: true }, { uid: true })) {
+        if (msg.source) sources.push({ uid: msg.uid, source: msg.source });
+      }
+    }
+    outcomes.push(...(await Promise.all(sources.map((m) => this.readOne(m.uid, m.source)))));
+    // A failed recording counts against its mail only while the status store answers (down, it is nobody's fault).
+    const anyFailed = outcomes.some((o) => o.failed);
+    const storeUp = !anyFailed || outcomes.some((o) => o.recorded) || (await this.storeAnswers());
+    for (const o of outcomes) {
+      if (!o.failed || !storeUp) continue;
+      const n = (this.failures.get(o.uid) ?? 0) + 1;
+      if (n >= RECORD_ATTEMPTS) Object.assign(o, quarantine(o.uid, 'unrecordable', o.failed.source));
+      else this.failures.set(o.uid, n);
+    }
+    for (const folder of FOLDERS) {
+      const uids = outcomes.filter((o) => o.folder === folder).map((o) => o.uid);
+      if (uids.length) await client.messageMove(uids.join(','), folder, { uid: true });
+      for (const uid of uids) this.failures.delete(uid);
+    }
+    // Its UID, size, Message-ID hash, reason code and, for an unexpected error, its class: never its content.
+    for (const { uid, quarantined: q } of outcomes) {
+      if (!q) continue;
+      metrics.receiptsQuarantined.inc({ mailbox, reason: q.reason });
+      this.ctx.log.warn({ mailbox, uid, ...q }, 'mail quarantined');
+    }
+    if (this.failures.size > 10_000) this.failures.clear(); // UIDs of mails others removed; the counts only delay quarantine
+    const failed = outcomes.filter((o) => !o.folder);
+    const count = (f: Folder) => outcomes.filter((o) => o.folder === f).length;
+    this.ctx.log.info({ mailbox, read: outcomes.length, unrecognised: count(UNRECOGNISED_FOLDER), quarantined: count(QUARANTINE_FOLDER), left: failed.length }, 'receipts read');
+    if (failed.length) {
+      this.ctx.log.warn({ mailbox, left: failed.length, err: failed[0]!.failed?.err.message }, 'receipts not recorded; left in INBOX for the next sweep');
+    }
+    return { left: failed.length, storeDown: !storeUp };
+  }
+
+  private storeAnswers(): Promise<boolean> {
+    return this.ctx.status.getDelivery('d-probe').then(() => true, () => false);
+  }
+
+  /** Parses and records one mail; never throws. */
+  private async readOne(uid: number, source: Buffer): Promise<Outcome> {
+    let receipt;
+    try {
+      receipt = await parseReceipt(source, this.limits);
+    } catch (err) {
+      const reason = err instanceof UnreadableMail ? err.reason : 'unreadable';
+      return quarantine(uid, reason, source, err instanceof UnreadableMail ? undefined : (err as Error).name);
+    }
+    try {
+      const outcome = await applyReceipt(this.ctx, receipt, this.mailbox.address);
+      return { uid, folder: outcome === 'not-a-receipt' || outcome === 'uncorrelated' ? UNRECOGNISED_FOLDER : PROCESSED_FOLDER, recorded: true };
+    } catch (err) {
+      return { uid, failed: { err: err as Error, source } };
     }
   }
 
