@@ -22,6 +22,14 @@ describe('recipient state machine (real PostgreSQL)', () => {
     expect((await store.getDelivery('d-1'))!.state).toBe('queued');
   });
 
+  it('creates the recipients of a result at once, each once', async () => {
+    const list = ['m-1', 'm-2', 'm-3'].map((id) => ({ ...base, deliveryId: id, recipient: `${id}@b.mssante.test`, state: 'queued' as const, detail: 'directory' }));
+    expect((await store.createDeliveries(list)).sort()).toEqual(['m-1', 'm-2', 'm-3']);
+    expect(await store.createDeliveries([...list, { ...base, deliveryId: 'm-4', state: 'queued' }])).toEqual(['m-4']);
+    expect((await store.history('m-2')).map((h) => [h.state, h.applied, h.detail])).toEqual([['queued', true, 'directory']]);
+    expect((await store.getDelivery('m-3'))!.recipient).toBe('m-3@b.mssante.test');
+  });
+
   it('moves forward only, keeping late and out-of-order receipts in the history', async () => {
     await store.createDelivery({ ...base, deliveryId: 'd-2', state: 'queued' });
     expect((await store.transition('d-2', 'submitted', 'dispatcher')).applied).toBe(true);

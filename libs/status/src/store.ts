@@ -119,6 +119,18 @@ ev as (insert into delivery_events (delivery_id, at, state, applied, source, det
 ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, $6, '', 'router' from ins)
 select count(*)::int as n from ins`;
 
+// The recipients of a result in one statement: one round trip and one commit, whatever their number.
+const CREATE_MANY = `
+with ins as (
+  insert into deliveries (delivery_id, result_id, recipient, recipient_id, kind, state, mail_id, message_id, mailbox, reason, detail, updated_at)
+  select *, $12::timestamptz from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+    $10::text[], $11::text[])
+  on conflict (delivery_id) do nothing
+  returning delivery_id, state, coalesce(detail, reason) as detail),
+ev as (insert into delivery_events (delivery_id, at, state, applied, source, detail) select delivery_id, $12, state, true, 'router', detail from ins),
+ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, state, '', 'router' from ins)
+select delivery_id from ins`;
+
 /**
  * The record of every recipient of every result, in the message store (PostgreSQL): its state as the delivery
  * lifecycle (@mssgw/lifecycle) moves it, the history of its events, and the outbox the feedback service reads.
@@ -146,6 +158,17 @@ export class StatusStore {
       d.reason ?? null, d.detail ?? null, at, detail ?? d.reason ?? null,
     ]);
     return res.rows[0]!.n === 1;
+  }
+
+  /** Creates the records of many recipients at once (see createDelivery); returns the ids created now. */
+  async createDeliveries(list: (Omit<Delivery, 'updatedAt'> & { updatedAt?: number })[], at = Date.now()): Promise<string[]> {
+    if (!list.length) return [];
+    const col = (f: (d: (typeof list)[number]) => string | undefined) => list.map((d) => f(d) ?? null);
+    const res = await this.pool.query<{ delivery_id: string }>(CREATE_MANY, [
+      col((d) => d.deliveryId), col((d) => d.resultId), col((d) => d.recipient), col((d) => d.recipientId), col((d) => d.kind), col((d) => d.state),
+      col((d) => d.mailId), col((d) => d.messageId), col((d) => d.mailbox), col((d) => d.reason), col((d) => d.detail), new Date(at),
+    ]);
+    return res.rows.map((r) => r.delivery_id);
   }
 
   /**

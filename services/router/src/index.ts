@@ -82,7 +82,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     await Promise.all([
       ...documentIds.map((id) => status.indexDocument(id, resultId)),
       recordRefusals(status, resultId, decision.refusals),
-      ...deliveries.map((d) => status.createDelivery(d.record, d.record.detail)),
+      status.createDeliveries(deliveries.map((d) => d.record)),
     ]);
     const { mails } = ctx.ordered;
     await Promise.all([
