@@ -98,6 +98,12 @@ export function checkStructure(source: Buffer, limits: ReceiptLimits, depth = 0)
   };
 
   while (pos <= text.length) {
+    // In a body only a delimiter line matters: native indexOf skips to the next candidate.
+    if (!inHeaders && !(text.charCodeAt(pos) === 45 && text.charCodeAt(pos + 1) === 45)) {
+      const next = open.length ? text.indexOf('\n--', pos) : -1;
+      if (next < 0) break;
+      pos = next + 1;
+    }
     let end = text.indexOf('\n', pos);
     if (end < 0) end = text.length;
     const lineEnd = end > pos && text.charCodeAt(end - 1) === 13 ? end - 1 : end;
@@ -135,7 +141,7 @@ export function checkStructure(source: Buffer, limits: ReceiptLimits, depth = 0)
             if (field === 'type') type += more;
             else encoding += more;
           }
-        } else {
+        } else if (c === 67 || c === 99) {
           const name = text.slice(pos, Math.min(lineEnd, pos + 26)).toLowerCase();
           const value = (n: number) => text.slice(pos + n, Math.min(lineEnd, pos + n + MAX_SCANNED_HEADER));
           field = undefined;
@@ -146,7 +152,7 @@ export function checkStructure(source: Buffer, limits: ReceiptLimits, depth = 0)
             field = 'encoding';
             encoding = value(name.indexOf(':') + 1);
           }
-        }
+        } else field = undefined;
       }
     }
     pos = end + 1;
