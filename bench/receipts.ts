@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseReceipt } from '@mssgw/receipts';
+import { parseReceipt, UnreadableMail } from '@mssgw/receipts';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway } from '../services/gateway/src/start.ts';
 import { CORPORA } from '../test/conformance/hl7-corpus.ts';
 import { SANDBOX, testConfig } from '../test/support/env.ts';
+import { hostileCorpus } from '../test/support/hostile-mail.ts';
 import { round } from './stats.ts';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../test/fixtures/receipts/postfix-success-dsn.eml');
@@ -15,6 +16,45 @@ export interface ReceiptsFigures {
   corpusMixPerSecond: number;
   endToEndPerSecond: number;
   endToEndReceipts: number;
+  hostile: HostileFigures;
+}
+
+export interface HostileFigures {
+  /** The slowest mail of the hostile corpus, in ms of parsing per MB of mail. */
+  worstMsPerMb: number;
+  worstMail: string;
+  /** CPU of one pass over the whole corpus, per MB. */
+  cpuMsPerMb: number;
+  mails: number;
+  megabytes: number;
+}
+
+const MB = 1024 * 1024;
+
+/**
+ * The hostile corpus (test/support/hostile-mail.ts: 1 MB floods, deep and wide MIME, a 10 MB attachment) parsed
+ * in-process with the default limits, three times; the first pass warms up and is not counted.
+ */
+export async function benchHostileReceipts(): Promise<HostileFigures> {
+  const corpus = hostileCorpus(MB);
+  const bytes = corpus.reduce((n, h) => n + h.mail.length, 0);
+  let worstMsPerMb = 0;
+  let worstMail = '';
+  let cpuMs = 0;
+  for (let pass = 0; pass < 3; pass++) {
+    const cpu = process.cpuUsage();
+    for (const h of corpus) {
+      const t = performance.now();
+      await parseReceipt(h.mail).catch((err: unknown) => {
+        if (!(err instanceof UnreadableMail)) throw err; // set aside: what the reader quarantines
+      });
+      const msPerMb = (performance.now() - t) / (h.mail.length / MB);
+      if (pass > 0 && msPerMb > worstMsPerMb) [worstMsPerMb, worstMail] = [msPerMb, h.name];
+    }
+    const used = process.cpuUsage(cpu);
+    if (pass > 0) cpuMs += (used.user + used.system) / 1000 / 2;
+  }
+  return { worstMsPerMb: round(worstMsPerMb, 1), worstMail, cpuMsPerMb: round(cpuMs / (bytes / MB), 2), mails: corpus.length, megabytes: round(bytes / MB, 1) };
 }
 
 async function rate(mails: Buffer[], ms: number): Promise<number> {
@@ -36,6 +76,7 @@ export async function benchReceipts(n: number): Promise<ReceiptsFigures> {
   const corpus = readdirSync(path.join(CORPORA, 'bounces-sisimai/eml')).map((f) => readFileSync(path.join(CORPORA, 'bounces-sisimai/eml', f)));
   const postfixDsnPerSecond = await rate([Buffer.from(template, 'latin1')], 2000);
   const corpusMixPerSecond = await rate(corpus, 3000);
+  const hostile = await benchHostileReceipts();
 
   const config = testConfig('bench-receipts', (c) => (c.logLevel = 'warn'));
   const mailbox = config.mailboxes[0]!.address;
@@ -70,7 +111,7 @@ export async function benchReceipts(n: number): Promise<ReceiptsFigures> {
   const seconds = (performance.now() - t0) / 1000;
   await receipts.stop();
   await gateway.stop();
-  return { postfixDsnPerSecond: round(postfixDsnPerSecond, 0), corpusMixPerSecond: round(corpusMixPerSecond, 0), endToEndPerSecond: round(n / seconds, 0), endToEndReceipts: n };
+  return { postfixDsnPerSecond: round(postfixDsnPerSecond, 0), corpusMixPerSecond: round(corpusMixPerSecond, 0), endToEndPerSecond: round(n / seconds, 0), endToEndReceipts: n, hostile };
 }
 
 async function delivered(): Promise<number> {

@@ -57,6 +57,7 @@ const rows: [string, string, string][] = [
   [`MLLP intake paced at ${intake.pacedRatePerSecond}/s`, `${intake.messageBytes}-byte CI-SIS ORU`, `ACK p50 ${intake.pacedAckP50Ms} ms, p99 ${intake.pacedAckP99Ms} ms`],
   ['Kafka intake (consumed, queued, committed)', `${intake.kafkaQueuedPerSecond} results/s`, `CPU per record: intake ${intake.kafkaCpuMsPerRecord} ms, Redis ${intake.kafkaRedisCpuMsPerRecord} ms, broker ${intake.kafkaBrokerCpuMsPerRecord} ms`],
   ['Receipt parsing in-process', `${receipts.postfixDsnPerSecond} Postfix DSNs/s`, `${receipts.corpusMixPerSecond}/s on the bounce corpus mix`],
+  [`Hostile mail parsing in-process (${receipts.hostile.mails} mails, ${receipts.hostile.megabytes} MB)`, `worst ${receipts.hostile.worstMsPerMb} ms per MB (${receipts.hostile.worstMail})`, `CPU ${receipts.hostile.cpuMsPerMb} ms per MB`],
   ['Receipts from Dovecot (IMAP, parsed, recorded)', `${receipts.endToEndPerSecond} receipts/s`, `${receipts.endToEndReceipts} DSNs`],
   [`Directory import, ${directory.rows} rows`, `${directory.importSeconds} s (${directory.mailboxes} mailboxes, ${directory.rejected} rejected)`, `import peak RSS ${directory.importPeakRssMb} MB`],
   [`End to end, MLLP → intake → router → dispatcher → smtp-sink (${dispatch.connections} connections, mails of ${Math.round(dispatch.mailBytes / 1024)} KB)`, `${dispatch.mailsPerSecond} mails/s`, `ceiling (smtp-source, same size and connections) ${dispatch.ceilingMailsPerSecond} mails/s, ratio ${dispatch.ratio}`],
