@@ -2,13 +2,20 @@
 // its memory stays bounded, a well-behaved producer keeps getting its ACKs, and every limit shows in /metrics.
 // The same flood against the listener without its limits (before #22) took the process to 907 MiB, with slow
 // senders never closed (docs/operations.md, "MLLP limits").
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mllpLimitsOf } from '@mssgw/config';
-import { MLLP_LIMITS } from '../../services/intake/src/mllp-listener.ts';
+import { frame } from '@mssgw/hl7';
+import { createLogger, registry } from '@mssgw/telemetry';
+import { MLLP_LIMITS, startMllpListener } from '../../services/intake/src/mllp-listener.ts';
+import type { ResultIntake } from '../../services/intake/src/pipeline.ts';
 import { flood, freePort, sample, startIntakeProcess, type FloodReport, type IntakeProcess } from '../support/mllp-flood.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
-import { tag, testConfig } from '../support/env.ts';
+import { SANDBOX, tag, testConfig } from '../support/env.ts';
 
 const MiB = 1024 * 1024;
 
@@ -129,5 +136,50 @@ describe('MLLP intake under a flood (own process, real Redis and PostgreSQL)', (
     await expect.poll(async () => sample((await intake.http('/metrics')).text, 'mssgw_mllp_connections', { source: 'lab' }), { timeout: 10_000 }).toBe(0);
     await expect.poll(async () => sample((await intake.http('/metrics')).text, 'mssgw_mllp_buffered_bytes', { source: 'lab' }), { timeout: 10_000 }).toBe(0);
     expect((await intake.http('/healthz')).status).toBe(200);
+  });
+});
+
+describe('MLLP limits over TLS', () => {
+  const pki = path.join(SANDBOX, 'pki');
+
+  it('refuses a connection over the per-peer limit before any handshake, and closes a handshake that does not finish', async () => {
+    const intake = { accept: () => Promise.resolve({ code: 'AA', ack: 'MSH|^~\\&|GW\rMSA|AA|1\r', controlId: '1' }) } as unknown as ResultIntake;
+    const source = `flood-tls-${tag()}`;
+    const listener = await startMllpListener(
+      {
+        source, host: '127.0.0.1', port: 0, maxMessageBytes: 1 << 20, idleTimeoutMs: 60_000,
+        tls: { certFile: path.join(pki, 'operator.pem'), keyFile: path.join(pki, 'operator.key') },
+        limits: { ...mllpLimitsOf({}), maxConnectionsPerPeer: 2, frameTimeoutMs: 1_000 },
+      },
+      intake, createLogger('test', 'silent'),
+    );
+    try {
+      const outcomes = await Promise.all(
+        Array.from({ length: 3 }, () => new Promise<string>((resolve) => {
+          const socket = net.connect({ host: '127.0.0.1', port: listener.port, localAddress: '127.0.0.5' });
+          const s = tls.connect({ socket, ca: readFileSync(path.join(pki, 'ca.pem')), servername: 'localhost' });
+          s.on('secureConnect', () => s.write(frame('MSH|x')));
+          s.on('data', () => {
+            resolve('answered');
+            s.destroy();
+          });
+          s.on('error', () => resolve('refused'));
+          s.on('close', () => resolve('refused'));
+        })),
+      );
+      expect(outcomes.sort()).toEqual(['answered', 'answered', 'refused']);
+      // A peer that connects and never says hello is closed at the frame deadline.
+      const raw = net.connect({ host: '127.0.0.1', port: listener.port, localAddress: '127.0.0.6' });
+      raw.on('error', () => {});
+      raw.resume();
+      const started = performance.now();
+      await new Promise((r) => raw.once('close', r));
+      expect(performance.now() - started).toSatisfy((ms: number) => ms >= 900 && ms < 3_000);
+      const count = async (limit: string) => (await registry.getSingleMetric('mssgw_mllp_limit_total')!.get()).values.find((v) => v.labels['source'] === source && v.labels['limit'] === limit)?.value;
+      expect(await count('connections-per-peer')).toBe(1);
+      expect(await count('frame-timeout')).toBe(1);
+    } finally {
+      await listener.close();
+    }
   });
 });

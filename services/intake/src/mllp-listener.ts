@@ -280,7 +280,13 @@ export async function startMllpListener(config: MllpListenerConfig, intake: Resu
   server.on('drop', (data?: net.DropArgument) =>
     reached('connections', { remote: data?.remoteAddress, max: limits.maxConnections }, 'MLLP connection refused: the listener has its maximum of connections'),
   );
-  server.on('tlsClientError', (err: Error) => log.warn({ source, err: err.message }, 'MLLP TLS handshake refused'));
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+    // A handshake not finished in time is a frame deadline of its own; a connection refused above ends here too.
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') reached('frame-timeout', { remote: socket.remoteAddress, timeoutMs: limits.frameTimeoutMs }, 'MLLP TLS handshake not finished in time; connection closed');
+    else warn('tls', { err: err.message, remote: socket.remoteAddress }, 'MLLP TLS handshake refused');
+    // With a listener for this event, Node leaves the connection open: a peer that never finishes would keep it.
+    socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
