@@ -37,7 +37,7 @@ const MllpLimits = z
       .int()
       .positive()
       .default(60_000)
-      .describe('A frame must end within this long of its first byte, however its bytes trickle in; else the connection is closed.'),
+      .describe('A frame must end within this long of its first byte, however its bytes trickle in, and a TLS handshake within this long of the connection; else the connection is closed.'),
     maxPendingFrames: z
       .number()
       .int()
