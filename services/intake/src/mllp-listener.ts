@@ -23,6 +23,12 @@ export const MLLP_LIMITS = ['connections', 'connections-per-peer', 'frame-timeou
 export type MllpLimit = (typeof MLLP_LIMITS)[number];
 type PauseReason = Extract<MllpLimit, 'pending-frames' | 'connection-bytes' | 'listener-bytes'>;
 
+const PAUSED: Record<PauseReason, string> = {
+  'pending-frames': 'MLLP connection not read until one of its frames is acknowledged',
+  'connection-bytes': 'MLLP connection not read until its frames are answered: it holds too many bytes',
+  'listener-bytes': 'MLLP connection not read until the listener holds fewer bytes',
+};
+
 /** One log line per limit and listener at most this often; the counter has every occurrence. */
 const LOG_EVERY_MS = 10_000;
 
@@ -109,7 +115,7 @@ export async function startMllpListener(config: MllpListenerConfig, intake: Resu
     if (reason && !c.pausedFor) {
       c.socket.pause();
       c.pausedFor = reason;
-      reached(reason, { remote: c.peer, pending: c.pending, bytes: holds, listenerBytes: total }, 'MLLP connection not read until its frames are answered');
+      reached(reason, { remote: c.peer, pending: c.pending, bytes: holds, listenerBytes: total }, PAUSED[reason]);
     } else if (!reason && c.pausedFor) {
       c.pausedFor = undefined;
       // After the other connections' reads: what a paused socket kept comes back at once on resume, and a peer
