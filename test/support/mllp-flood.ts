@@ -2,7 +2,7 @@
 // (test/integration/mllp-flood.test.ts). Peers use distinct loopback addresses (127.0.0.x) so that the per-peer and
 // per-listener connection limits can be told apart.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -68,6 +68,7 @@ export async function startIntakeProcess(config: GatewayConfig): Promise<IntakeP
     if (await http('/metrics').then((r) => ready(r.text), () => false)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
       throw new Error(`the intake process did not start: ${out}`);
     }
     await sleep(100);
@@ -84,6 +85,7 @@ export async function startIntakeProcess(config: GatewayConfig): Promise<IntakeP
       const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
       clearTimeout(killer);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
