@@ -2,3 +2,4 @@ export { connectPostgres, describePostgres, StoreUnavailableError, type Pool, ty
 export { migrate, migrationStatus, prepareSchema, readMigrations, MigrationError, MIGRATIONS_DIR, type Migration, type MigrationStatus } from './migrate.ts';
 export { ResultStore, type ReceivedResult } from './results.ts';
 export { pruneRecords, type PruneReport } from './prune.ts';
+export { searchKey, patientSearchKey, buildSearch, searchResults, encodeCursor, decodeCursor, SearchTimeoutError, type ResultSearch, type ResultSummary, type SearchPage, type SearchCursor } from './search.ts';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from './postgres.ts';
+import { patientSearchKey } from './search.ts';
 
 /** What the message store keeps of a received result; written before the producer is told AA. */
 export interface ReceivedResult {
@@ -17,6 +18,9 @@ export interface ReceivedResult {
   action: string;
   documentCode: string;
   patientIns?: string;
+  /** PID-5 as received: what the search by name finds (through its key, searchKey) and shows. */
+  patientFamily?: string;
+  patientGiven?: string;
   /** The producer asked for MSSanté reception / read acknowledgements (ACK_RECEPTION, ACK_LECTURE_MSS). */
   ackReception: boolean;
   ackRead: boolean;
@@ -37,11 +41,11 @@ with b as (
   on conflict (sha256) do nothing
 )
 insert into results (result_id, source, transport, sending_application, sending_facility, control_id, content_sha256,
-  hl7_sha256, message_type, action, document_code, patient_ins, received_at, ack_reception, ack_read)
-select r, s, t, sa, sf, c, decode(ch, 'hex'), decode(hh, 'hex'), mt, a, dc, pi, ra, ar, ad
+  hl7_sha256, message_type, action, document_code, patient_ins, received_at, ack_reception, ack_read, patient_family, patient_given, patient_search)
+select r, s, t, sa, sf, c, decode(ch, 'hex'), decode(hh, 'hex'), mt, a, dc, pi, ra, ar, ad, pf, pg, ps
 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-  $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::boolean[], $15::boolean[])
-  as x (r, s, t, sa, sf, c, ch, hh, mt, a, dc, pi, ra, ar, ad)
+  $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
+  as x (r, s, t, sa, sf, c, ch, hh, mt, a, dc, pi, ra, ar, ad, pf, pg, ps)
 on conflict (source, sending_facility, control_id, content_sha256) do nothing
 returning result_id`;
 
@@ -66,6 +70,7 @@ export class ResultStore {
       col((r) => r.controlId), col((r) => r.contentSha256), hl7Sha,
       col((r) => r.messageType), col((r) => r.action), col((r) => r.documentCode), col((r) => r.patientIns ?? null),
       col((r) => new Date(r.receivedAt)), col((r) => r.ackReception), col((r) => r.ackRead),
+      col((r) => r.patientFamily || null), col((r) => r.patientGiven || null), col((r) => patientSearchKey(r.patientFamily, r.patientGiven)),
     ];
     const res = await this.pool.query<{ result_id: string }>(recordStatement(bodies.size, columns.length + 1), [
       ...columns,

@@ -179,6 +179,7 @@ export class ResultIntake {
         resultId, source, transport, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility,
         controlId: result.controlId, contentSha256, hl7: bytes, messageType: `${result.messageType}^${result.event}`, action: result.action,
         documentCode: result.documentCode, ...(result.patient.ins ? { patientIns: result.patient.ins.value } : {}), receivedAt,
+        patientFamily: result.patient.family, patientGiven: result.patient.given,
         ackReception: Boolean(result.flags['ACK_RECEPTION']), ackRead: Boolean(result.flags['ACK_LECTURE_MSS']),
       };
       const documents = result.documents.map(({ content: _, ...ref }) => ref);
