@@ -3,7 +3,9 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics, registry } from '@mssgw/telemetry';
-import { deliverySchema, errorSchema, mailSchema, resultSchema } from './schemas.ts';
+import { searchResults, SearchTimeoutError } from '@mssgw/store';
+import { deliverySchema, errorSchema, mailSchema, resultSchema, resultsPageSchema, resultSummarySchema } from './schemas.ts';
+import { parseSearch, resultsQuerySchema, unknownParameters, type ResultsQuery } from './search.ts';
 
 export interface ApiService extends RunningService {
   app: FastifyInstance;
@@ -32,7 +34,7 @@ const idParam = { type: 'object', properties: { id: { type: 'string', pattern: '
 
 /**
  * The HTTP face of the gateway: /healthz, /metrics, and the status of results and their recipients
- * (/api/v1/results/:id, /api/v1/results?controlId=, /api/v1/deliveries/:id).
+ * (/api/v1/results/:id, /api/v1/results?controlId=, the search /api/v1/results?patient=&state=..., /api/v1/deliveries/:id).
  */
 export async function startApi(ctx: ServiceContext, portOverride?: number): Promise<ApiService> {
   const app = Fastify({ logger: false });
@@ -52,7 +54,7 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 
-  app.get('/api/v1/schema', () => ({ result: resultSchema, mail: mailSchema, delivery: deliverySchema, error: errorSchema }));
+  app.get('/api/v1/schema', () => ({ result: resultSchema, resultSummary: resultSummarySchema, mail: mailSchema, delivery: deliverySchema, error: errorSchema }));
 
   app.get('/api/v1/results/:id', { schema: { params: idParam, response: { 200: resultSchema, 404: errorSchema } } }, async (req, reply) => {
     const { id } = req.params as { id: string };
@@ -63,20 +65,28 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
   app.get(
     '/api/v1/results',
     {
-      schema: {
-        // By the producer's control id (MSH-10) or by a document id (CDA ClinicalDocument/id as root^extension, TXA-12).
-        querystring: {
-          type: 'object',
-          properties: { controlId: { type: 'string', minLength: 1, maxLength: 199 }, documentId: { type: 'string', minLength: 1, maxLength: 400 } },
-          oneOf: [{ required: ['controlId'] }, { required: ['documentId'] }],
-        },
-        response: { 200: { type: 'object', required: ['results'], properties: { results: { type: 'array', items: resultSchema } } } },
+      schema: { querystring: resultsQuerySchema, response: { 200: resultsPageSchema, 400: errorSchema, 503: errorSchema } },
+      // Before the schema, which drops what it does not know: a misspelt filter would silently widen the search.
+      preValidation: async (req, reply) => {
+        const unknown = unknownParameters(req.url);
+        if (unknown.length) return reply.code(400).send({ error: 'bad-request', reason: `unknown parameter ${unknown[0]!.slice(0, 40)}` });
       },
     },
-    async (req) => {
-      const q = req.query as { controlId?: string; documentId?: string };
-      const ids = q.controlId ? await ctx.status.resultsByControlId(q.controlId) : await ctx.status.resultsByDocumentId(q.documentId!);
-      return { results: (await Promise.all(ids.map((id) => ctx.status.getResult(id)))).filter(Boolean) };
+    async (req, reply) => {
+      const q = req.query as ResultsQuery;
+      if (q.controlId !== undefined || q.documentId !== undefined) {
+        if (Object.keys(q).length > 1) return reply.code(400).send({ error: 'bad-request', reason: 'controlId or documentId is looked up alone' });
+        const ids = q.controlId ? await ctx.status.resultsByControlId(q.controlId) : await ctx.status.resultsByDocumentId(q.documentId!);
+        return { results: (await Promise.all(ids.map((id) => ctx.status.getResult(id)))).filter(Boolean) };
+      }
+      const search = parseSearch(q);
+      if ('refused' in search) return reply.code(400).send({ error: 'bad-request', reason: search.refused });
+      try {
+        return await searchResults(ctx.pg, search);
+      } catch (err) {
+        if (err instanceof SearchTimeoutError) return reply.code(503).send({ error: 'timeout', reason: 'the search took too long: add a filter or narrow the dates' });
+        throw err;
+      }
     },
   );
 

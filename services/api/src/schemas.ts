@@ -61,6 +61,45 @@ export const resultSchema = {
   },
 } as const;
 
+/** One result as a search lists it: its summary, and how many of its recipients are in each state. */
+export const resultSummarySchema = {
+  type: 'object',
+  required: ['resultId', 'source', 'controlId', 'receivedAt', 'acknowledgedAt', 'documentCode', 'action', 'patient', 'recipients'],
+  properties: {
+    resultId: { type: 'string' },
+    source: { type: 'string' },
+    controlId: { type: 'string', description: 'MSH-10 of the producer' },
+    receivedAt: { type: 'integer' },
+    acknowledgedAt: { type: 'integer' },
+    documentCode: { type: 'string', description: 'LOINC code of the document' },
+    action: { type: 'string', enum: ['initial', 'replace', 'delete'] },
+    patient: {
+      type: 'object',
+      properties: { ins: { type: 'string' }, family: { type: 'string' }, given: { type: 'string' } },
+      description: 'INS and name (PID-3, PID-5) as received; results recorded before search existed have no name',
+    },
+    recipients: {
+      type: 'object',
+      propertyNames: { enum: DELIVERY_STATES },
+      additionalProperties: { type: 'integer' },
+      description: 'how many recipients are in each state (a state with none is left out)',
+    },
+  },
+} as const;
+
+/**
+ * GET /api/v1/results: full results for a lookup by control id or document id; summaries, newest first, for a
+ * search, with `next` when more remain.
+ */
+export const resultsPageSchema = {
+  type: 'object',
+  required: ['results'],
+  properties: {
+    results: { type: 'array', items: { anyOf: [resultSummarySchema, resultSchema] } },
+    next: { type: 'string', description: 'pass as cursor (with the same filters) for the next page' },
+  },
+} as const;
+
 export const mailSchema = {
   type: 'object',
   required: ['mailId', 'resultId', 'deliveries'],
