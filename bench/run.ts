@@ -8,6 +8,7 @@ import { benchDispatch } from './dispatch.ts';
 import { benchIntake } from './intake.ts';
 import { benchMachine } from './machine.ts';
 import { benchReceipts } from './receipts.ts';
+import { benchSearch } from './search.ts';
 import { benchStages } from './stages.ts';
 import { round } from './stats.ts';
 
@@ -43,6 +44,8 @@ const receipts = await benchReceipts(Number(process.env['MSSGW_BENCH_RECEIPTS'] 
 await settleRedis();
 const stages = await benchStages(Number(process.env['MSSGW_BENCH_STAGE_RESULTS'] ?? 1_500));
 await settleRedis();
+// PostgreSQL only: a message store of its own, loaded in bulk, searched, then dropped.
+const search = await benchSearch({ results: Number(process.env['MSSGW_BENCH_SEARCH_RESULTS'] ?? 1_000_000) });
 const dispatch = await benchDispatch({
   results: Number(process.env['MSSGW_BENCH_DISPATCH_RESULTS'] ?? 3_000),
   pacedMailsPerSecond: Number(process.env['MSSGW_BENCH_PACED_MAILS'] ?? 300),
@@ -68,6 +71,7 @@ const rows: [string, string, string][] = [
   ['  dispatcher (on the queued deliveries)', `${stages.dispatcher.mailsPerSecond} mails/s`, `${stages.dispatcher.cpuMsPerMail} ms CPU per mail, Redis ${stages.dispatcher.redisCpuMsPerMail} ms, smtp-sink ${stages.dispatcher.sinkCpuMsPerMail} ms`],
   [`Dispatcher with ${dispatch.backlogJobs} jobs waiting`, `peak RSS ${dispatch.backlogDispatcherRssMb} MB`, ''],
   ['Composing mails (CI-SIS ORU, 40 KB PDF, practitioner + patient)', `${compose.cpuMsPerMail} ms CPU per mail`, `${compose.mails} mails of ${Math.round(compose.mailBytes / 1024)} KB`],
+  [`Result search, ${search.results} results and ${search.deliveries} recipients (${search.loadSeconds} s to load)`, `p50 ${search.p50Ms} ms, p95 ${search.p95Ms} ms, max ${search.maxMs} ms`, `slowest kind p95 ${Math.max(...Object.values(search.kinds).map((k) => k.p95Ms))} ms; ${search.bytesPerResult} bytes per result (${search.searchIndexBytesPerResult} for the search indexes)`],
   ['Directory lookup by RPPS, one at a time', `p50 ${directory.lookupP50Ms} ms, p99 ${directory.lookupP99Ms} ms`, `${directory.lookups} lookups`],
 ];
 await settleRedis();
@@ -75,7 +79,7 @@ const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
 const out = path.resolve(import.meta.dirname, 'results/latest.json');
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, ...machine }, intake, receipts, directory, compose, stages, dispatch,
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, ...machine }, intake, receipts, directory, compose, stages, dispatch, search,
   // The fields issue #6 names, at the top level.
   mailsPerSecond: dispatch.mailsPerSecond, ceilingMailsPerSecond: dispatch.ceilingMailsPerSecond, ratio: dispatch.ratio,
   p99AckToSmtpMs: dispatch.p99AckToSmtpMs, peakRssMb: { ...dispatch.peakRssMb, dispatcherWithBacklog: dispatch.backlogDispatcherRssMb },
