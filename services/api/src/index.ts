@@ -110,10 +110,12 @@ export async function startApi(ctx: ServiceContext, portOverride?: number): Prom
     return { ...delivery, history: await ctx.status.history(id) };
   });
 
-  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
+  app.setErrorHandler((err: { statusCode?: number; message: string }, req, reply) => {
     const code = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
-    if (code >= 500) ctx.log.error({ err: err.message }, 'API error');
-    return reply.code(code).send({ error: code < 500 ? 'bad-request' : 'internal', reason: err.message });
+    if (code < 500) return reply.code(code).send({ error: 'bad-request', reason: err.message });
+    // What failed inside (a store's message, a stack) stays in the log, under the request's id; the caller gets the id.
+    ctx.log.error({ requestId: req.id, err: err.message }, 'API error');
+    return reply.code(500).send({ error: 'internal', reason: `internal error (request ${req.id}); the gateway's log has the cause` });
   });
 
   await app.listen({ host: ctx.config.http.host, port: portOverride ?? ctx.config.http.port });
