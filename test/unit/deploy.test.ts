@@ -45,6 +45,10 @@ describe('shipped gateway configurations', () => {
     const production = loadConfig({ file: path.join(dir, 'chart.json'), env: {} });
     expect(production.environment).toBe('production');
     expect(production.mssante.whitelist.location).toMatch(/^https:\/\/espacedeconfiance\.mssante\.fr\//);
+    // The intake listens where its Service sends: every interface, on the container's MLLP port.
+    const values = parse(readFileSync(path.join(ROOT, 'helm/mssante-gateway/values.yaml'), 'utf8')) as { services: { intake: { ports: { containerPort: number }[] } } };
+    const containerPorts = values.services.intake.ports.map((p) => p.containerPort);
+    expect(production.mllp.listeners.map((l) => [l.host, containerPorts.includes(l.port)])).toEqual([['0.0.0.0', true]]);
     expect(loadConfig({ file: path.join(ROOT, 'deploy/docker/gateway.yaml'), env: {} }).environment).toBe('demo');
   });
 });
