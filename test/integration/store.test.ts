@@ -98,6 +98,19 @@ describe('the result record', () => {
     expect((await store.hl7Of(a.resultId))!.equals(a.hl7)).toBe(true);
   });
 
+  it('takes a field with a NUL byte without failing the other results of its batch', async () => {
+    const hostile = received(message(`NUL-${t}`).replace(`NUL-${t}`, `NUL-\u0000${t}`));
+    const neighbour = received(message(`NEIGHBOUR-${t}`));
+    expect(await store.record([hostile, neighbour])).toEqual([false, false]);
+    // The message as received keeps its bytes; the indexed text loses the NUL.
+    expect((await store.hl7Of(hostile.resultId))!.includes(0)).toBe(true);
+    expect((await store.get(hostile.resultId))!.controlId).toBe(`NUL-${t}`);
+    const status = new StatusStore(pool);
+    await status.createDelivery({ deliveryId: `d-nul-${t}`, resultId: hostile.resultId, recipient: `nul\u0000-${t}@x.mssante.test`, kind: 'professional', state: 'queued' });
+    expect((await status.transition(`d-nul-${t}`, 'submitted', 'dispatcher', { smtpResponse: '250 ok\u0000' })).applied).toBe(true);
+    expect(await status.deliveryForMessage('<m\u0000@x>', `nul-${t}@x.mssante.test`)).toBeUndefined();
+  });
+
   it('keeps a result received on two sources as two results', async () => {
     const hl7 = message(`TWO-SOURCES-${t}`);
     expect(await store.record([received(hl7, 'lab'), received(hl7, 'imaging')])).toEqual([false, false]);

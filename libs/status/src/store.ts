@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import {
   confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type Transition, type TransitionFields,
 } from '@mssgw/lifecycle';
-import type { Pool } from '@mssgw/store';
+import { textParams, type Pool } from '@mssgw/store';
 
 export type { DeliveryState } from '@mssgw/lifecycle';
 
@@ -145,15 +145,20 @@ export class StatusStore {
     this.redis = redis;
   }
 
+  /** Every statement's text parameters lose their NULs: a hostile DSN or Message-ID must not fail its statement forever. */
+  private q<R extends object>(sql: string, params: unknown[]) {
+    return this.pool.query<R>(sql, textParams(params));
+  }
+
   /** The result was routed: when, and when its ACK went (the intake's time, carried by its job). */
   async markRouted(resultId: string, acknowledgedAt: number | undefined, at = Date.now()): Promise<void> {
-    await this.pool.query('update results set routed_at = $2, acknowledged_at = coalesce($3, acknowledged_at) where result_id = $1', [resultId, new Date(at), date(acknowledgedAt)]);
+    await this.q('update results set routed_at = $2, acknowledged_at = coalesce($3, acknowledged_at) where result_id = $1', [resultId, new Date(at), date(acknowledgedAt)]);
   }
 
   /** Creates a recipient's record in its first state (queued or refused). A second call changes nothing. */
   async createDelivery(d: Omit<Delivery, 'updatedAt'> & { updatedAt?: number }, detail?: string): Promise<boolean> {
     const at = new Date(d.updatedAt ?? Date.now());
-    const res = await this.pool.query<{ n: number }>(CREATE, [
+    const res = await this.q<{ n: number }>(CREATE, [
       d.deliveryId, d.resultId, d.recipient, d.recipientId ?? null, d.kind, d.state, d.mailId ?? null, d.messageId ?? null, d.mailbox ?? null,
       d.reason ?? null, d.detail ?? null, at, detail ?? d.reason ?? null,
     ]);
@@ -164,7 +169,7 @@ export class StatusStore {
   async createDeliveries(list: (Omit<Delivery, 'updatedAt'> & { updatedAt?: number })[], at = Date.now()): Promise<string[]> {
     if (!list.length) return [];
     const col = (f: (d: (typeof list)[number]) => string | undefined) => list.map((d) => f(d) ?? null);
-    const res = await this.pool.query<{ delivery_id: string }>(CREATE_MANY, [
+    const res = await this.q<{ delivery_id: string }>(CREATE_MANY, [
       col((d) => d.deliveryId), col((d) => d.resultId), col((d) => d.recipient), col((d) => d.recipientId), col((d) => d.kind), col((d) => d.state),
       col((d) => d.mailId), col((d) => d.messageId), col((d) => d.mailbox), col((d) => d.reason), col((d) => d.detail), new Date(at),
     ]);
@@ -185,7 +190,7 @@ export class StatusStore {
     at = Date.now(),
     clears = '',
   ): Promise<{ applied: boolean; previous: DeliveryState | undefined }> {
-    const res = await this.pool.query<{ current: string | null; applied: boolean }>(TRANSITION, [
+    const res = await this.q<{ current: string | null; applied: boolean }>(TRANSITION, [
       deliveryId, state, new Date(at), ENTER_FROM[state], source, fields.reason ?? null, fields.detail ?? null, fields.dsnStatus ?? null,
       fields.smtpResponse ?? null, fields.queueId ?? null, confirmationClock(state), date(fields.submittedAt), date(fields.dsnAt),
       fields.detail ?? fields.reason ?? null,
@@ -205,25 +210,25 @@ export class StatusStore {
    * submission: a "delayed" DSN does not reset it. Returns the delivery ids moved.
    */
   async expireUnconfirmed(timeoutMs: number, now = Date.now()): Promise<string[]> {
-    const due = await this.pool.query<{ delivery_id: string }>(
+    const due = await this.q<{ delivery_id: string }>(
       'select delivery_id from deliveries where awaiting_since <= $1 order by awaiting_since limit 1000', [new Date(now - timeoutMs)],
     );
     const moved: string[] = [];
     for (const { delivery_id: id } of due.rows) {
       const { applied } = await this.apply(id, confirmationTimeout(timeoutMs), now);
       if (applied) moved.push(id);
-      else await this.pool.query('update deliveries set awaiting_since = null where delivery_id = $1', [id]);
+      else await this.q('update deliveries set awaiting_since = null where delivery_id = $1', [id]);
     }
     return moved;
   }
 
   async getDelivery(deliveryId: string): Promise<Delivery | undefined> {
-    const res = await this.pool.query<DeliveryRow>('select * from deliveries where delivery_id = $1', [deliveryId]);
+    const res = await this.q<DeliveryRow>('select * from deliveries where delivery_id = $1', [deliveryId]);
     return res.rows[0] ? deliveryOf(res.rows[0]) : undefined;
   }
 
   async history(deliveryId: string): Promise<DeliveryEvent[]> {
-    const res = await this.pool.query<{ at: Date; state: string; applied: boolean; source: string; detail: string | null }>(
+    const res = await this.q<{ at: Date; state: string; applied: boolean; source: string; detail: string | null }>(
       'select at, state, applied, source, detail from delivery_events where delivery_id = $1 order by id', [deliveryId],
     );
     return res.rows.map((e) => ({
@@ -232,7 +237,7 @@ export class StatusStore {
   }
 
   async getResult(resultId: string, options: { withDeliveries?: boolean } = {}): Promise<(ResultRecord & { deliveries: Delivery[] }) | undefined> {
-    const res = await this.pool.query<{
+    const res = await this.q<{
       result_id: string; source: string; transport: string; control_id: string; sending_application: string; sending_facility: string;
       ack_reception: boolean; ack_read: boolean; action: string; document_code: string; received_at: Date; acknowledged_at: Date | null;
       routed_at: Date | null; duplicate_of: string | null;
@@ -242,7 +247,7 @@ export class StatusStore {
     );
     const r = res.rows[0];
     if (!r) return undefined;
-    const deliveries = options.withDeliveries === false ? [] : (await this.pool.query<DeliveryRow>(
+    const deliveries = options.withDeliveries === false ? [] : (await this.q<DeliveryRow>(
       'select * from deliveries where result_id = $1 order by recipient', [resultId],
     )).rows.map(deliveryOf);
     deliveries.sort((a, b) => a.recipient.localeCompare(b.recipient));
@@ -258,7 +263,7 @@ export class StatusStore {
   }
 
   async resultsByControlId(controlId: string): Promise<string[]> {
-    return (await this.pool.query<{ result_id: string }>('select result_id from results where control_id = $1 order by id', [controlId])).rows.map((r) => r.result_id);
+    return (await this.q<{ result_id: string }>('select result_id from results where control_id = $1 order by id', [controlId])).rows.map((r) => r.result_id);
   }
 
   /**
@@ -266,7 +271,7 @@ export class StatusStore {
    * it (this one, or the one that came first), so a second result with the same document and version is not sent.
    */
   async claimDocumentVersion(documentVersion: string, resultId: string): Promise<string> {
-    const res = await this.pool.query<{ result_id: string }>(
+    const res = await this.q<{ result_id: string }>(
       `with ins as (insert into document_versions (document_version, result_id) values ($1, $2) on conflict do nothing returning result_id)
        select result_id from ins union all select result_id from document_versions where document_version = $1`,
       [documentVersion, resultId],
@@ -279,14 +284,14 @@ export class StatusStore {
    * when the routing job is retried. A deletion names the current version without taking a new one.
    */
   async documentVersion(setId: string, resultId: string, takeNew: boolean): Promise<number> {
-    const known = await this.pool.query<{ version: number }>('select version from set_versions where set_id = $1 and result_id = $2', [setId, resultId]);
+    const known = await this.q<{ version: number }>('select version from set_versions where set_id = $1 and result_id = $2', [setId, resultId]);
     if (known.rows[0]) return known.rows[0].version;
     const version = takeNew
-      ? (await this.pool.query<{ current: number }>(
+      ? (await this.q<{ current: number }>(
         `insert into set_counters (set_id, current) values ($1, 1) on conflict (set_id) do update set current = set_counters.current + 1 returning current`, [setId],
       )).rows[0]!.current
-      : ((await this.pool.query<{ current: number }>('select current from set_counters where set_id = $1', [setId])).rows[0]?.current ?? 1);
-    const res = await this.pool.query<{ version: number }>(
+      : ((await this.q<{ current: number }>('select current from set_counters where set_id = $1', [setId])).rows[0]?.current ?? 1);
+    const res = await this.q<{ version: number }>(
       `with ins as (insert into set_versions (set_id, result_id, version) values ($1, $2, $3) on conflict do nothing returning version)
        select version from ins union all select version from set_versions where set_id = $1 and result_id = $2`,
       [setId, resultId, version],
@@ -295,16 +300,16 @@ export class StatusStore {
   }
 
   async markDuplicate(resultId: string, duplicateOf: string): Promise<void> {
-    await this.pool.query('update results set duplicate_of = $2, routed_at = now() where result_id = $1', [resultId, duplicateOf]);
+    await this.q('update results set duplicate_of = $2, routed_at = now() where result_id = $1', [resultId, duplicateOf]);
   }
 
   /** Indexes a result by the id of a document it carries (CDA ClinicalDocument/id, or TXA-12), as root^extension. */
   async indexDocument(documentId: string, resultId: string): Promise<void> {
-    await this.pool.query('insert into result_documents (document_id, result_id) values ($1, $2) on conflict do nothing', [documentId, resultId]);
+    await this.q('insert into result_documents (document_id, result_id) values ($1, $2) on conflict do nothing', [documentId, resultId]);
   }
 
   async resultsByDocumentId(documentId: string): Promise<string[]> {
-    return (await this.pool.query<{ result_id: string }>('select result_id from result_documents where document_id = $1', [documentId])).rows.map((r) => r.result_id);
+    return (await this.q<{ result_id: string }>('select result_id from result_documents where document_id = $1', [documentId])).rows.map((r) => r.result_id);
   }
 
   /**
@@ -313,7 +318,7 @@ export class StatusStore {
    * reads the outbox (the feedback service); `group` names it in the claims. Waits up to `blockMs` when there is none.
    */
   async readEvents(group: string, consumer: string, count = 100, blockMs = 1000, claimIdleMs = 30_000): Promise<StatusEvent[]> {
-    const claim = async () => (await this.pool.query<{ id: string; delivery_id: string; state: string; previous: string; source: string }>(
+    const claim = async () => (await this.q<{ id: string; delivery_id: string; state: string; previous: string; source: string }>(
       `update status_outbox set claimed_by = $1, claimed_at = now()
        where id in (select id from status_outbox where claimed_at is null or claimed_at < now() - make_interval(secs => $2::float8 / 1000)
                     order by id limit $3 for update skip locked)
@@ -332,12 +337,12 @@ export class StatusStore {
 
   /** The consumer has told the producers: the entries leave the outbox. */
   async ackEvents(_group: string, ids: string[]): Promise<void> {
-    if (ids.length) await this.pool.query('delete from status_outbox where id = any($1::bigint[])', [ids]);
+    if (ids.length) await this.q('delete from status_outbox where id = any($1::bigint[])', [ids]);
   }
 
   /** For MDNs, which name the original Message-ID and the recipient rather than our envelope id. */
   async deliveryForMessage(messageId: string, recipient: string): Promise<string | undefined> {
-    const res = await this.pool.query<{ delivery_id: string }>(
+    const res = await this.q<{ delivery_id: string }>(
       'select delivery_id from deliveries where lower(message_id) = lower($1) and lower(recipient) = lower($2) limit 1', [messageId, recipient],
     );
     return res.rows[0]?.delivery_id;

@@ -1,4 +1,4 @@
-export { connectPostgres, describePostgres, StoreUnavailableError, type Pool, type PoolClient, type PostgresConfig } from './postgres.ts';
+export { connectPostgres, describePostgres, StoreUnavailableError, textParams, type Pool, type PoolClient, type PostgresConfig } from './postgres.ts';
 export { migrate, migrationStatus, prepareSchema, readMigrations, MigrationError, MIGRATIONS_DIR, type Migration, type MigrationStatus } from './migrate.ts';
 export { ResultStore, type ReceivedResult } from './results.ts';
 export { pruneRecords, type PruneReport } from './prune.ts';

@@ -51,3 +51,12 @@ export class StoreUnavailableError extends Error {
     this.name = 'StoreUnavailableError';
   }
 }
+
+/**
+ * Query parameters that PostgreSQL takes as text: it refuses a NUL character in text, and one hostile field would then
+ * fail a whole batch, again at every retry. The NULs go (the message as received is kept whole, as bytes).
+ */
+export function textParams(params: unknown[]): unknown[] {
+  const clean = (v: unknown): unknown => (typeof v === 'string' ? v.replaceAll('\u0000', '') : Array.isArray(v) ? v.map(clean) : v);
+  return params.map(clean);
+}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool } from './postgres.ts';
+import { textParams, type Pool } from './postgres.ts';
 import { patientSearchKey } from './search.ts';
 
 /** What the message store keeps of a received result; written before the producer is told AA. */
@@ -73,7 +73,7 @@ export class ResultStore {
       col((r) => r.patientFamily || null), col((r) => r.patientGiven || null), col((r) => patientSearchKey(r.patientFamily, r.patientGiven)),
     ];
     const res = await this.pool.query<{ result_id: string }>(recordStatement(bodies.size, columns.length + 1), [
-      ...columns,
+      ...textParams(columns),
       ...[...bodies].flatMap(([sha, content]) => [hex(sha), content.length, content]),
     ]);
     const recorded = new Set(res.rows.map((r) => r.result_id));
