@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
   confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type Transition, type TransitionFields,
@@ -131,6 +132,8 @@ ev as (insert into delivery_events (delivery_id, at, state, applied, source, det
 ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, state, '', 'router' from ins)
 select delivery_id from ins`;
 
+const STATEMENT_NAMES = new Map<string, string>();
+
 /**
  * The record of every recipient of every result, in the message store (PostgreSQL): its state as the delivery
  * lifecycle (@mssgw/lifecycle) moves it, the history of its events, and the outbox the feedback service reads.
@@ -147,7 +150,10 @@ export class StatusStore {
 
   /** Every statement's text parameters lose their NULs: a hostile DSN or Message-ID must not fail its statement forever. */
   private q<R extends object>(sql: string, params: unknown[]) {
-    return this.pool.query<R>(sql, textParams(params));
+    // Named, so each connection parses and plans a statement once: these run several times per mail.
+    let name = STATEMENT_NAMES.get(sql);
+    if (!name) STATEMENT_NAMES.set(sql, (name = `status_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`));
+    return this.pool.query<R>({ name, text: sql, values: textParams(params) });
   }
 
   /** The result was routed: when, and when its ACK went (the intake's time, carried by its job). */
