@@ -5,7 +5,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '@mssgw/config';
 import { Hl7Error } from '@mssgw/hl7';
-import { startKafkaIntake, type IntakeOutcome, type ResultIntake } from '@mssgw/intake';
+import { KAFKA_RECORD_ATTEMPTS, startKafkaIntake, type IntakeOutcome, type ResultIntake } from '@mssgw/intake';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
@@ -150,6 +150,44 @@ describe('Kafka intake against the real broker', () => {
     expect(pausedSeen).toBe(1);
     expect(await gauge()).toBe(0);
     expect(await rewinds()).toBe(2);
+  }, 90_000);
+
+  it('dead-letters a record that keeps failing while the store and the queue answer, and moves its partition on', async () => {
+    const dlqTopic = `test-poison-dlq-${t}`;
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlqTopic, numPartitions: 1 }] });
+    const { config: poisonConfig, topic, committed } = await onePartitionTopic('poison', { deadLetterTopic: dlqTopic });
+    const n = 8;
+    const id = (i: number) => `KP-${t}-${i}`;
+    await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ key: String(i), value: makeCisisResult({ controlId: id(i), patient: PATIENTS[i % 3]!, doctors }) })) });
+    const host = await intakeHost(poisonConfig);
+    const real = host.intake!.intake;
+    let poisonAttempts = 0;
+    // The 4th record fails as an outage would, every time, while PostgreSQL and Redis answer.
+    const poisoned: Pick<ResultIntake, 'accept'> = {
+      async accept(bytes, source, transport): Promise<IntakeOutcome> {
+        const controlId = /\|(KP-[^|]+)\|/.exec(bytes.toString('latin1'))![1]!;
+        if (controlId !== id(3)) return real.accept(bytes, source, transport);
+        poisonAttempts++;
+        return { code: 'AE', ack: '', controlId, error: new Hl7Error('applicationError', 'the gateway could not queue the result: it failed') };
+      },
+    };
+    const consumer = await startKafkaIntake(poisonConfig, poisoned, host.ctx.log, () => Promise.resolve(true));
+    const dlq = kafka.consumer({ groupId: `poison-dlq-${t}` });
+    try {
+      await waitFor('every offset committed', async () => (await committed()) === n, 60_000);
+      expect(poisonAttempts).toBe(KAFKA_RECORD_ATTEMPTS);
+      expect(await queuedPerResult(host, Array.from({ length: n }, (_, i) => id(i)))).toEqual([1, 1, 1, 0, 1, 1, 1, 1]);
+      await dlq.connect();
+      await dlq.subscribe({ topic: dlqTopic, fromBeginning: true });
+      const headers = await new Promise<Record<string, string>>((resolve) =>
+        void dlq.run({ eachMessage: ({ message }) => Promise.resolve(resolve(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])))) }),
+      );
+      expect(headers).toMatchObject({ 'mssgw-reason': 'RETRIES_EXHAUSTED', 'mssgw-ack-code': 'AE', 'mssgw-source-offset': '3' });
+    } finally {
+      await dlq.disconnect();
+      await consumer.stop();
+      await host.stop();
+    }
   }, 90_000);
 
   it('with many small batches in flight, commits an offset only once every result before it is queued', async () => {

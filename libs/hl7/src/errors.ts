@@ -45,6 +45,10 @@ export const Reason = {
   tooLarge: { code: 'TOO_LARGE', condition: 'applicationError', ack: 'AR', rule: 'a message fits within the listener\'s maxMessageBytes' },
   envelopeInvalid: { code: 'ENVELOPE_INVALID', condition: 'unsupportedMessageType', ack: 'AR', rule: 'a Kafka record is ER7 text or a valid mssgw.result.v1 JSON envelope' },
   queueUnavailable: { code: 'QUEUE_UNAVAILABLE', condition: 'applicationError', ack: 'AE', rule: 'a result is acknowledged once durably queued; send it again later' },
+  retriesExhausted: {
+    code: 'RETRIES_EXHAUSTED', condition: 'applicationError', ack: 'AE',
+    rule: 'a Kafka record that fails while the message store and the queue answer is tried 5 times, then dead-lettered so that its partition moves on',
+  },
 } as const satisfies Record<string, { code: string; condition: ErrorConditionName; ack: 'AE' | 'AR'; rule: string }>;
 export type ReasonName = keyof typeof Reason;
 

@@ -5,7 +5,7 @@ import { ResultIntake } from './pipeline.ts';
 
 export { ResultIntake, toleranceOf, type IntakeOutcome, type Transport } from './pipeline.ts';
 export { startMllpListener, type MllpListener } from './mllp-listener.ts';
-export { startKafkaIntake, ResultEnvelopeV1 } from './kafka-consumer.ts';
+export { startKafkaIntake, ResultEnvelopeV1, KAFKA_RECORD_ATTEMPTS } from './kafka-consumer.ts';
 
 export interface IntakeService extends RunningService {
   listeners: MllpListener[];
@@ -18,7 +18,12 @@ export async function startIntake(ctx: ServiceContext): Promise<IntakeService> {
   const listeners: MllpListener[] = [];
   for (const l of ctx.config.mllp.listeners) listeners.push(await startMllpListener(l, intake, ctx.log));
   let kafka: KafkaIntake | undefined;
-  if (ctx.config.kafka.enabled) kafka = await startKafkaIntake(ctx.config, intake, ctx.log);
+  // A record failing while PostgreSQL and Redis both answer is failing on its own account (see KAFKA_RECORD_ATTEMPTS).
+  const storesAnswer = async () => {
+    await Promise.all([ctx.pg.query('select 1'), ctx.ordered.redis.ping()]);
+    return true;
+  };
+  if (ctx.config.kafka.enabled) kafka = await startKafkaIntake(ctx.config, intake, ctx.log, storesAnswer);
   return {
     name: 'intake',
     listeners,

@@ -24,6 +24,12 @@ export interface KafkaIntake {
 /** How long a partition stays paused after a transient failure, doubling up to the maximum while it lasts. */
 const KAFKA_RETRY = { firstMs: 500, maxMs: 30_000 };
 
+/**
+ * Attempts at a record that fails while the message store and the queue answer (so not an outage: the record itself
+ * is the trouble) before it is dead-lettered and its partition moves on.
+ */
+export const KAFKA_RECORD_ATTEMPTS = 5;
+
 /** Records parsed before the event loop reads what came in meanwhile (the queue's replies among them). */
 const SLICE = 64;
 
@@ -57,6 +63,8 @@ interface PartitionLane {
   paused: boolean;
   failures: number;
   timer?: NodeJS.Timeout;
+  /** The record that failed last while the stores answered, and how many times. */
+  failing?: { offset: string; attempts: number };
 }
 
 /**
@@ -71,7 +79,13 @@ interface PartitionLane {
  * partition is paused, and after a backoff it is consumed again from that record; results already queued past it
  * come back as duplicates, acknowledged but not sent twice.
  */
-export async function startKafkaIntake(config: GatewayConfig, intake: Pick<ResultIntake, 'accept'>, log: Logger): Promise<KafkaIntake> {
+export async function startKafkaIntake(
+  config: GatewayConfig,
+  intake: Pick<ResultIntake, 'accept'>,
+  log: Logger,
+  /** Whether the message store and the queue answer now: a failure while they do is the record's own. */
+  storesAnswer: () => Promise<boolean> = () => Promise.resolve(false),
+): Promise<KafkaIntake> {
   const kafka = kafkaClient(config, config.kafka.clientId, log);
   const consumer: Consumer = kafka.consumer({
     groupId: config.kafka.groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, maxBytesPerPartition: config.kafka.maxBytesPerPartition,
@@ -177,11 +191,31 @@ export async function startKafkaIntake(config: GatewayConfig, intake: Pick<Resul
     }, delayMs);
   };
 
+  /**
+   * Whether a record that failed transiently has had its chances: an outage (the store or the queue does not answer)
+   * never counts against it; failures of the same record while they answer do, up to KAFKA_RECORD_ATTEMPTS.
+   */
+  const givenUp = async (lane: PartitionLane, o: RecordOutcome): Promise<boolean> => {
+    if (!(await storesAnswer().catch(() => false))) return false;
+    const attempts = lane.failing?.offset === o.message.offset ? lane.failing.attempts + 1 : 1;
+    lane.failing = { offset: o.message.offset, attempts };
+    return attempts >= KAFKA_RECORD_ATTEMPTS;
+  };
+
   /** After the batch before it: dead-letters the refused records, commits what is queued, rewinds on a failure. */
   const settle = async (lane: PartitionLane, epoch: number, batch: Batch, outcomes: RecordOutcome[]) => {
     if (lane.epoch !== epoch) return;
     const { topic, partition } = batch;
     const firstTransient = outcomes.findIndex((o) => o.transient);
+    if (firstTransient >= 0 && (await givenUp(lane, outcomes[firstTransient]!))) {
+      // Tried enough while everything answered: dead-lettered like a refusal, and the rest of the batch settles anew.
+      const o = outcomes[firstTransient]!;
+      const exhausted: RecordOutcome = {
+        ...o, code: 'AE', transient: false, reasonCode: Reason.retriesExhausted.code,
+        reason: `tried ${KAFKA_RECORD_ATTEMPTS} times while the message store and the queue answered; last error: ${o.reason}`,
+      };
+      return settle(lane, epoch, batch, outcomes.map((x, i) => (i === firstTransient ? exhausted : x)));
+    }
     let done = firstTransient < 0 ? outcomes : outcomes.slice(0, firstTransient);
     let failed = firstTransient < 0 ? undefined : outcomes[firstTransient]!;
     const dead = done.filter((o) => o.code !== 'AA');
