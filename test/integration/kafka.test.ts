@@ -190,6 +190,40 @@ describe('Kafka intake against the real broker', () => {
     }
   }, 90_000);
 
+  it('dead-letters an envelope naming an unconfigured source, and broken JSON without quoting it', async () => {
+    const dlqTopic = `test-envelope-dlq-${t}`;
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlqTopic, numPartitions: 1 }] });
+    const { config: envConfig, topic, committed } = await onePartitionTopic('envelope', { deadLetterTopic: dlqTopic });
+    await producer.send({
+      topic,
+      messages: [
+        { key: 'a', value: JSON.stringify({ schema: 'mssgw.result.v1', source: 'made-up-source', hl7: makeCisisResult({ controlId: `KE1-${t}`, patient: PATIENTS[0]!, doctors }) }) },
+        { key: 'b', value: '{ "schema": "mssgw.result.v1", "hl7": DUPONT^JEANNE^^^^^L|19800101' },
+        { key: 'c', value: JSON.stringify({ schema: 'mssgw.result.v1', source: 'lab', hl7: makeCisisResult({ controlId: `KE3-${t}`, patient: PATIENTS[1]!, doctors }) }) },
+      ],
+    });
+    const host = await intakeHost(envConfig);
+    const consumer = await startKafkaIntake(envConfig, host.intake!.intake, host.ctx.log);
+    const dlq = kafka.consumer({ groupId: `envelope-dlq-${t}` });
+    try {
+      await waitFor('every offset committed', async () => (await committed()) === 3, 60_000);
+      expect(await queuedPerResult(host, [`KE1-${t}`, `KE3-${t}`])).toEqual([0, 1]);
+      await dlq.connect();
+      await dlq.subscribe({ topic: dlqTopic, fromBeginning: true });
+      const dead: Record<string, string>[] = [];
+      void dlq.run({ eachMessage: ({ message }) => Promise.resolve(void dead.push(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])))) });
+      await waitFor('two dead letters', () => Promise.resolve(dead.length >= 2), 30_000);
+      expect(dead.map((h) => [h['mssgw-ack-code'], h['mssgw-reason'], h['mssgw-error']])).toEqual([
+        ['AR', 'SOURCE_UNKNOWN', 'the envelope names a source the configuration does not'],
+        ['AR', 'ENVELOPE_INVALID', 'invalid envelope: not valid JSON'],
+      ]);
+    } finally {
+      await dlq.disconnect();
+      await consumer.stop();
+      await host.stop();
+    }
+  }, 90_000);
+
   it('with many small batches in flight, commits an offset only once every result before it is queued', async () => {
     // 64 KB fetches: about 8 results per batch, so batches overlap in the partition's lane. Some results take longer
     // to queue than the ones after them: a lane that committed as each batch finished would commit past them.

@@ -44,6 +44,10 @@ export const Reason = {
   flagCombination: { code: 'FLAG_COMBINATION', condition: 'tableValueNotFound', ack: 'AE', rule: "the MetaDMPMSS flags form a combination of the volet's MSSanté table" },
   tooLarge: { code: 'TOO_LARGE', condition: 'applicationError', ack: 'AR', rule: 'a message fits within the listener\'s maxMessageBytes' },
   envelopeInvalid: { code: 'ENVELOPE_INVALID', condition: 'unsupportedMessageType', ack: 'AR', rule: 'a Kafka record is ER7 text or a valid mssgw.result.v1 JSON envelope' },
+  sourceUnknown: {
+    code: 'SOURCE_UNKNOWN', condition: 'unsupportedMessageType', ack: 'AR',
+    rule: "a Kafka envelope's source is one the configuration names (a mailbox's sources, routing.sources, intake.tolerance, a listener, an intake topic)",
+  },
   queueUnavailable: { code: 'QUEUE_UNAVAILABLE', condition: 'applicationError', ack: 'AE', rule: 'a result is acknowledged once durably queued; send it again later' },
   retriesExhausted: {
     code: 'RETRIES_EXHAUSTED', condition: 'applicationError', ack: 'AE',

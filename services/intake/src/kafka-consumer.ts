@@ -33,11 +33,36 @@ export const KAFKA_RECORD_ATTEMPTS = 5;
 /** Records parsed before the event loop reads what came in meanwhile (the queue's replies among them). */
 const SLICE = 64;
 
-function unwrap(value: Buffer, topic: string): { bytes: Buffer; source: string } {
+/** A record the consumer refuses before the intake sees it, with its reason code; its text quotes nothing of the record. */
+class RecordRefusal extends Error {
+  readonly reason: (typeof Reason)['envelopeInvalid' | 'sourceUnknown'];
+  constructor(reason: RecordRefusal['reason'], message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/**
+ * The HL7 bytes of a record and the source they count for: the topic, or the envelope's source when the configuration
+ * names it (a producer does not choose the routing rules, the sending mailbox or a metric label of its own).
+ */
+function unwrap(value: Buffer, topic: string, sources: ReadonlySet<string>): { bytes: Buffer; source: string } {
   const head = value.subarray(0, 64).toString('utf8').trimStart();
   if (!head.startsWith('{')) return { bytes: value, source: topic };
-  const envelope = ResultEnvelopeV1.parse(JSON.parse(value.toString('utf8')));
-  return { bytes: Buffer.from(envelope.hl7, 'utf8'), source: envelope.source ?? topic };
+  let json: unknown;
+  try {
+    json = JSON.parse(value.toString('utf8'));
+  } catch {
+    // V8's message quotes the text around the error: the patient's name, as like as not.
+    throw new RecordRefusal(Reason.envelopeInvalid, 'invalid envelope: not valid JSON');
+  }
+  const parsed = ResultEnvelopeV1.safeParse(json);
+  if (!parsed.success) {
+    throw new RecordRefusal(Reason.envelopeInvalid, `invalid envelope: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'record'} ${i.code}`).join(', ')}`);
+  }
+  const source = parsed.data.source ?? topic;
+  if (!sources.has(source)) throw new RecordRefusal(Reason.sourceUnknown, 'the envelope names a source the configuration does not');
+  return { bytes: Buffer.from(parsed.data.hl7, 'utf8'), source };
 }
 
 /** One record's fate: queued (AA), refused for good (dead-letter), or not handled because the queue failed. */
@@ -117,9 +142,13 @@ export async function startKafkaIntake(
   consumer.on(consumer.events.GROUP_JOIN, (e) => void (assigned = e.payload.memberAssignment));
   let stopping = false;
 
+  const sources = new Set([
+    ...config.mailboxes.flatMap((m) => m.sources), ...Object.keys(config.routing.sources), ...Object.keys(config.intake.tolerance),
+    ...config.mllp.listeners.map((l) => l.source), ...config.kafka.intakeTopics,
+  ]);
   const accept = async (message: KafkaMessage, topic: string): Promise<RecordOutcome> => {
     try {
-      const { bytes, source } = unwrap(message.value ?? Buffer.alloc(0), topic);
+      const { bytes, source } = unwrap(message.value ?? Buffer.alloc(0), topic, sources);
       const o = await intake.accept(bytes, source, 'kafka');
       // Warnings of a result taken are logged (codes only) by the intake, for both transports.
       return {
@@ -127,7 +156,8 @@ export async function startKafkaIntake(
         transient: o.error?.condition === 'applicationError',
       };
     } catch (err) {
-      return { message, code: 'AR', controlId: '', reason: `invalid envelope: ${(err as Error).message}`, errorCode: '', reasonCode: Reason.envelopeInvalid.code, transient: false };
+      const refusal = err instanceof RecordRefusal ? err : new RecordRefusal(Reason.envelopeInvalid, 'invalid envelope');
+      return { message, code: 'AR', controlId: '', reason: refusal.message, errorCode: '', reasonCode: refusal.reason.code, transient: false };
     }
   };
 
