@@ -159,6 +159,12 @@ const ApplicativeMailbox = z
     imapPassword: SecretRef.describe("Password of the mailbox's IMAP account at the operator, where its DSNs and MDNs arrive."),
     smtpUser: z.string().min(1).optional().describe('For operator.smtpAuth "login": the SASL user (default: the address).'),
     smtpPassword: SecretRef.optional().describe('For operator.smtpAuth "login": the SASL password.'),
+    patientReplies: z
+      .union([z.literal('closed'), z.object({ replyTo: mailAddress }).strict()])
+      .optional()
+      .describe(
+        'What a patient may answer in Mon espace santé: "closed" (the default: every mail to a patient carries X-MSS-MES: FIN) or { replyTo: <a staffed organisational MSSanté mailbox> } (Reply-To, no FIN). A producer\'s explicit FIN always wins.',
+      ),
   })
   .strict()
   .refine((m) => (m.pfxFile ? !m.certFile && !m.keyFile : Boolean(m.certFile && m.keyFile)), {

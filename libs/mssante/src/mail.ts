@@ -5,6 +5,18 @@ import { DEFAULT_BODIES, fillTemplate, type Audience, type BodyOverrides } from 
 export interface SenderMailbox {
   address: string;
   displayName?: string;
+  /** The mailbox's patient-reply policy: where a patient's answers go; absent, the conversation is closed (FIN). */
+  patientReplyTo?: string;
+}
+
+/** The sender of a result's mails, from its configured applicative mailbox (mailboxes[] in the configuration). */
+export function senderMailbox(m: { address: string; displayName?: string | undefined; patientReplies?: 'closed' | { replyTo: string } | undefined }): SenderMailbox {
+  const replies = m.patientReplies;
+  return {
+    address: m.address,
+    ...(m.displayName ? { displayName: m.displayName } : {}),
+    ...(replies && replies !== 'closed' ? { patientReplyTo: replies.replyTo.toLowerCase() } : {}),
+  };
 }
 
 export interface MailAttachment {
@@ -71,7 +83,11 @@ export function buildMailSpecs(input: MailInput): MailSpec[] {
       headers['X-MSS-CODECDA'] = input.cdaCodes.join(',');
       headers['X-MSS-INS'] = input.qualifiedIns ? 'O' : 'N';
     }
-    if (audience === 'patient' && result.noReplyToPatient) headers['X-MSS-MES'] = 'FIN';
+    // A noreply mailbox must not open a conversation nobody reads: a patient's mail closes it (X-MSS-MES: FIN) unless
+    // the mailbox or the producer names a staffed mailbox for the answers; a producer's explicit FIN always wins.
+    const patientReplyTo = input.mailbox.patientReplyTo ?? input.replyTo;
+    if (audience === 'patient' && (result.noReplyToPatient || !patientReplyTo)) headers['X-MSS-MES'] = 'FIN';
+    const replyTo = audience === 'patient' ? patientReplyTo : input.replyTo;
     const readReceipt = result.flags['ACK_LECTURE_MSS'] === true;
     if (readReceipt) headers['Disposition-Notification-To'] = input.mailbox.address;
     specs.push({
@@ -82,7 +98,7 @@ export function buildMailSpecs(input: MailInput): MailSpec[] {
       ...(input.mailbox.displayName ? { fromName: input.mailbox.displayName } : {}),
       to: recipients.map((r) => r.address),
       // A patient who may not reply (X-MSS-MES: FIN) gets no Reply-To either.
-      ...(input.replyTo && !headers['X-MSS-MES'] ? { replyTo: input.replyTo } : {}),
+      ...(replyTo && !headers['X-MSS-MES'] ? { replyTo } : {}),
       subject: mssanteSubject(result),
       text,
       headers,

@@ -2,7 +2,7 @@ import type { GatewayConfig } from '@mssgw/config';
 import type { PractitionerDirectory } from '@mssgw/directory';
 import { contentHashOf, parseResult, type Hl7Warning } from '@mssgw/hl7';
 import { toleranceOf } from '@mssgw/intake';
-import { buildEml, documentSettings, planResult } from '@mssgw/mssante';
+import { buildEml, documentSettings, planResult, senderMailbox } from '@mssgw/mssante';
 import { resultIdOf, type MailSpec, type QueuedResult } from '@mssgw/queue';
 import { policyForSource, type Refusal } from '@mssgw/routing';
 
@@ -48,7 +48,7 @@ export async function composeResult(bytes: Buffer, o: ComposeOptions): Promise<C
     resultId, result, receivedAt: now,
     documents: parsed.documents.map((d) => ({ ref: d, content: d.content })),
     policy: policyForSource(config, o.source, { allowsDomain: (d, p) => o.allowsDomain(d, p), ...(o.directory ? { directory: o.directory } : {}) }),
-    mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
+    mailbox: senderMailbox(mailbox),
     productReference: config.mssante.productReference,
     settings: documentSettings(config.mssante.documents),
     limits: config.routing,

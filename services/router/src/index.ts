@@ -1,6 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { FINAL_STATES, REASONS, routingRefusal, sendingRetryPolicy } from '@mssgw/lifecycle';
-import { documentSettings, planResult, readCdaHeader, renderMail, type ReceivedDocument } from '@mssgw/mssante';
+import { documentSettings, planResult, readCdaHeader, renderMail, senderMailbox, type ReceivedDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -62,7 +62,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     const { decision, content, mails: specs } = await planResult({
       resultId, result, receivedAt: data.receivedAt, documents,
       policy: reference.policyFor(data.source),
-      mailbox: { address: mailbox.address, ...(mailbox.displayName ? { displayName: mailbox.displayName } : {}) },
+      mailbox: senderMailbox(mailbox),
       productReference: config.mssante.productReference,
       settings: documentSettings(config.mssante.documents),
       limits: config.routing,
