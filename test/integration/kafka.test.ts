@@ -98,6 +98,25 @@ describe('Kafka intake against the real broker', () => {
   /** A gateway whose real intake a test wraps and hands to its own consumer. */
   const intakeHost = (c: GatewayConfig) => startGateway({ ...c, kafka: { ...c.kafka, enabled: false }, mllp: { listeners: [] } }, ['intake']);
   const queuedPerResult = (host: Gateway, ids: string[]) => Promise.all(ids.map(async (id) => (await host.ctx.status.resultsByControlId(id)).length));
+  /** A dead-letter topic of the test's own, and the headers of the first `count` records it holds. */
+  async function deadLetterTopic(name: string) {
+    const topic = `test-${name}-dlq-${t}`;
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
+    const headers = async (count: number) => {
+      const dlq = kafka.consumer({ groupId: `${name}-dlq-${t}` });
+      try {
+        await dlq.connect();
+        await dlq.subscribe({ topic, fromBeginning: true });
+        const dead: Record<string, string>[] = [];
+        void dlq.run({ eachMessage: ({ message }) => Promise.resolve(void dead.push(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])))) });
+        await waitFor(`${count} dead letters`, () => Promise.resolve(dead.length >= count), 30_000);
+        return dead;
+      } finally {
+        await dlq.disconnect();
+      }
+    };
+    return { topic, headers };
+  }
 
   it('stops committing at a result the queue could not take, pauses the partition, and consumes it again from there', async () => {
     const { config: flakyConfig, topic, committed } = await onePartitionTopic('flaky');
@@ -153,9 +172,8 @@ describe('Kafka intake against the real broker', () => {
   }, 90_000);
 
   it('dead-letters a record that keeps failing while the store and the queue answer, and moves its partition on', async () => {
-    const dlqTopic = `test-poison-dlq-${t}`;
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlqTopic, numPartitions: 1 }] });
-    const { config: poisonConfig, topic, committed } = await onePartitionTopic('poison', { deadLetterTopic: dlqTopic });
+    const dlq = await deadLetterTopic('poison');
+    const { config: poisonConfig, topic, committed } = await onePartitionTopic('poison', { deadLetterTopic: dlq.topic });
     const n = 8;
     const id = (i: number) => `KP-${t}-${i}`;
     await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ key: String(i), value: makeCisisResult({ controlId: id(i), patient: PATIENTS[i % 3]!, doctors }) })) });
@@ -172,28 +190,21 @@ describe('Kafka intake against the real broker', () => {
       },
     };
     const consumer = await startKafkaIntake(poisonConfig, poisoned, host.ctx.log, () => Promise.resolve(true));
-    const dlq = kafka.consumer({ groupId: `poison-dlq-${t}` });
     try {
       await waitFor('every offset committed', async () => (await committed()) === n, 60_000);
       expect(poisonAttempts).toBe(KAFKA_RECORD_ATTEMPTS);
       expect(await queuedPerResult(host, Array.from({ length: n }, (_, i) => id(i)))).toEqual([1, 1, 1, 0, 1, 1, 1, 1]);
-      await dlq.connect();
-      await dlq.subscribe({ topic: dlqTopic, fromBeginning: true });
-      const headers = await new Promise<Record<string, string>>((resolve) =>
-        void dlq.run({ eachMessage: ({ message }) => Promise.resolve(resolve(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])))) }),
-      );
+      const [headers] = await dlq.headers(1);
       expect(headers).toMatchObject({ 'mssgw-reason': 'RETRIES_EXHAUSTED', 'mssgw-ack-code': 'AE', 'mssgw-source-offset': '3' });
     } finally {
-      await dlq.disconnect();
       await consumer.stop();
       await host.stop();
     }
   }, 90_000);
 
   it('dead-letters an envelope naming an unconfigured source, and broken JSON without quoting it', async () => {
-    const dlqTopic = `test-envelope-dlq-${t}`;
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: dlqTopic, numPartitions: 1 }] });
-    const { config: envConfig, topic, committed } = await onePartitionTopic('envelope', { deadLetterTopic: dlqTopic });
+    const dlq = await deadLetterTopic('envelope');
+    const { config: envConfig, topic, committed } = await onePartitionTopic('envelope', { deadLetterTopic: dlq.topic });
     await producer.send({
       topic,
       messages: [
@@ -204,21 +215,15 @@ describe('Kafka intake against the real broker', () => {
     });
     const host = await intakeHost(envConfig);
     const consumer = await startKafkaIntake(envConfig, host.intake!.intake, host.ctx.log);
-    const dlq = kafka.consumer({ groupId: `envelope-dlq-${t}` });
     try {
       await waitFor('every offset committed', async () => (await committed()) === 3, 60_000);
       expect(await queuedPerResult(host, [`KE1-${t}`, `KE3-${t}`])).toEqual([0, 1]);
-      await dlq.connect();
-      await dlq.subscribe({ topic: dlqTopic, fromBeginning: true });
-      const dead: Record<string, string>[] = [];
-      void dlq.run({ eachMessage: ({ message }) => Promise.resolve(void dead.push(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])))) });
-      await waitFor('two dead letters', () => Promise.resolve(dead.length >= 2), 30_000);
+      const dead = await dlq.headers(2);
       expect(dead.map((h) => [h['mssgw-ack-code'], h['mssgw-reason'], h['mssgw-error']])).toEqual([
         ['AR', 'SOURCE_UNKNOWN', 'the envelope names a source the configuration does not'],
         ['AR', 'ENVELOPE_INVALID', 'invalid envelope: not valid JSON'],
       ]);
     } finally {
-      await dlq.disconnect();
       await consumer.stop();
       await host.stop();
     }

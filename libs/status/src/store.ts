@@ -109,28 +109,24 @@ ev as (
 ob as (insert into status_outbox (delivery_id, state, previous, source) select $1, $2, previous, $5 from upd)
 select (select state from cur) as current, exists (select 1 from upd) as applied`;
 
-// A recipient's first record, its first event and its outbox entry, all or nothing; a second call changes nothing.
+// Recipients' first records, their first events and their outbox entries, all or nothing, in one statement: one round
+// trip and one commit, whatever their number. A recipient already recorded is left as it was.
 const CREATE = `
 with ins as (
   insert into deliveries (delivery_id, result_id, recipient, recipient_id, kind, state, mail_id, message_id, mailbox, reason, detail, updated_at)
-  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+  select r.delivery_id, r.result_id, r.recipient, r.recipient_id, r.kind, r.state, r.mail_id, r.message_id, r.mailbox, r.reason, r.detail, $12::timestamptz
+  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+    as r (delivery_id, result_id, recipient, recipient_id, kind, state, mail_id, message_id, mailbox, reason, detail)
   on conflict (delivery_id) do nothing
-  returning delivery_id),
-ev as (insert into delivery_events (delivery_id, at, state, applied, source, detail) select delivery_id, $12, $6, true, 'router', $13 from ins),
-ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, $6, '', 'router' from ins)
-select count(*)::int as n from ins`;
-
-// The recipients of a result in one statement: one round trip and one commit, whatever their number.
-const CREATE_MANY = `
-with ins as (
-  insert into deliveries (delivery_id, result_id, recipient, recipient_id, kind, state, mail_id, message_id, mailbox, reason, detail, updated_at)
-  select *, $12::timestamptz from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-    $10::text[], $11::text[])
-  on conflict (delivery_id) do nothing
-  returning delivery_id, state, coalesce(detail, reason) as detail),
-ev as (insert into delivery_events (delivery_id, at, state, applied, source, detail) select delivery_id, $12, state, true, 'router', detail from ins),
+  returning delivery_id, state),
+ev as (
+  insert into delivery_events (delivery_id, at, state, applied, source, detail)
+  select ins.delivery_id, $12, ins.state, true, 'router', e.detail
+  from ins join unnest($1::text[], $13::text[]) as e (delivery_id, detail) on e.delivery_id = ins.delivery_id),
 ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, state, '', 'router' from ins)
 select delivery_id from ins`;
+
+type NewDelivery = Omit<Delivery, 'updatedAt'> & { updatedAt?: number };
 
 const STATEMENT_NAMES = new Map<string, string>();
 
@@ -161,23 +157,26 @@ export class StatusStore {
     await this.q('update results set routed_at = $2, acknowledged_at = coalesce($3, acknowledged_at) where result_id = $1', [resultId, new Date(at), date(acknowledgedAt)]);
   }
 
-  /** Creates a recipient's record in its first state (queued or refused). A second call changes nothing. */
-  async createDelivery(d: Omit<Delivery, 'updatedAt'> & { updatedAt?: number }, detail?: string): Promise<boolean> {
-    const at = new Date(d.updatedAt ?? Date.now());
-    const res = await this.q<{ n: number }>(CREATE, [
-      d.deliveryId, d.resultId, d.recipient, d.recipientId ?? null, d.kind, d.state, d.mailId ?? null, d.messageId ?? null, d.mailbox ?? null,
-      d.reason ?? null, d.detail ?? null, at, detail ?? d.reason ?? null,
-    ]);
-    return res.rows[0]!.n === 1;
+  /**
+   * Creates a recipient's record in its first state (queued or refused). A second call changes nothing. The first
+   * event's detail is `detail`, else the recipient's reason.
+   */
+  async createDelivery(d: NewDelivery, detail?: string): Promise<boolean> {
+    return (await this.create([d], [detail ?? d.reason], d.updatedAt ?? Date.now())).length === 1;
   }
 
-  /** Creates the records of many recipients at once (see createDelivery); returns the ids created now. */
-  async createDeliveries(list: (Omit<Delivery, 'updatedAt'> & { updatedAt?: number })[], at = Date.now()): Promise<string[]> {
+  /** Creates the records of many recipients at once (see createDelivery; each event's detail is the recipient's detail, else its reason); returns the ids created now. */
+  async createDeliveries(list: NewDelivery[], at = Date.now()): Promise<string[]> {
+    return this.create(list, list.map((d) => d.detail ?? d.reason), at);
+  }
+
+  private async create(list: NewDelivery[], eventDetails: (string | undefined)[], at: number): Promise<string[]> {
     if (!list.length) return [];
-    const col = (f: (d: (typeof list)[number]) => string | undefined) => list.map((d) => f(d) ?? null);
-    const res = await this.q<{ delivery_id: string }>(CREATE_MANY, [
+    const col = (f: (d: NewDelivery) => string | undefined) => list.map((d) => f(d) ?? null);
+    const res = await this.q<{ delivery_id: string }>(CREATE, [
       col((d) => d.deliveryId), col((d) => d.resultId), col((d) => d.recipient), col((d) => d.recipientId), col((d) => d.kind), col((d) => d.state),
       col((d) => d.mailId), col((d) => d.messageId), col((d) => d.mailbox), col((d) => d.reason), col((d) => d.detail), new Date(at),
+      eventDetails.map((e) => e ?? null),
     ]);
     return res.rows.map((r) => r.delivery_id);
   }
@@ -254,7 +253,7 @@ export class StatusStore {
     const r = res.rows[0];
     if (!r) return undefined;
     const deliveries = options.withDeliveries === false ? [] : (await this.q<DeliveryRow>(
-      'select * from deliveries where result_id = $1 order by recipient', [resultId],
+      'select * from deliveries where result_id = $1', [resultId],
     )).rows.map(deliveryOf);
     deliveries.sort((a, b) => a.recipient.localeCompare(b.recipient));
     return {
