@@ -1,6 +1,8 @@
 import { z } from 'zod';
 
 // Objects are strict: an unknown key (a typo, or a secret pasted inline) stops start-up instead of being ignored.
+// A section left out reads as {}: its defaults apply and each of its required keys is named as missing (not the section).
+const ABSENT = {} as never;
 const port = z.number().int().min(1).max(65535);
 const hostname = z.string().min(1);
 const filePath = z.string().min(1);
@@ -175,11 +177,14 @@ export const GatewayConfigSchema = z
   .object({
     environment: z
       .enum(['production', 'test', 'demo'])
-      .describe('"production" refuses test INS OIDs, test domains and plaintext SMTP, and requires the liste blanche; "test" and "demo" accept them on purpose.'),
+      .default('production')
+      .describe(
+        '"production" (the default) refuses test INS OIDs, test domains, plaintext SMTP, test document OIDs, the demo product reference, sandbox paths, loopback listeners in a container, and a mailbox without its certificate, and requires the liste blanche (docs/deployment.md); "test" and "demo" accept them on purpose.',
+      ),
     redis: z
       .object({
         url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').describe('redis:// or rediss:// (TLS) URL, with credentials and db when needed.'),
-        prefix: z.string().min(1).describe("Prefix of every key and queue the gateway writes, so that several gateways can share one Redis."),
+        prefix: z.string().min(1).default('mssgw').describe("Prefix of every key and queue the gateway writes, so that several gateways can share one Redis."),
         sentinel: z
           .object({
             masterName: z.string().min(1).describe('Name of the master the Sentinels watch.'),
@@ -191,6 +196,7 @@ export const GatewayConfigSchema = z
           .describe('High availability: the Sentinels that name the master (the URL then gives only credentials and db).'),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('Redis holds the queues, the stores and the status records; it runs with AOF.'),
     postgres: z
       .object({
@@ -202,38 +208,39 @@ export const GatewayConfigSchema = z
         schema: z
           .string()
           .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lower-case SQL name such as "mssgw"')
-          .describe("The gateway's tables live in this schema (created by the migrations), so that several gateways, tests or demo runs can share one database."),
+          .default('mssgw').describe("The gateway's tables live in this schema (created by the migrations), so that several gateways, tests or demo runs can share one database."),
         sslMode: z
           .enum(['disable', 'require', 'verify-ca', 'verify-full'])
-          .describe('TLS to the server: verify-full checks the certificate against caFile and the host name; production refuses disable and require.'),
+          .default('verify-full').describe('TLS to the server: verify-full checks the certificate against caFile and the host name; production refuses disable and require.'),
         caFile: filePath.optional().describe('CA bundle that signs the server certificate (verify-ca, verify-full).'),
-        poolSize: z.number().int().min(1).max(100).describe('Connections each process keeps open at most.'),
-        connectTimeoutMs: z.number().int().positive().describe('How long a new connection may take before the attempt fails.'),
-        migrateOnStart: z.boolean().describe('Apply pending schema migrations at start (under an advisory lock, so processes starting together are safe); off, run mssgw migrate.'),
+        poolSize: z.number().int().min(1).max(100).default(10).describe('Connections each process keeps open at most.'),
+        connectTimeoutMs: z.number().int().positive().default(5_000).describe('How long a new connection may take before the attempt fails.'),
+        migrateOnStart: z.boolean().default(true).describe('Apply pending schema migrations at start (under an advisory lock, so processes starting together are safe); off, run mssgw migrate.'),
       })
       .strict()
       .refine((p) => !p.sslMode.startsWith('verify') || p.caFile, { message: 'verify-ca and verify-full need postgres.caFile', path: ['caFile'] })
+      .prefault(ABSENT)
       .describe('PostgreSQL (15 or newer) is the record of every result received.'),
     kafka: z
       .object({
-        enabled: z.boolean().describe('Use Kafka: the intake consumes intakeTopics and the feedback publishes status events on statusTopic.'),
-        brokers: z.array(z.string().regex(/^[^:]+:\d+$/, 'expected host:port')).min(1).describe('Bootstrap brokers, as host:port.'),
-        clientId: z.string().min(1).describe('Kafka client id of the gateway (the feedback adds "-feedback").'),
-        groupId: z.string().min(1).describe('Consumer group of the intake: instances of one gateway share the partitions.'),
-        intakeTopics: z.array(z.string().min(1)).describe('Topics of results to consume: raw HL7 (ER7) or mssgw.result.v1 envelopes.'),
-        deadLetterTopic: z.string().min(1).describe('Where a refused record goes, with the reason in its headers.'),
-        statusTopic: z.string().min(1).describe('Where every state change of a recipient is published (mssgw.status.v1, keyed by result id).'),
+        enabled: z.boolean().default(false).describe('Use Kafka: the intake consumes intakeTopics and the feedback publishes status events on statusTopic.'),
+        brokers: z.array(z.string().regex(/^[^:]+:\d+$/, 'expected host:port')).default([]).describe('Bootstrap brokers, as host:port (at least one when enabled).'),
+        clientId: z.string().min(1).default('mssgw').describe('Kafka client id of the gateway (the feedback adds "-feedback").'),
+        groupId: z.string().min(1).default('mssgw-intake').describe('Consumer group of the intake: instances of one gateway share the partitions.'),
+        intakeTopics: z.array(z.string().min(1)).default([]).describe('Topics of results to consume: raw HL7 (ER7) or mssgw.result.v1 envelopes.'),
+        deadLetterTopic: z.string().min(1).default('mssgw.results.dlq').describe('Where a refused record goes, with the reason in its headers.'),
+        statusTopic: z.string().min(1).default('mssgw.status').describe('Where every state change of a recipient is published (mssgw.status.v1, keyed by result id).'),
         partitionsConcurrently: z
           .number()
           .int()
           .min(1)
           .max(64)
-          .describe('Partitions whose batches are queued at the same time (kafkajs processes one at a time by default).'),
+          .default(4).describe('Partitions whose batches are queued at the same time (kafkajs processes one at a time by default).'),
         maxBytesPerPartition: z
           .number()
           .int()
           .min(64 * 1024)
-          .describe('Upper bound of one fetch per partition. Larger batches mean fewer commits, but more results held at once.'),
+          .default(1024 * 1024).describe('Upper bound of one fetch per partition. Larger batches mean fewer commits, but more results held at once.'),
         tls: z
           .object({
             caFile: filePath.describe("CA that signs the brokers' certificates (PEM file)."),
@@ -258,57 +265,64 @@ export const GatewayConfigSchema = z
       .strict()
       // Results are health data and a SASL password is a credential: neither crosses the network in clear.
       .refine((k) => !k.sasl || k.tls, { message: 'kafka.sasl needs kafka.tls: a SASL password is never sent in clear', path: ['sasl'] })
+      .refine((k) => !k.enabled || k.brokers.length > 0, { message: 'kafka.enabled needs at least one broker', path: ['brokers'] })
+      .prefault(ABSENT)
       .describe('Kafka intake, dead-letter and status topics.'),
     http: z
       .object({
-        host: hostname.describe('Address the HTTP server (API, /healthz, /metrics) binds to.'),
-        port: z.number().int().min(0).max(65535).describe('Port of the HTTP server (0: any free port).'),
+        host: hostname.default('127.0.0.1').describe('Address the HTTP server (API, /healthz, /metrics) binds to.'),
+        port: z.number().int().min(0).max(65535).default(8088).describe('Port of the HTTP server (0: any free port).'),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('The HTTP server every process runs: /healthz, /metrics, and the API when the api service runs.'),
     mllp: z
-      .object({ listeners: z.array(MllpListener).describe('One entry per MLLP port; each names the source of what it receives.') })
+      .object({ listeners: z.array(MllpListener).default([]).describe('One entry per MLLP port; each names the source of what it receives.') })
       .strict()
+      .prefault(ABSENT)
       .describe('MLLP listeners the intake opens.'),
     intake: z
       .object({
         tolerance: z
           .record(z.string().min(1), IntakeTolerance)
-          .describe(
+          .default({}).describe(
             'Per source (an MLLP listener\'s source, a Kafka envelope\'s source or topic name): how strictly its results are read. ' +
               'A source left out reads with mailBody "warn" and flagMatrix "strict".',
           ),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('What the intake tolerates in the results it receives.'),
     operator: z
       .object({
         smtpHost: hostname.describe("The operator's SMTP submission server."),
-        smtpPort: port.describe("Port of the operator's SMTP submission server."),
-        smtpImplicitTls: z.boolean().describe('true: implicit TLS (465); false: STARTTLS, required.'),
-        insecurePlaintext: z.boolean().describe('Benchmarks against a plain SMTP sink only: no TLS at all. Refused in production.'),
+        smtpPort: port.default(587).describe("Port of the operator's SMTP submission server."),
+        smtpImplicitTls: z.boolean().default(false).describe('true: implicit TLS (465); false: STARTTLS, required.'),
+        insecurePlaintext: z.boolean().default(false).describe('Benchmarks against a plain SMTP sink only: no TLS at all. Refused in production.'),
         smtpAuth: z
           .enum(['none', 'external', 'login'])
-          .describe('SASL after TLS: none (the client certificate is enough), EXTERNAL (identity from the certificate), or LOGIN (mailboxes[].smtpPassword).'),
+          .default('none').describe('SASL after TLS: none (the client certificate is enough), EXTERNAL (identity from the certificate), or LOGIN (mailboxes[].smtpPassword).'),
         imapHost: hostname.describe("The operator's IMAP server, where the applicative mailboxes receive DSNs and MDNs."),
-        imapPort: port.describe("Port of the operator's IMAP server."),
-        imapImplicitTls: z.boolean().describe('true: implicit TLS (993); false: STARTTLS, required.'),
+        imapPort: port.default(143).describe("Port of the operator's IMAP server."),
+        imapImplicitTls: z.boolean().default(false).describe('true: implicit TLS (993); false: STARTTLS, required.'),
         caFile: filePath.describe("CA bundle that signs the operator's server certificates (IGC-Santé in production)."),
         tlsServerName: hostname.describe("Name checked against the operator's certificates."),
-        maxConnections: z.number().int().min(1).max(100).describe('SMTP connections per dispatcher process and mailbox.'),
-        maxMessagesPerConnection: z.number().int().min(1).describe('Mails sent over one SMTP connection before it is renewed.'),
+        maxConnections: z.number().int().min(1).max(100).default(4).describe('SMTP connections per dispatcher process and mailbox.'),
+        maxMessagesPerConnection: z.number().int().min(1).default(1000).describe('Mails sent over one SMTP connection before it is renewed.'),
         rate: z
           .object({
-            maxPerSecond: z.number().positive().describe('Mails per second the operator host is sent at most.'),
-            minPerSecond: z.number().positive().describe('The rate never slows down below this.'),
-            slowDownFactor: z.number().gt(0).lt(1).describe('Each 421/450/451/452 reply multiplies the rate by this.'),
-            recoveryMs: z.number().int().positive().describe('After this long without such a reply, the rate doubles back towards maxPerSecond.'),
-            burst: z.number().int().min(1).describe('Mails that may leave at once above the steady rate.'),
+            maxPerSecond: z.number().positive().default(2000).describe('Mails per second the operator host is sent at most.'),
+            minPerSecond: z.number().positive().default(1).describe('The rate never slows down below this.'),
+            slowDownFactor: z.number().gt(0).lt(1).default(0.5).describe('Each 421/450/451/452 reply multiplies the rate by this.'),
+            recoveryMs: z.number().int().positive().default(10_000).describe('After this long without such a reply, the rate doubles back towards maxPerSecond.'),
+            burst: z.number().int().min(1).default(50).describe('Mails that may leave at once above the steady rate.'),
           })
           .strict()
+          .prefault(ABSENT)
           .describe('Sending rate towards the operator host, kept in Redis and shared by every dispatcher process and mailbox.'),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('The MSSanté operator: SMTP to send, IMAP to read receipts, both with mutual TLS.'),
     mailboxes: z
       .array(ApplicativeMailbox)
@@ -326,11 +340,12 @@ export const GatewayConfigSchema = z
               .optional()
               .describe('Expected SHA-256 (hex) of the list; a list that does not match is not used.'),
             checksumUrl: z.string().url().optional().describe('URL of the published checksum file, instead of sha256.'),
-            refreshIntervalMs: z.number().int().min(60_000).describe('How often the list is loaded again.'),
+            refreshIntervalMs: z.number().int().min(60_000).default(24 * 3600_000).describe('How often the list is loaded again.'),
           })
           .strict()
+          .prefault(ABSENT)
           .describe('The liste blanche: no mail is ever addressed to a domain outside it (patient.mssante.fr aside).'),
-        testDomains: z.array(domainName).describe('Test domains accepted on purpose, outside the liste blanche; refused in production.'),
+        testDomains: z.array(domainName).default([]).describe('Test domains accepted on purpose, outside the liste blanche; refused in production.'),
         // The built-in texts are in libs/mssante/src/templates.ts.
         bodies: z
           .object({
@@ -369,14 +384,17 @@ export const GatewayConfigSchema = z
                 name: z.string().min(1).describe('Name of the establishment.'),
               })
               .strict()
+              .prefault(ABSENT)
               .describe('The custodian of wrapped documents: the establishment.'),
-            facilityType: XdsCodeConfig.describe('XDS healthcareFacilityTypeCode (TRE_R02-SecteurActivite), when the CDA header does not give it.'),
-            practiceSetting: XdsCodeConfig.describe('XDS practiceSettingCode (TRE_A01-CadreExercice), when the CDA header does not give it.'),
+            facilityType: XdsCodeConfig.prefault(ABSENT).describe('XDS healthcareFacilityTypeCode (TRE_R02-SecteurActivite), when the CDA header does not give it.'),
+            practiceSetting: XdsCodeConfig.prefault(ABSENT).describe('XDS practiceSettingCode (TRE_A01-CadreExercice), when the CDA header does not give it.'),
           })
           .strict()
+          .prefault(ABSENT)
           .describe('What the gateway writes into the CDA documents it wraps and the XDM metadata it builds.'),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('The MSSanté mail: product reference, liste blanche, bodies, document metadata.'),
     directory: z
       .object({
@@ -404,10 +422,11 @@ export const GatewayConfigSchema = z
           .describe('Live Annuaire Santé FHIR API, asked when the extraction does not know a practitioner.'),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('The Annuaire Santé directory, where practitioners and structures find their MSSanté mailboxes.'),
     routing: z
       .object({
-        sources: z.record(z.string(), SourceRouting).describe('Per source (listener or topic source name): who receives which kind of result.'),
+        sources: z.record(z.string(), SourceRouting).default({}).describe('Per source (listener or topic source name): who receives which kind of result.'),
         patientOpposition: z
           .object({
             file: filePath.describe("INS or IPP of patients who refused electronic sending, one per line ('#' comments)."),
@@ -416,64 +435,67 @@ export const GatewayConfigSchema = z
           .strict()
           .optional()
           .describe('The opposition list: its patients are never written to.'),
-        maxPatientMailBytes: z.number().int().positive().describe('Mail size limit towards patients (Mon espace santé: 25 MB).'),
-        maxMailBytes: z.number().int().positive().describe("Mail size limit towards professionals (the operator's)."),
-        attempts: z.number().int().min(1).describe('Routing attempts of a result (e.g. while the directory is unavailable).'),
-        backoffMs: z.number().int().positive().describe('Delay before the second routing attempt, doubling for each one after.'),
+        maxPatientMailBytes: z.number().int().positive().default(25 * 1024 * 1024).describe('Mail size limit towards patients (Mon espace santé: 25 MB).'),
+        maxMailBytes: z.number().int().positive().default(50 * 1024 * 1024).describe("Mail size limit towards professionals (the operator's)."),
+        attempts: z.number().int().min(1).default(10).describe('Routing attempts of a result (e.g. while the directory is unavailable).'),
+        backoffMs: z.number().int().positive().default(1_000).describe('Delay before the second routing attempt, doubling for each one after.'),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('Who receives each result.'),
     receipts: z
       .object({
-        sweepIntervalMs: z.number().int().positive().describe('Periodic sweep of the applicative mailboxes, besides IMAP IDLE.'),
-        confirmationTimeoutMs: z.number().int().positive().describe('A recipient with no final DSN this long after submission becomes "unconfirmed".'),
+        sweepIntervalMs: z.number().int().positive().default(30_000).describe('Periodic sweep of the applicative mailboxes, besides IMAP IDLE.'),
+        confirmationTimeoutMs: z.number().int().positive().default(24 * 3600_000).describe('A recipient with no final DSN this long after submission becomes "unconfirmed".'),
         retentionDays: z
           .number()
           .int()
           .min(1)
           .max(3650)
-          .describe('How long the message store keeps a result, its recipients and their histories, counted from its reception, once every recipient is final (an hourly prune in the router; mssgw prune).'),
+          .default(90).describe('How long the message store keeps a result, its recipients and their histories, counted from its reception, once every recipient is final (an hourly prune in the router; mssgw prune).'),
         maxMailBytes: z
           .number()
           .int()
           .min(64 * 1024)
-          .describe(
+          .default(10 * 1024 * 1024).describe(
             'A mail larger than this (its IMAP size) is neither fetched nor parsed but moved to Quarantine. A DSN of ours returns only the headers of the mail (RET=HDRS) and an MDN is a few KB.',
           ),
         maxTextBytes: z
           .number()
           .int()
           .min(4096)
-          .describe("Only this many first bytes of a mail's text and of each report part are read (the notice and the per-recipient fields come first)."),
-        maxMimeParts: z.number().int().min(4).describe('A mail with more MIME parts than this (the mail itself included) is moved to Quarantine.'),
+          .default(64 * 1024).describe("Only this many first bytes of a mail's text and of each report part are read (the notice and the per-recipient fields come first)."),
+        maxMimeParts: z.number().int().min(4).default(100).describe('A mail with more MIME parts than this (the mail itself included) is moved to Quarantine.'),
         maxNestingDepth: z
           .number()
           .int()
           .min(2)
-          .describe('A mail whose parts nest deeper than this (each multipart and each attached message counts one level) is moved to Quarantine.'),
+          .default(8).describe('A mail whose parts nest deeper than this (each multipart and each attached message counts one level) is moved to Quarantine.'),
         maxMailsPerSweep: z
           .number()
           .int()
           .min(1)
-          .describe('Mails fetched from a mailbox in one pass; while more wait, another pass follows at once, the mailbox let go in between.'),
+          .default(1000).describe('Mails fetched from a mailbox in one pass; while more wait, another pass follows at once, the mailbox let go in between.'),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('Reading DSNs and MDNs, and how long outcomes are kept. A mail that cannot be read goes to the Quarantine folder.'),
     dispatcher: z
       .object({
-        attempts: z.number().int().min(1).describe('Sending attempts of a delivery before it goes to the dead-letter queue.'),
-        backoffMs: z.number().int().positive().describe('Delay before the second sending attempt, doubling for each one after (with jitter).'),
-        concurrency: z.number().int().min(1).describe('Deliveries a dispatcher process sends at once, per mailbox.'),
-        lockMs: z.number().int().min(1000).describe('A job whose worker died is taken back after this long (BullMQ lock and stalled check).'),
+        attempts: z.number().int().min(1).default(8).describe('Sending attempts of a delivery before it goes to the dead-letter queue.'),
+        backoffMs: z.number().int().positive().default(2_000).describe('Delay before the second sending attempt, doubling for each one after (with jitter).'),
+        concurrency: z.number().int().min(1).default(16).describe('Deliveries a dispatcher process sends at once, per mailbox.'),
+        lockMs: z.number().int().min(1000).default(30_000).describe('A job whose worker died is taken back after this long (BullMQ lock and stalled check).'),
         reconcileMs: z
           .number()
           .int()
           .min(0)
-          .describe(
+          .default(120_000).describe(
             'After an interrupted attempt, how long to wait for a DSN proving the operator took the mail before sending it again (the mail may have been accepted just before the crash).',
           ),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('Sending each delivery over SMTP.'),
     feedback: z
       .object({
@@ -488,11 +510,13 @@ export const GatewayConfigSchema = z
               })
               .strict(),
           )
+          .default([])
           .describe("Where each source's producer takes its ZAM business acknowledgements over MLLP."),
       })
       .strict()
+      .prefault(ABSENT)
       .describe('What producers are told: ZAM acknowledgements over MLLP (status events go to kafka.statusTopic).'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('Level of the JSON log lines (pino).'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Level of the JSON log lines (pino).'),
   })
   .strict()
   .superRefine((c, ctx) => {
