@@ -173,6 +173,62 @@ const ApplicativeMailbox = z
     message: 'give certFile and keyFile (PEM), or pfxFile (PKCS#12), not both',
   });
 
+/** Access control of the HTTP API (issue #22): who may read what, and the api service's HTTP protections. docs/security.md. */
+const ApiAccess = z
+  .object({
+    tls: TlsServerOptions.optional().describe(
+      "HTTPS for the api service's server (the other services' /healthz and /metrics stay plain HTTP: they hold no patient data). Without it, the API belongs behind an ingress that terminates TLS.",
+    ),
+    allowedHosts: z
+      .array(hostname)
+      .default([])
+      .describe('Host header values (a name, or name:port) the API answers; any other gets 421. Empty: any host (loopback demo only). /healthz and /metrics answer any host.'),
+    trustProxy: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Addresses or CIDR ranges of the reverse proxies (ingress) whose X-Forwarded-For gives the client's address (audit trail, rate limit)."),
+    rateLimit: z
+      .object({
+        max: z.number().int().min(1).default(600).describe('Requests one caller (an API key, an OIDC subject, or an address without credential) may make per window; past it, 429.'),
+        windowMs: z.number().int().min(1000).default(60_000).describe('The rate limit\'s window.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Per-caller rate limit of the API.'),
+    auditRetentionDays: z
+      .number()
+      .int()
+      .min(1)
+      .max(3650)
+      .default(400)
+      .describe('How long the audit trail keeps an event (pruned hourly by the api service; mssgw audit prune).'),
+    oidc: z
+      .object({
+        issuer: z.string().regex(/^https?:\/\/\S+$/, 'expected an http(s) URL').describe("The identity provider's issuer; a token's iss must be exactly this."),
+        audience: z
+          .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+          .describe("What a token's aud must name (this API's identifier at the IdP)."),
+        jwksUri: z
+          .string()
+          .regex(/^https?:\/\/\S+$/, 'expected an http(s) URL')
+          .optional()
+          .describe("The IdP's signing keys (JWKS); default: the jwks_uri of the issuer's /.well-known/openid-configuration."),
+        rolesClaim: z.string().min(1).default('roles').describe('The claim holding the roles (a dotted path such as realm_access.roles; an array, or space-separated values).'),
+        roleMapping: z
+          .record(z.string().min(1), z.enum(['viewer', 'operator', 'admin']))
+          .describe("The IdP's role names → the API's roles (viewer, operator, admin); the highest one a token has applies, none: 403."),
+        algorithms: z.array(z.string().min(1)).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']).describe('Signature algorithms accepted.'),
+        clockToleranceSeconds: z.number().int().min(0).max(300).default(30).describe('Clock skew allowed on exp and nbf.'),
+      })
+      .strict()
+      .optional()
+      .describe('OIDC bearer tokens (JWT access tokens) from the identity provider, besides API keys; absent: API keys only.'),
+  })
+  .strict();
+export type ApiAccessConfig = z.infer<typeof ApiAccess>;
+/** The API's access settings, their defaults filled in when the configuration has none. */
+export const apiAccessOf = (config: { api?: ApiAccessConfig | undefined }): ApiAccessConfig => config.api ?? ApiAccess.parse({});
+
 export const GatewayConfigSchema = z
   .object({
     environment: z
@@ -276,6 +332,7 @@ export const GatewayConfigSchema = z
       .strict()
       .prefault(ABSENT)
       .describe('The HTTP server every process runs: /healthz, /metrics, and the API when the api service runs.'),
+    api: ApiAccess.optional().describe('Access control of the HTTP API (the api service): API keys, OIDC tokens, TLS, Host check, rate limit, audit retention.'),
     mllp: z
       .object({ listeners: z.array(MllpListener).default([]).describe('One entry per MLLP port; each names the source of what it receives.') })
       .strict()
