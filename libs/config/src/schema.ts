@@ -167,6 +167,11 @@ const ApplicativeMailbox = z
       .describe(
         'What a patient may answer in Mon espace santé: "closed" (the default: every mail to a patient carries X-MSS-MES: FIN) or { replyTo: <a staffed organisational MSSanté mailbox> } (Reply-To, no FIN). A producer\'s explicit FIN always wins.',
       ),
+    forwardRepliesTo: mailAddress
+      .optional()
+      .describe(
+        'A staffed MSSanté mailbox of the same facility that receives a copy of every reply (a mail that is neither a DSN nor an MDN) reaching this mailbox, sent through the operator with this mailbox\'s certificate. Auto-replies are not forwarded. Unset: replies are kept and listed only.',
+      ),
   })
   .strict()
   .refine((m) => (m.pfxFile ? !m.certFile && !m.keyFile : Boolean(m.certFile && m.keyFile)), {
@@ -364,6 +369,12 @@ export const GatewayConfigSchema = z
         imapImplicitTls: z.boolean().default(false).describe('true: implicit TLS (993); false: STARTTLS, required.'),
         caFile: filePath.describe("CA bundle that signs the operator's server certificates (IGC-Santé in production)."),
         tlsServerName: hostname.describe("Name checked against the operator's certificates."),
+        reportingMtas: z
+          .array(hostname)
+          .optional()
+          .describe(
+            "Names the operator's own MTA writes in Reporting-MTA. A DSN without a known ENVID is applied by its Message-ID and recipient only when it names one of them and was written inside the operator (no Received hop over SMTP, null sender). Default: tlsServerName.",
+          ),
         maxConnections: z.number().int().min(1).max(100).default(4).describe('SMTP connections per dispatcher process and mailbox.'),
         maxMessagesPerConnection: z.number().int().min(1).default(1000).describe('Mails sent over one SMTP connection before it is renewed.'),
         rate: z

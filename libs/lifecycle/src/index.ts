@@ -14,11 +14,11 @@ export {
   isDeliveryState, isFinal, canEnter, isSendable, confirmationClock,
   type DeliveryState, type DeliveryEventSource,
 } from './states.ts';
-export { REASONS, type LifecycleReason, type SmtpReplyClass } from './reasons.ts';
+export { REASONS, FORGED_RECEIPT_REASONS, type LifecycleReason, type SmtpReplyClass, type ForgedReceiptReason } from './reasons.ts';
 export {
   smtpAccepted, smtpFailure, afterFailedAttempt, retriesExhausted, failureText, operatorReplay,
-  dsnTransition, mdnTransition, confirmationTimeout, routingRefusal,
-  type Transition, type TransitionFields, type SmtpFailure, type SmtpFailureOutcome, type DsnReport, type MdnDisposition,
+  dsnTransition, mdnTransition, confirmationTimeout, routingRefusal, forgedReceipt, replyReceived,
+  type Transition, type HistoryNote, type TransitionFields, type SmtpFailure, type SmtpFailureOutcome, type DsnReport, type MdnDisposition,
 } from './triggers.ts';
 export { sendingRetryPolicy, retryDelayRange, SENDING_BACKOFF_JITTER, type SendingRetryConfig, type RetryPolicy } from './retry.ts';
 export { zamFor, statusEventV1, type ZamAck, type StatusEventV1 } from './feedback.ts';

@@ -30,3 +30,18 @@ export type LifecycleReason = (typeof REASONS)[keyof typeof REASONS];
  * TLS, timeout). The `reply_class` label of the mails_retried / mails_failed metrics.
  */
 export type SmtpReplyClass = '2' | '3' | '4' | '5' | 'conn';
+
+/**
+ * Why a receipt was not believed: it goes into the history of the recipient it names (`applied: false`, detail
+ * `forged: <reason>; …`) and counts in `mssgw_receipts_forged_total`, and changes nothing. See docs/message.md, Receipts.
+ *
+ * | reason | the receipt |
+ * | --- | --- |
+ * | `envelope-recipient` | a DSN whose ENVID is a delivery's, reporting on another address than that delivery's |
+ * | `envelope-unknown` | a DSN whose ENVID is no delivery's (guessed: a delivery id, a made-up value), and the Message-ID fallback did not hold |
+ * | `not-from-operator` | a DSN without a known ENVID, naming one of our Message-IDs and recipients, that was not written by the operator's reporting MTA |
+ * | `mdn-sender` | an MDN whose sender (From, Return-Path) is not the recipient it reports on |
+ */
+export const FORGED_RECEIPT_REASONS = ['envelope-recipient', 'envelope-unknown', 'not-from-operator', 'mdn-sender'] as const;
+
+export type ForgedReceiptReason = (typeof FORGED_RECEIPT_REASONS)[number];

@@ -21,8 +21,11 @@ export const DELIVERY_STATES = [
 
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
-/** What decided a change: the router, the dispatcher (SMTP), a DSN, an MDN, the confirmation timeout, a person. */
-export const EVENT_SOURCES = ['router', 'dispatcher', 'dsn', 'mdn', 'timeout', 'operator'] as const;
+/**
+ * What decided a change: the router, the dispatcher (SMTP), a DSN, an MDN, the confirmation timeout, a person. `reply`
+ * marks a history entry that changes nothing: the recipient answered (the reply itself is kept apart, by id).
+ */
+export const EVENT_SOURCES = ['router', 'dispatcher', 'dsn', 'mdn', 'timeout', 'operator', 'reply'] as const;
 
 export type DeliveryEventSource = (typeof EVENT_SOURCES)[number];
 

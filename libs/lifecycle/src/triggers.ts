@@ -1,4 +1,4 @@
-import { REASONS, type SmtpReplyClass } from './reasons.ts';
+import { REASONS, type ForgedReceiptReason, type SmtpReplyClass } from './reasons.ts';
 import type { DeliveryEventSource, DeliveryState } from './states.ts';
 
 /** What a change records on the recipient (and, as `detail` or else `reason`, in its history event). */
@@ -158,4 +158,27 @@ export function confirmationTimeout(timeoutMs: number): Transition {
 /** A recipient the router will not serve is created refused, with the router's reason; it is never sent. */
 export function routingRefusal<R extends string>(reason: R, detail: string): { state: 'refused'; reason: R; detail: string } {
   return { state: 'refused', reason, detail };
+}
+
+/** A history entry that changes nothing: the state it names is the one claimed (or the current one), never entered. */
+export interface HistoryNote {
+  state: DeliveryState;
+  source: DeliveryEventSource;
+  detail: string;
+}
+
+/**
+ * A receipt that was not believed: recorded in the history of the recipient it names, with the state it claimed,
+ * never applied.
+ */
+export function forgedReceipt(claimed: Transition, reason: ForgedReceiptReason): HistoryNote {
+  return { state: claimed.state, source: claimed.source, detail: `forged: ${reason}; ${claimed.fields.detail ?? claimed.state}`.slice(0, 1000) };
+}
+
+/**
+ * The recipient answered: a history entry in the state it is in, naming the reply by id only (its sender, subject
+ * and text are personal data, kept with the reply).
+ */
+export function replyReceived(current: DeliveryState, replyId: string): HistoryNote {
+  return { state: current, source: 'reply', detail: `reply ${replyId}` };
 }
