@@ -93,6 +93,20 @@ export const metrics = {
     help: 'Mails of applicative mailboxes moved to Quarantine unread, per reason (too-large, too-many-parts, too-deep, invalid-mime, unreadable, unrecordable)',
     labelNames: ['mailbox', 'reason'] as const, registers: [registry],
   }),
+  receiptsForged: new Counter({
+    name: 'mssgw_receipts_forged_total',
+    help: 'Receipts not believed and not applied, per kind (dsn, mdn) and reason (envelope-recipient, envelope-unknown, not-from-operator, mdn-sender)',
+    labelNames: ['mailbox', 'kind', 'reason'] as const, registers: [registry],
+  }),
+  replies: new Counter({
+    name: 'mssgw_replies_total',
+    help: 'Mails of applicative mailboxes that are neither DSN nor MDN (replies), per how they were matched (in-reply-to, references, sender, none)',
+    labelNames: ['mailbox', 'matched'] as const, registers: [registry],
+  }),
+  repliesForwarded: new Counter({
+    name: 'mssgw_replies_forwarded_total', help: 'Copies of replies sent to mailboxes[].forwardRepliesTo, per outcome (sent, failed: tried again at the next sweep)',
+    labelNames: ['mailbox', 'outcome'] as const, registers: [registry],
+  }),
   operatorDsnSupported: new Gauge({
     name: 'mssgw_operator_dsn_supported', help: '1 when the operator advertises DSN (RFC 3461) to the mailbox, 0 when tracking degrades',
     labelNames: ['mailbox'] as const, registers: [registry],
