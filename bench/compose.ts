@@ -1,4 +1,4 @@
-import { demoDefaults } from '@mssgw/config';
+import { demoConfig } from '@mssgw/config';
 import { contentHashOf, parseResult } from '@mssgw/hl7';
 import { buildEml, documentSettings, planResult, renderMail, type RenderedMail } from '@mssgw/mssante';
 import { resultIdOf, type QueuedResult } from '@mssgw/queue';
@@ -15,8 +15,8 @@ export interface ComposeBench {
 }
 
 /** The practitioner's mail of a CI-SIS ORU, rendered as the router renders it. */
-export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; resultId: string; from: string; rendered: RenderedMail }> {
-  const config = demoDefaults('/nonexistent');
+export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; messageId: string; resultId: string; from: string; rendered: RenderedMail }> {
+  const config = demoConfig('/nonexistent');
   config.environment = 'test';
   const mailbox = config.mailboxes[0]!;
   const parsed = parseResult(hl7);
@@ -29,7 +29,7 @@ export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; r
     versionOf: () => Promise.resolve(1),
   });
   const spec = plan.mails[0]!;
-  return { mailId: spec.mailId, resultId, from: mailbox.address, rendered: renderMail(spec, plan.content!.contents) };
+  return { mailId: spec.mailId, messageId: spec.messageId, resultId, from: mailbox.address, rendered: renderMail(spec, plan.content!.contents) };
 }
 
 /**
@@ -38,7 +38,7 @@ export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; r
  * serialises), measured in CPU time of this process (no I/O in the loop).
  */
 export async function benchCompose(results = 2_000): Promise<ComposeBench> {
-  const config = demoDefaults('/nonexistent');
+  const config = demoConfig('/nonexistent');
   config.environment = 'test';
   const mailbox = config.mailboxes[0]!;
   const messages = Array.from({ length: 50 }, (_, i) =>

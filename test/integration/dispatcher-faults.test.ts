@@ -35,11 +35,13 @@ describe('dispatcher against an operator that refuses, defers and recovers', () 
     await operator?.close();
   });
 
-  it('requests a DSN on every envelope: RET=HDRS, ENVID = the delivery id, NOTIFY and ORCPT per recipient', async () => {
+  it('requests a DSN on every envelope: RET=HDRS, ENVID = the delivery\'s random envelope id, NOTIFY and ORCPT per recipient', async () => {
     await waitFor('the first mail', () => Promise.resolve(operator.received.find((r) => r.to === addr('ok'))));
     const ok = operator.received.find((r) => r.to === addr('ok'))!;
     const d = (await states()).get(addr('ok'))!;
-    expect(ok).toMatchObject({ from: gateway.ctx.config.mailboxes[0]!.address, envid: d.deliveryId, ret: 'HDRS', notify: ['SUCCESS', 'FAILURE', 'DELAY'], orcpt: `rfc822;${addr('ok')}` });
+    const { envelopeId } = (await gateway.ctx.bodies.outbound(d.deliveryId))!;
+    expect(envelopeId).toMatch(/^[0-9a-f]{32}$/);
+    expect(ok).toMatchObject({ from: gateway.ctx.config.mailboxes[0]!.address, envid: envelopeId, ret: 'HDRS', notify: ['SUCCESS', 'FAILURE', 'DELAY'], orcpt: `rfc822;${addr('ok')}` });
     expect(d).toMatchObject({ state: 'submitted', queueId: expect.stringMatching(/^FAKE\d+$/) as unknown });
   });
 

@@ -16,14 +16,18 @@ const DocumentRef = z.object({
 });
 export type DocumentRef = z.infer<typeof DocumentRef>;
 
-/** A result accepted at intake: the normalised message with its documents replaced by references. */
+/** A result accepted at intake, by id: the router reads it from the message store. */
 export const IntakeJob = z.object({
   resultId: z.string(),
   source: z.string(),
   transport: z.enum(['mllp', 'kafka']),
   receivedAt: z.number(),
   acknowledgedAt: z.number().optional(),
-  result: z.object({
+});
+export type IntakeJob = z.infer<typeof IntakeJob>;
+
+/** The normalised message as the intake read it, its documents replaced by references (results.normalized). */
+export const QueuedResult = z.object({
     messageType: z.string(),
     event: z.string(),
     version: z.string(),
@@ -74,10 +78,8 @@ export const IntakeJob = z.object({
         ed: z.object({ bytes: z.number(), sha256: z.string() }).optional(),
       }),
     ),
-  }),
 });
-export type IntakeJob = z.infer<typeof IntakeJob>;
-export type QueuedResult = IntakeJob['result'];
+export type QueuedResult = z.infer<typeof QueuedResult>;
 
 const Attachment = z.object({ filename: z.string(), contentType: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 
@@ -100,19 +102,13 @@ export const MailSpec = z.object({
 });
 export type MailSpec = z.infer<typeof MailSpec>;
 
-/** One SMTP envelope: one mail to one recipient. Its id is the DSN ENVID, so every receipt finds its delivery. */
+/**
+ * One SMTP envelope: one mail to one recipient, by id. The dispatcher reads the rest (recipient, mail, DSN envelope
+ * id) from the message store, so a job lost with Redis is rebuilt from it (the sweeper) and Redis holds no address.
+ */
 export const DeliveryJob = z.object({
   deliveryId: z.string(),
-  mailId: z.string(),
-  /** The mail's attachments part in the mail store, shared with the other mails of the result. */
-  attachmentsId: z.string().optional(),
-  /** The mail's Message-ID (for the logs). */
-  messageId: z.string().optional(),
-  resultId: z.string(),
-  mailbox: z.string(),
-  recipient: z.string(),
-  /** When the result was acknowledged to its producer (for the intake→SMTP latency). */
-  acknowledgedAt: z.number(),
+  resultId: z.string().optional(),
   urgent: z.boolean().optional(),
   /** Set after an interrupted attempt: no new attempt before this time unless a DSN settles it. */
   reconcileUntil: z.number().optional(),

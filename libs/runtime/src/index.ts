@@ -1,16 +1,14 @@
 export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
 export { kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
-import { connectOrderedRedis, connectRedis, DocumentStore, MailStore, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
+import { connectOrderedRedis, connectRedis, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
-import { connectPostgres, ResultStore, type Pool } from '@mssgw/store';
+import { connectPostgres, MessageBodies, ResultStore, type Pool } from '@mssgw/store';
 import { createLogger, type Logger } from '@mssgw/telemetry';
 
 /** The stores, on one Redis connection. */
 export interface Stores {
   redis: Redis;
-  documents: DocumentStore;
-  mails: MailStore;
   status: StatusStore;
 }
 
@@ -19,15 +17,16 @@ export interface ServiceContext extends Stores {
   config: GatewayConfig;
   log: Logger;
   /**
-   * The same stores on a second connection that keeps call order (connectOrderedRedis), connected on first use: for
-   * the writes a job refers to, issued before the job on the same connection (the intake's and the router's queues use
-   * it).
+   * The same stores on a second connection that keeps call order (connectOrderedRedis), connected on first use: the
+   * intake's and the router's queues use it, so that successive bulk adds reach Redis in the order they were made.
    */
   ordered: Stores;
   /** The message store (PostgreSQL): a pool that connects on first use. */
   pg: Pool;
   /** The record of every result received, written before the producer's ACK. */
   results: ResultStore;
+  /** Documents and rendered mails (PostgreSQL): what the jobs name by id. */
+  bodies: MessageBodies;
 }
 
 /** A started service: it stops taking work, finishes or releases what it has, and closes its connections. */
@@ -52,8 +51,6 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
     });
     return {
       redis,
-      documents: new DocumentStore(redis, config.redis.prefix),
-      mails: new MailStore(redis, config.redis.prefix),
       status: new StatusStore(pg, redis),
     };
   };
@@ -64,6 +61,7 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
     ordered: stores(connectOrderedRedis(redisEndpoint(config), { lazyConnect: true })),
     pg,
     results: new ResultStore(pg),
+    bodies: new MessageBodies(pg),
   };
 }
 

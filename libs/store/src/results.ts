@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { bodyParams, insertBodies, sha256Of, type Body } from './bodies.ts';
 import { textParams, type Pool } from './postgres.ts';
 import { patientSearchKey } from './search.ts';
 
@@ -25,29 +25,34 @@ export interface ReceivedResult {
   ackReception: boolean;
   ackRead: boolean;
   receivedAt: number;
+  /** The documents the result carries, held as bodies with it. */
+  documents?: Body[];
+  /** The result as the intake read it, for the router (JSON). */
+  normalized?: unknown;
 }
 
-const hex = (s: string) => Buffer.from(s, 'hex');
-
 // One statement, one transaction, one WAL flush for a whole batch: the bodies first (a body already held is kept),
-// then the results; a result already recorded (same source, facility, control id and content) is left as it was.
-// The rows returned are the results this batch recorded for the first time. Each body is a parameter of its own,
-// which the driver sends as binary: in an array it would be spelt out in hex, twice its size, and cost the intake
-// more CPU than the rest of the result.
+// then the results and the bodies each holds; a result already recorded (same source, facility, control id and
+// content) is left as it was. The rows returned are the results this batch recorded for the first time.
 const recordStatement = (bodies: number, first: number) => `
-with b as (
-  insert into bodies (sha256, media_type, size, content)
-  values ${Array.from({ length: bodies }, (_, i) => `($${first + 3 * i}::bytea, 'x-application/hl7-v2+er7', $${first + 1 + 3 * i}::int, $${first + 2 + 3 * i}::bytea)`).join(', ')}
-  on conflict (sha256) do nothing
+with b as (${insertBodies(bodies, first)}),
+rb as (
+  insert into result_bodies (result_id, sha256)
+  select r, decode(s, 'hex') from unnest($20::text[], $21::text[]) as x (r, s)
+  on conflict do nothing
 )
 insert into results (result_id, source, transport, sending_application, sending_facility, control_id, content_sha256,
-  hl7_sha256, message_type, action, document_code, patient_ins, received_at, ack_reception, ack_read, patient_family, patient_given, patient_search)
-select r, s, t, sa, sf, c, decode(ch, 'hex'), decode(hh, 'hex'), mt, a, dc, pi, ra, ar, ad, pf, pg, ps
+  hl7_sha256, message_type, action, document_code, patient_ins, received_at, ack_reception, ack_read, patient_family, patient_given, patient_search,
+  normalized)
+select r, s, t, sa, sf, c, decode(ch, 'hex'), decode(hh, 'hex'), mt, a, dc, pi, ra, ar, ad, pf, pg, ps, nz::json
 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-  $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[])
-  as x (r, s, t, sa, sf, c, ch, hh, mt, a, dc, pi, ra, ar, ad, pf, pg, ps)
+  $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[],
+  $19::text[])
+  as x (r, s, t, sa, sf, c, ch, hh, mt, a, dc, pi, ra, ar, ad, pf, pg, ps, nz)
 on conflict (source, sending_facility, control_id, content_sha256) do nothing
 returning result_id`;
+
+const HL7_MEDIA_TYPE = 'x-application/hl7-v2+er7';
 
 export class ResultStore {
   private readonly pool: Pool;
@@ -62,8 +67,17 @@ export class ResultStore {
    */
   async record(results: ReceivedResult[]): Promise<boolean[]> {
     if (!results.length) return [];
-    const hl7Sha = results.map((r) => createHash('sha256').update(r.hl7).digest('hex'));
-    const bodies = new Map(results.map((r, i) => [hl7Sha[i]!, r.hl7]));
+    const hl7Sha = results.map((r) => sha256Of(r.hl7));
+    const bodies = new Map<string, Body>();
+    const held: [string, string][] = [];
+    results.forEach((r, i) => {
+      bodies.set(hl7Sha[i]!, { sha256: hl7Sha[i]!, mediaType: HL7_MEDIA_TYPE, content: r.hl7 });
+      held.push([r.resultId, hl7Sha[i]!]);
+      for (const d of r.documents ?? []) {
+        bodies.set(d.sha256, d);
+        held.push([r.resultId, d.sha256]);
+      }
+    });
     const col = <T>(f: (r: ReceivedResult) => T) => results.map(f);
     const columns = [
       col((r) => r.resultId), col((r) => r.source), col((r) => r.transport), col((r) => r.sendingApplication), col((r) => r.sendingFacility),
@@ -71,10 +85,12 @@ export class ResultStore {
       col((r) => r.messageType), col((r) => r.action), col((r) => r.documentCode), col((r) => r.patientIns ?? null),
       col((r) => new Date(r.receivedAt)), col((r) => r.ackReception), col((r) => r.ackRead),
       col((r) => r.patientFamily || null), col((r) => r.patientGiven || null), col((r) => patientSearchKey(r.patientFamily, r.patientGiven)),
+      col((r) => (r.normalized === undefined ? null : JSON.stringify(r.normalized))),
+      held.map(([r]) => r), held.map(([, s]) => s),
     ];
     const res = await this.pool.query<{ result_id: string }>(recordStatement(bodies.size, columns.length + 1), [
       ...textParams(columns),
-      ...[...bodies].flatMap(([sha, content]) => [hex(sha), content.length, content]),
+      ...bodyParams(bodies.values()),
     ]);
     const recorded = new Set(res.rows.map((r) => r.result_id));
     // Two copies in one batch: the first is the new one, the second a repeat.

@@ -5,7 +5,7 @@ import { bullConnection, type ServiceContext } from '@mssgw/runtime';
 
 export interface DeadLetter {
   deliveryId: string;
-  resultId: string;
+  resultId?: string;
   mailbox: string;
   queue: string;
   reason: string;
@@ -40,7 +40,7 @@ export async function replayDeadLetters(ctx: ServiceContext, which: { all: true 
       const job = await queue.getJob(dead.deliveryId);
       await ctx.status.apply(dead.deliveryId, operatorReplay());
       if (job && (await job.getState()) === 'failed') await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      else if (!job) await queue.add('deliver', DeliveryJob.parse({ ...dead, acknowledgedAt: dead.failedAt }), { jobId: dead.deliveryId });
+      else if (!job) await queue.add('deliver', DeliveryJob.parse({ deliveryId: dead.deliveryId, resultId: dead.resultId }), { jobId: dead.deliveryId });
       await entry.remove();
       replayed.push(dead.deliveryId);
     }

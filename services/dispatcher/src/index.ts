@@ -1,7 +1,7 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Transporter } from 'nodemailer';
 import type { ApplicativeMailboxConfig } from '@mssgw/config';
-import { afterFailedAttempt, failureText, isSendable, retriesExhausted, smtpAccepted, smtpFailure, type SmtpFailure } from '@mssgw/lifecycle';
+import { afterFailedAttempt, failureText, isSendable, retriesExhausted, smtpAccepted, smtpFailure, type DeliveryState, type SmtpFailure } from '@mssgw/lifecycle';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -25,7 +25,8 @@ export interface DispatcherService extends RunningService {
 
 /**
  * One worker and one pooled SMTP transport per applicative mailbox. A delivery is one envelope (one recipient)
- * with DSN requested: ENVID is the delivery id, ORCPT the recipient, so each DSN names exactly what it reports.
+ * with DSN requested: ENVID is the delivery's random envelope id, ORCPT the recipient, so each DSN names exactly
+ * what it reports, and only the operator that saw the envelope can name it.
  */
 export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherService> {
   const { config } = ctx;
@@ -83,11 +84,11 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   // The marker is set just before SMTP and cleared once the outcome is recorded, so a job put back by the rate
   // limiter or by a refused connection is not mistaken for one.
   const sendingKey = `${ctx.config.redis.prefix}:sending:${d.deliveryId}`;
-  // Both in one round trip (auto-pipelining), as are the read and the write below: each round trip costs a socket
-  // write and read on both sides, more than the commands themselves.
-  const [current, marker] = await Promise.all([ctx.status.getDelivery(d.deliveryId), ctx.redis.exists(sendingKey)]);
+  // The delivery (its state, recipient, mail and DSN envelope id) and the marker in one round trip each, side by side.
+  const [out, marker] = await Promise.all([ctx.bodies.outbound(d.deliveryId), ctx.redis.exists(sendingKey)]);
+  if (!out) throw new UnrecoverableError(`delivery ${d.deliveryId} is not in the message store`);
   // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
-  if (current && !isSendable(current.state)) return;
+  if (!isSendable(out.state as DeliveryState)) return;
   const interrupted = marker === 1;
   const until = d.reconcileUntil ?? (interrupted ? Date.now() + ctx.config.dispatcher.reconcileMs : undefined);
   if (until !== undefined && Date.now() < until) {
@@ -107,28 +108,26 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
     await worker.rateLimit(waitMs);
     throw Worker.RateLimitError();
   }
-  const [message] = await Promise.all([
-    ctx.mails.message(d.mailId, d.attachmentsId).catch(async (err: Error) => {
-      await ctx.redis.del(sendingKey); // nothing was sent: this is not an interrupted attempt
-      throw err;
-    }),
-    ctx.redis.set(sendingKey, String(Date.now()), 'PX', SENDING_MARKER_MS),
-  ]);
+  const [message] = await Promise.all([ctx.bodies.message(out), ctx.redis.set(sendingKey, String(Date.now()), 'PX', SENDING_MARKER_MS)]);
+  if (!message) {
+    await ctx.redis.del(sendingKey); // nothing was sent: this is not an interrupted attempt
+    throw new Error(`the mail of delivery ${d.deliveryId} is not in the message store (pruned?)`);
+  }
   try {
     const info = (await transport.sendMail({
       raw: message,
       // Sent as written; given here only so that nodemailer does not draw random bytes for an id of its own per mail.
-      messageId: d.messageId,
-      envelope: { from: d.mailbox, to: [d.recipient] },
-      dsn: { id: d.deliveryId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: d.recipient },
+      messageId: out.messageId,
+      envelope: { from: out.mailbox, to: [out.recipient] },
+      dsn: { id: out.envelopeId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: out.recipient },
     })) as { response: string; accepted: string[]; rejected: string[] };
     // The marker goes in the same step as the acceptance is recorded: never one without the other.
     const now = Date.now();
     const accepted = smtpAccepted(info.response, now);
     await ctx.status.apply(d.deliveryId, accepted, now, sendingKey);
     metrics.mailsSent.inc({ mailbox: mailbox.address });
-    metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - d.acknowledgedAt) / 1000);
-    ctx.log.info({ deliveryId: d.deliveryId, messageId: d.messageId, queueId: accepted.fields.queueId }, 'mail accepted by the operator');
+    if (out.acknowledgedAt) metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - out.acknowledgedAt) / 1000);
+    ctx.log.info({ deliveryId: d.deliveryId, messageId: out.messageId, queueId: accepted.fields.queueId }, 'mail accepted by the operator');
   } catch (e) {
     const err = e as SmtpError;
     const outcome = smtpFailure(err);
@@ -155,7 +154,7 @@ async function onFailed(ctx: ServiceContext, deadLetters: Queue, mailbox: Applic
   if (next !== 'dead-letter') return;
   const d = DeliveryJob.parse(job.data);
   const reason = failureText(err);
-  await deadLetters.add('dead-letter', { ...d, queue: QUEUES.send(mailbox.address), reason, failedAt: Date.now() }, { jobId: d.deliveryId });
+  await deadLetters.add('dead-letter', { ...d, mailbox: mailbox.address, queue: QUEUES.send(mailbox.address), reason, failedAt: Date.now() }, { jobId: d.deliveryId });
   await ctx.status.apply(d.deliveryId, retriesExhausted(reason));
   metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: smtpFailure(err).replyClass });
   ctx.log.error({ deliveryId: d.deliveryId, attempts: job.attemptsMade, reason: err.code ?? err.responseCode }, 'delivery dead-lettered');

@@ -1,11 +1,11 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { FINAL_STATES, REASONS, routingRefusal, sendingRetryPolicy } from '@mssgw/lifecycle';
 import { documentSettings, planResult, readCdaHeader, renderMail, senderMailbox, type ReceivedDocument } from '@mssgw/mssante';
-import { IntakeJob, QUEUES, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
+import { IntakeJob, QUEUES, QueuedResult, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
-import { pruneRecords } from '@mssgw/store';
+import { pruneRecords, sha256Of, type StoredMail } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
 
@@ -34,8 +34,9 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
         prefix: config.redis.prefix,
         defaultJobOptions: {
           ...sendingRetryPolicy(config.dispatcher),
-          removeOnComplete: { age: 24 * 3600, count: 100_000 },
-          removeOnFail: { age: 30 * 24 * 3600 },
+          // Every attempt's outcome is in the message store: a job done leaves nothing behind in Redis.
+          removeOnComplete: true,
+          removeOnFail: true,
         },
       });
       sendQueues.set(mailbox, q);
@@ -45,11 +46,17 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
 
   const processor = async (job: Job) => {
     const data = IntakeJob.parse(job.data);
-    const { result, resultId } = data;
+    const { resultId } = data;
+    const stored = await ctx.bodies.forRouting(resultId);
+    if (!stored) throw new Error(`result ${resultId} is not in the message store`);
+    // Routed already (a job queued again by a retransmission or by the sweeper): nothing to do twice.
+    if (stored.settled) return;
+    if (stored.normalized === undefined) throw new Error(`result ${resultId} has no stored form to route (pruned)`);
+    const result = QueuedResult.parse(stored.normalized);
     const mailbox = config.mailboxes.find((m) => m.sources.includes(data.source)) ?? config.mailboxes[0]!;
-    const documents = await loadDocuments(ctx, data);
+    const documents = readDocuments(result, stored.documents);
     // The same document and version already sent under another control id: acknowledged, not sent again.
-    const documentVersion = documentVersionOf(data, documents);
+    const documentVersion = documentVersionOf(result, documents);
     if (documentVersion) {
       const holder = await ctx.status.claimDocumentVersion(documentVersion, resultId);
       if (holder !== resultId) {
@@ -71,25 +78,23 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     });
     const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
     const renderedAt = new Date();
-    // Rendered once per mail, whatever its number of recipients and retries; the attachments part once per result.
-    const messages = specs.map((spec) => renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt));
-    const attachmentParts = new Map(messages.map((m) => [m.attachmentsId, m.attachments]));
-    const deliveries = specs.flatMap((spec, i) => deliveriesOf(spec, messages[i]!.attachmentsId, data, decision.recipients));
-    // The recipients' records are committed in the message store before a dispatcher can take a delivery; then the
-    // mails and the jobs go in one round trip, on the connection that keeps call order (the send queue uses it too),
-    // so the mails are in Redis before their jobs.
+    // Rendered once per mail, whatever its number of recipients and retries; the attachments part is one body for all
+    // the mails of the result that carry it.
+    const mails: StoredMail[] = specs.map((spec) => {
+      const m = renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt);
+      return { mailId: spec.mailId, head: m.head, ...(m.attachments.length ? { attachments: { sha256: sha256Of(m.attachments), mediaType: 'message/rfc822-part', content: m.attachments } } : {}) };
+    });
+    const deliveries = specs.flatMap((spec) => deliveriesOf(spec, data, result, decision.recipients));
+    // The mails and the recipients' records are committed in the message store before a dispatcher can take a
+    // delivery: its job names them only.
     const { status } = ctx;
     await Promise.all([
+      ctx.bodies.putMails(resultId, mails),
       ...documentIds.map((id) => status.indexDocument(id, resultId)),
       recordRefusals(status, resultId, decision.refusals),
       status.createDeliveries(deliveries.map((d) => d.record)),
     ]);
-    const { mails } = ctx.ordered;
-    await Promise.all([
-      ...specs.map((spec, i) => mails.put(spec.mailId, messages[i]!.head)),
-      ...[...attachmentParts].map(([id, bytes]) => mails.putAttachments(id, bytes)),
-      deliveries.length ? sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job)) : undefined,
-    ]);
+    if (deliveries.length) await sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job));
     await status.markRouted(resultId, data.acknowledgedAt);
     metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
@@ -140,10 +145,10 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
  * "id|version|action" of the result's first CDA (ClinicalDocument/id and versionNumber), else TXA-12 and the event
  * of an MDM. The action is part of it: a deletion names the same document and version as the initial send.
  */
-function documentVersionOf(data: IntakeJob, documents: ReceivedDocument[]): string | undefined {
+function documentVersionOf(result: QueuedResult, documents: ReceivedDocument[]): string | undefined {
   const h = documents.find((d) => d.header)?.header;
-  if (h?.id.root) return `${h.id.root}^${h.id.extension ?? ''}|${h.version ?? '1'}|${data.result.action}`;
-  return data.result.documentId ? `${data.result.documentId}|${data.result.event}|${data.result.action}` : undefined;
+  if (h?.id.root) return `${h.id.root}^${h.id.extension ?? ''}|${h.version ?? '1'}|${result.action}`;
+  return result.documentId ? `${result.documentId}|${result.event}|${result.action}` : undefined;
 }
 
 async function recordRefusals(status: StatusStore, resultId: string, refusals: Refusal[]): Promise<void> {
@@ -160,19 +165,18 @@ async function recordRefusals(status: StatusStore, resultId: string, refusals: R
   }));
 }
 
-/** Each document is fetched and its CDA header parsed once per routing job (a CDA can weigh 30 MB). */
-async function loadDocuments(ctx: ServiceContext, data: IntakeJob): Promise<ReceivedDocument[]> {
-  return Promise.all(
-    data.result.documents.map(async (ref) => {
-      const content = await ctx.documents.get(ref.sha256);
-      return ref.kind === 'cda' ? { ref, content, header: readCdaHeader(content) } : { ref, content };
-    }),
-  );
+/** The result's documents, read from the message store with it; each CDA header parsed once per routing job (a CDA can weigh 30 MB). */
+function readDocuments(result: QueuedResult, contents: Map<string, Buffer>): ReceivedDocument[] {
+  return result.documents.map((ref) => {
+    const content = contents.get(ref.sha256);
+    if (!content) throw new Error(`document ${ref.sha256} is not in the message store (pruned or never written)`);
+    return ref.kind === 'cda' ? { ref, content, header: readCdaHeader(content) } : { ref, content };
+  });
 }
 
-/** A delivery per recipient of a mail: the recipient's record (first state: queued) and the send job. */
-function deliveriesOf(spec: MailSpec, attachmentsId: string, intake: IntakeJob, recipients: Recipient[]) {
-  const urgent = Boolean(intake.result.urgent);
+/** A delivery per recipient of a mail: the recipient's record (first state: queued) and the send job, which names it. */
+function deliveriesOf(spec: MailSpec, intake: IntakeJob, result: QueuedResult, recipients: Recipient[]) {
+  const urgent = Boolean(result.urgent);
   return spec.to.map((recipient) => {
     const deliveryId = stableId('d', spec.mailId, recipient);
     const r = recipients.find((x) => x.address === recipient);
@@ -183,10 +187,7 @@ function deliveriesOf(spec: MailSpec, attachmentsId: string, intake: IntakeJob, 
       ...(r?.choice ? { detail: r.choice } : {}),
       mailId: spec.mailId, messageId: spec.messageId, mailbox: spec.from,
     };
-    const data: DeliveryJob = {
-      deliveryId, mailId: spec.mailId, attachmentsId, messageId: spec.messageId, resultId: spec.resultId, mailbox: spec.from, recipient,
-      acknowledgedAt: intake.acknowledgedAt ?? intake.receivedAt, ...(urgent ? { urgent } : {}),
-    };
+    const data: DeliveryJob = { deliveryId, resultId: intake.resultId, ...(urgent ? { urgent } : {}) };
     // An urgent result goes to the head of its send queue (O(1), whatever the backlog): it jumps every routine mail.
     return { record, job: { name: 'deliver', data, opts: { jobId: deliveryId, ...(urgent ? { lifo: true } : {}) } } };
   });

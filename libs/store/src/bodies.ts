@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import type { Pool } from './postgres.ts';
+
+/** A body held in the message store, by the SHA-256 of its bytes. */
+export interface Body {
+  sha256: string;
+  mediaType: string;
+  content: Buffer;
+}
+
+/** A mail as rendered once by the router: its head (headers and text), and its attachments part when it has one. */
+export interface StoredMail {
+  mailId: string;
+  head: Buffer;
+  attachments?: Body;
+}
+
+/** What the router reads of a result it routes. */
+export interface ResultToRoute {
+  /** The result as the intake read it (JSON, validated by the router), or undefined once its bodies are pruned. */
+  normalized: unknown;
+  /** Routed already, or found to be a duplicate: nothing is left to do. */
+  settled: boolean;
+  documents: Map<string, Buffer>;
+}
+
+/** What the dispatcher needs to send one delivery, read in one statement. */
+export interface Outbound {
+  state: string;
+  resultId: string;
+  recipient: string;
+  mailbox: string;
+  messageId: string | undefined;
+  /** The DSN ENVID: random, stored with the delivery (see migration 0004). */
+  envelopeId: string;
+  acknowledgedAt: number | undefined;
+  head: Buffer | undefined;
+  attachmentsSha256: string | undefined;
+}
+
+export const sha256Of = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
+const hex = (s: string) => Buffer.from(s, 'hex');
+
+/**
+ * "insert into bodies" for `count` bodies whose parameters start at $first, three each (sha256, media type, content).
+ * Each content is a parameter of its own, sent as binary: in an array it would be spelt out in hex, twice its size.
+ */
+export const insertBodies = (count: number, first: number): string => `insert into bodies (sha256, media_type, size, content)
+  values ${Array.from({ length: count }, (_, i) => `($${first + 3 * i}::bytea, $${first + 1 + 3 * i}, length($${first + 2 + 3 * i}::bytea), $${first + 2 + 3 * i}::bytea)`).join(', ')}
+  on conflict (sha256) do update set content = coalesce(bodies.content, excluded.content), pruned_at = null
+  where bodies.content is null`;
+
+export const bodyParams = (bodies: Iterable<Body>): unknown[] => [...bodies].flatMap((b) => [hex(b.sha256), b.mediaType, b.content]);
+
+/** Attachments parts a process keeps after reading them (about 110 KB each for a 40 KB PDF). */
+const RECENT_ATTACHMENTS = 32;
+
+/**
+ * The bodies the router and the dispatcher read and write: documents, rendered mails and their shared attachments
+ * parts, all in PostgreSQL. Redis only carries the jobs that name them.
+ */
+export class MessageBodies {
+  private readonly pool: Pool;
+  private readonly recentAttachments = new Map<string, Promise<Buffer | undefined>>();
+
+  constructor(pool: Pool) {
+    this.pool = pool;
+  }
+
+  /** A result to route: its normalized form and its documents. Undefined when the result is not recorded. */
+  async forRouting(resultId: string): Promise<ResultToRoute | undefined> {
+    const res = await this.pool.query<{ normalized: string | null; settled: boolean }>({
+      name: 'bodies_for_routing',
+      text: `select normalized::text as normalized, (routed_at is not null or duplicate_of is not null) as settled from results where result_id = $1`,
+      values: [resultId],
+    });
+    const row = res.rows[0];
+    if (!row) return undefined;
+    const normalized = row.normalized === null ? undefined : (JSON.parse(row.normalized) as unknown);
+    const shas = documentShas(normalized);
+    const documents = new Map<string, Buffer>();
+    if (shas.length) {
+      const docs = await this.pool.query<{ sha256: string; content: Buffer | null }>({
+        name: 'bodies_documents',
+        text: `select encode(sha256, 'hex') as sha256, content from bodies where sha256 = any($1::bytea[])`,
+        values: [shas.map(hex)],
+      });
+      for (const d of docs.rows) if (d.content) documents.set(d.sha256, d.content);
+    }
+    return { normalized, settled: row.settled, documents };
+  }
+
+  /**
+   * Records a result's rendered mails, in one statement: their attachments parts as bodies (once, whoever shares
+   * them), held by the result, and each mail's head. A mail already recorded is kept as it was (its recipients may
+   * have it already).
+   */
+  async putMails(resultId: string, mails: StoredMail[]): Promise<void> {
+    if (!mails.length) return;
+    const parts = new Map<string, Body>();
+    for (const m of mails) if (m.attachments) parts.set(m.attachments.sha256, m.attachments);
+    const first = 5;
+    const sql = `
+with ${parts.size ? `b as (${insertBodies(parts.size, first)}),
+rb as (insert into result_bodies (result_id, sha256) select $1, s from unnest($4::bytea[]) as s where s is not null on conflict do nothing),` : ''}
+m as (select * from unnest($2::text[], $3::bytea[], $4::bytea[]) as x (mail_id, head, attachments_sha256))
+insert into mails (mail_id, result_id, head, attachments_sha256)
+select mail_id, $1, head, attachments_sha256 from m
+on conflict (mail_id) do nothing`;
+    await this.pool.query(sql, [
+      resultId, mails.map((m) => m.mailId), mails.map((m) => m.head), mails.map((m) => (m.attachments ? hex(m.attachments.sha256) : null)),
+      ...bodyParams(parts.values()),
+    ]);
+  }
+
+  /** Everything the dispatcher needs to send a delivery, or undefined when there is no such delivery. */
+  async outbound(deliveryId: string): Promise<Outbound | undefined> {
+    const res = await this.pool.query<{
+      state: string; result_id: string; recipient: string; mailbox: string | null; message_id: string | null; envelope_id: string;
+      acknowledged_at: Date | null; head: Buffer | null; attachments_sha256: string | null;
+    }>({
+      name: 'bodies_outbound',
+      text: `select d.state, d.result_id, d.recipient, d.mailbox, d.message_id, d.envelope_id, r.acknowledged_at, m.head,
+          encode(m.attachments_sha256, 'hex') as attachments_sha256
+        from deliveries d left join mails m on m.mail_id = d.mail_id left join results r on r.result_id = d.result_id
+        where d.delivery_id = $1`,
+      values: [deliveryId],
+    });
+    const r = res.rows[0];
+    if (!r) return undefined;
+    return {
+      state: r.state, resultId: r.result_id, recipient: r.recipient, mailbox: r.mailbox ?? '', messageId: r.message_id ?? undefined,
+      envelopeId: r.envelope_id, acknowledgedAt: r.acknowledged_at?.getTime(), head: r.head ?? undefined,
+      attachmentsSha256: r.attachments_sha256 ?? undefined,
+    };
+  }
+
+  /** The message a delivery sends: its head, then its attachments part; undefined when a part is gone (pruned). */
+  async message(outbound: Outbound): Promise<Buffer | undefined> {
+    if (!outbound.head) return undefined;
+    if (!outbound.attachmentsSha256) return outbound.head;
+    const attachments = await this.attachmentsPart(outbound.attachmentsSha256);
+    return attachments ? Buffer.concat([outbound.head, attachments]) : undefined;
+  }
+
+  /**
+   * The mails of a result are queued together and sent moments apart: the attachments part they share is read once.
+   * A part never changes under its SHA-256, so the few most recent (a few MB at most) are kept, in flight included.
+   */
+  private attachmentsPart(sha256: string): Promise<Buffer | undefined> {
+    const cached = this.recentAttachments.get(sha256);
+    if (cached) {
+      this.recentAttachments.delete(sha256);
+      this.recentAttachments.set(sha256, cached);
+      return cached;
+    }
+    const read = this.pool
+      .query<{ content: Buffer | null }>({ name: 'bodies_content', text: 'select content from bodies where sha256 = $1', values: [hex(sha256)] })
+      .then((r) => r.rows[0]?.content ?? undefined);
+    this.recentAttachments.set(sha256, read);
+    if (this.recentAttachments.size > RECENT_ATTACHMENTS) this.recentAttachments.delete(this.recentAttachments.keys().next().value!);
+    // A part not (or no longer) there is not remembered: it is read again next time.
+    const forget = () => this.recentAttachments.delete(sha256);
+    read.then((b) => (b ? undefined : forget()), forget);
+    return read;
+  }
+}
+
+/** The SHA-256 of each document a normalized result refers to. */
+function documentShas(normalized: unknown): string[] {
+  const docs = (normalized as { documents?: { sha256?: unknown }[] } | undefined)?.documents;
+  if (!Array.isArray(docs)) return [];
+  return docs.map((d) => d.sha256).filter((s): s is string => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s));
+}
