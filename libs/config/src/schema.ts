@@ -277,6 +277,9 @@ export const GatewayConfigSchema = z
         poolSize: z.number().int().min(1).max(100).default(10).describe('Connections each process keeps open at most.'),
         connectTimeoutMs: z.number().int().positive().default(5_000).describe('How long a new connection may take before the attempt fails.'),
         migrateOnStart: z.boolean().default(true).describe('Apply pending schema migrations at start (under an advisory lock, so processes starting together are safe); off, run mssgw migrate.'),
+        sweepIntervalMs: z.number().int().min(100).default(60_000).describe('How often a router looks for results and recipients whose job Redis lost (a restart without persistence, a failover, a flush) and queues them again.'),
+        sweepGraceMs: z.number().int().min(0).default(60_000).describe('A result or recipient is only queued again by the sweeper once it has waited this long (its job is normally queued within milliseconds of its commit).'),
+        bodyRetentionDays: z.number().int().min(1).max(3650).default(30).describe("How long the bodies of a result (its HL7 text, documents, mails) are kept once every recipient is final; its record and its recipients' histories stay for receipts.retentionDays."),
       })
       .strict()
       .refine((p) => !p.sslMode.startsWith('verify') || p.caFile, { message: 'verify-ca and verify-full need postgres.caFile', path: ['caFile'] })
