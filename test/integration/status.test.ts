@@ -79,6 +79,59 @@ describe('recipient state machine (real PostgreSQL)', () => {
     expect(await store.claimDocumentVersion('doc|1|initial', 'r-b')).toBe('r-a');
   });
 
+  it('finds a recipient by the random envelope id its DSNs name, and notes what changes nothing in its history', async () => {
+    await store.createDelivery({ ...base, deliveryId: 'd-env', state: 'queued' });
+    const d = (await store.getDelivery('d-env'))!;
+    expect(d.envelopeId).toMatch(/^[0-9a-f]{32}$/);
+    expect((await store.deliveryForEnvelope(d.envelopeId!))?.deliveryId).toBe('d-env');
+    expect(await store.deliveryForEnvelope('d-env')).toBeUndefined();
+    expect(await store.note('d-env', { state: 'delivered', source: 'dsn', detail: 'forged: envelope-unknown; delivered 2.0.0' })).toBe(true);
+    expect(await store.note('d-none', { state: 'delivered', source: 'dsn', detail: 'x' })).toBe(false);
+    expect((await store.getDelivery('d-env'))!.state).toBe('queued');
+    expect((await store.history('d-env')).map((h) => [h.state, h.applied, h.source, h.detail])).toEqual([
+      ['queued', true, 'router', undefined], ['delivered', false, 'dsn', 'forged: envelope-unknown; delivered 2.0.0'],
+    ]);
+  });
+
+  it('matches replies by In-Reply-To, References, then the sender; keeps each once, with its body; lists those that match nothing', async () => {
+    const mailbox = 'noreply@chu.mssante.test';
+    await store.createDeliveries([
+      { ...base, deliveryId: 'd-r1', resultId: 'r-r', recipient: 'Doc@c.mssante.test', messageId: '<r-r-ps@chu>', mailbox, state: 'queued' },
+      { ...base, deliveryId: 'd-r2', resultId: 'r-r', recipient: 'other@c.mssante.test', messageId: '<r-r-ps@chu>', mailbox, state: 'queued' },
+    ]);
+    const mail = (n: string) => Buffer.from(`From: x\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n`);
+    const thread = await store.replies.record({ mailbox, source: mail('1'), from: 'doc@c.mssante.test', subject: 'Re: 1', inReplyTo: '<R-R-PS@chu>', references: [], auto: false, forwardTo: 'secretariat@chu.mssante.test' });
+    expect(thread).toMatchObject({ created: true, matchedBy: 'in-reply-to', resultId: 'r-r', deliveryId: 'd-r1', forwardPending: true });
+    // The same mail again (read twice after a crash): one reply, still to forward.
+    expect(await store.replies.record({ mailbox, source: mail('1'), from: 'doc@c.mssante.test', inReplyTo: '<r-r-ps@chu>', references: [], auto: false, forwardTo: 'secretariat@chu.mssante.test' }))
+      .toMatchObject({ id: thread.id, created: false, forwardPending: true });
+    // Someone the result was not sent to, in the thread: the result, no recipient.
+    expect(await store.replies.record({ mailbox, source: mail('2'), from: 'stranger@c.mssante.test', references: ['<nothing@x>', '<r-r-ps@chu>'], auto: false }))
+      .toMatchObject({ matchedBy: 'references', resultId: 'r-r' });
+    expect(await store.replies.record({ mailbox, source: mail('3'), from: 'other@c.mssante.test', references: [], auto: false }))
+      .toMatchObject({ matchedBy: 'sender', resultId: 'r-r', deliveryId: 'd-r2' });
+    const lost = await store.replies.record({ mailbox, source: mail('4'), from: 'nobody@c.mssante.test', subject: 'Question', references: ['<unknown@x>'], auto: false });
+    expect(lost).toMatchObject({ matchedBy: 'none', created: true, forwardPending: false });
+    expect(lost.resultId).toBeUndefined();
+
+    // The recipient's history names the reply by id only.
+    expect((await store.history('d-r1')).filter((h) => h.source === 'reply')).toMatchObject([{ state: 'queued', applied: false, detail: `reply ${thread.id}` }]);
+    expect((await store.getDelivery('d-r1'))!.state).toBe('queued');
+    const unmatched = await store.listReplies({ unmatched: true, mailbox });
+    expect(unmatched.map((r) => [r.id, r.from, r.subject, r.matchedBy])).toEqual([[lost.id, 'nobody@c.mssante.test', 'Question', 'none']]);
+    const all = await store.listReplies({ mailbox });
+    expect(all).toHaveLength(4);
+    expect((await store.listReplies({ resultId: 'r-r' })).length).toBe(3);
+    const page = await store.listReplies({ mailbox, limit: 2 });
+    expect(page.map((r) => r.id)).toEqual(all.slice(0, 2).map((r) => r.id));
+    expect((await store.listReplies({ mailbox, before: page[1]!.id })).map((r) => r.id)).toEqual(all.slice(2).map((r) => r.id));
+    expect((await store.replies.body(thread.id))!.toString()).toContain('body 1');
+    expect((await store.replies.pendingForwards(mailbox)).map((r) => r.id)).toEqual([thread.id]);
+    await store.replies.markForwarded(thread.id);
+    expect(await store.replies.pendingForwards(mailbox)).toEqual([]);
+    expect((await store.replies.get(thread.id))?.forwardedAt).toBeGreaterThan(0);
+  });
+
   it('finds a recipient from the Message-ID and address an MDN names', async () => {
     await store.createDelivery({ ...base, deliveryId: 'd-5', state: 'queued', messageId: '<M5@X>', recipient: 'B@c.mssante.test' });
     expect(await store.deliveryForMessage('<m5@x>', 'b@C.mssante.test')).toBe('d-5');

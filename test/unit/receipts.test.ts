@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseDisposition, parseFieldBlocks, parseReceipt } from '@mssgw/receipts';
+import { mailOrigin, parseDisposition, parseFieldBlocks, parseReceipt } from '@mssgw/receipts';
 
 const CORPORA = path.resolve(import.meta.dirname, '../corpora');
 const corpus = (p: string) => readFileSync(path.join(CORPORA, p));
@@ -76,6 +76,38 @@ describe('receipts', () => {
       expect((await parseReceipt(readFileSync(path.join(dir, f)))).kind, f).toBe('other');
     }
     const plain = 'From: a@x\r\nTo: b@y\r\nSubject: merci\r\nMessage-ID: <1@x>\r\n\r\nMerci docteur.\r\n';
-    expect(await parseReceipt(plain)).toEqual({ kind: 'other', reason: 'not-a-receipt', messageId: '<1@x>' });
+    expect(await parseReceipt(plain)).toEqual({
+      kind: 'other', reason: 'not-a-receipt', messageId: '<1@x>', reply: { subject: 'merci', references: [] }, origin: { from: 'a@x', smtpHops: 0, received: 0 },
+    });
+  });
+
+  it('reads what a reply says of its thread: In-Reply-To, References, Subject (decoded), Date', async () => {
+    const reply = [
+      'Return-Path: <279035121518989@patient.mssante.fr>',
+      'Received: from mx.patient.test (mx.patient.test [10.0.0.1])', '\tby mail.operator.test (Postfix) with ESMTP id 1', '\tfor <labo-noreply@chu-demo.mssante.test>',
+      'Received: from client (unknown [10.0.0.2]) by mx.patient.test', 'From: "Jean Dupont" <279035121518989@Patient.MSSante.fr>',
+      'To: labo-noreply@chu-demo.mssante.test', 'Subject: =?UTF-8?Q?Re=C2=A0:_R=C3=A9sultat?=', 'Date: Sun, 06 Dec 2026 22:00:00 +0000',
+      'Message-ID: <reply-1@patient.test>', 'In-Reply-To: <r-0123-pat@chu-demo.mssante.test>',
+      'References: <older@x.test>', ' <r-0123-pat@chu-demo.mssante.test>', '', 'Bonjour, que veut dire ce résultat ?', '',
+    ].join('\r\n');
+    const r = await parseReceipt(reply);
+    expect(r).toMatchObject({
+      kind: 'other', reason: 'not-a-receipt',
+      reply: { subject: 'Re\u00a0: Résultat', date: Date.parse('2026-12-06T22:00:00Z'), inReplyTo: '<r-0123-pat@chu-demo.mssante.test>', references: ['<older@x.test>', '<r-0123-pat@chu-demo.mssante.test>'] },
+      origin: { returnPath: '279035121518989@patient.mssante.fr', from: '279035121518989@patient.mssante.fr', smtpHops: 2, received: 2 },
+    });
+  });
+
+  it("tells a DSN the operator wrote (no hop over SMTP, null sender) from one received over SMTP", async () => {
+    const own = await parseReceipt(readFileSync(path.join(import.meta.dirname, '../fixtures/receipts/postfix-failure-dsn.eml')));
+    const header = readFileSync(path.join(import.meta.dirname, '../fixtures/receipts/postfix-failure-dsn.eml'), 'latin1');
+    expect(own.origin).toEqual({ returnPath: '', from: 'mailer-daemon@operator.test', smtpHops: 0, received: 1 });
+    const injected = `Received: from attacker.test (attacker.test [10.9.9.9])\r\n\tby mail.operator.test (Postfix) with ESMTP id 2\r\n${header}`;
+    expect((await parseReceipt(injected)).origin).toMatchObject({ smtpHops: 1 });
+    // Fields the sender wrote come after the operator's: the first Return-Path and From count.
+    const spoofed = mailOrigin(Buffer.from('Return-Path: <a@x.test>\r\nReturn-Path: <>\r\nFrom: b@y.test\r\nFrom: <c@z.test>\r\n\r\nx'), 4096);
+    expect(spoofed).toEqual({ returnPath: 'a@x.test', from: 'b@y.test', smtpHops: 0, received: 0 });
+    expect(mailOrigin(Buffer.from('Return-Path: <MAILER-DAEMON>\r\nReceived: by mail.operator.test (Postfix, from userid 0)\r\n\r\n'), 4096))
+      .toEqual({ returnPath: '', smtpHops: 0, received: 1 });
   });
 });

@@ -3,6 +3,7 @@ import { addressOf, parseFieldBlocks, typedValue } from './fields.ts';
 import { fastReport } from './fast.ts';
 import { inferBounce } from './inferred.ts';
 import { checkStructure, DEFAULT_RECEIPT_LIMITS, MAX_RECIPIENTS, MESSAGE_ID_FIELD, UnreadableMail, type ReceiptLimits } from './limits.ts';
+import { mailOrigin, type MailOrigin } from './origin.ts';
 
 export interface DsnRecipient {
   recipient: string;
@@ -25,7 +26,22 @@ export interface Disposition {
   error?: { code: string; label: string };
 }
 
-export type Receipt =
+/** What a mail that is no receipt says about the conversation it belongs to (a reply, an auto-reply). */
+export interface ReplyFields {
+  /** Its Subject, decoded (personal data: stored, never logged). */
+  subject?: string;
+  /** Its Date, in ms. */
+  date?: number;
+  inReplyTo?: string;
+  /** Message-IDs of its References field, oldest first (at most 50). */
+  references: string[];
+}
+
+/**
+ * What one mail says. `origin` (set by parseReceipt) tells where the mail came from: the receipts reader believes a
+ * receipt only as far as its origin allows (docs/message.md, Receipts).
+ */
+export type Receipt = (
   | {
       kind: 'dsn';
       envelopeId?: string;
@@ -44,7 +60,8 @@ export type Receipt =
       originalRecipient?: string;
       disposition: Disposition;
     }
-  | { kind: 'other'; reason: 'auto-reply' | 'not-a-receipt'; messageId?: string };
+  | { kind: 'other'; reason: 'auto-reply' | 'not-a-receipt'; messageId?: string; reply?: ReplyFields }
+) & { origin?: MailOrigin };
 
 /** The first `max` bytes of a part, as text: a report or returned headers say what matters at their start. */
 const partText = (content: Buffer, max: number) => content.toString('utf8', 0, Math.min(content.length, max));
@@ -144,7 +161,24 @@ function mdnFrom(reportText: string, inReplyTo: string | undefined): Extract<Rec
  * one of the limits, or that the MIME parser cannot read, throws an UnreadableMail naming why.
  */
 export async function parseReceipt(source: Buffer | string, limits: Partial<ReceiptLimits> = {}): Promise<Receipt> {
-  return read(typeof source === 'string' ? Buffer.from(source, 'utf8') : source, { ...DEFAULT_RECEIPT_LIMITS, ...limits }, 0);
+  const raw = typeof source === 'string' ? Buffer.from(source, 'utf8') : source;
+  const all = { ...DEFAULT_RECEIPT_LIMITS, ...limits };
+  const receipt = await read(raw, all, 0);
+  // The mail's own origin, also for a report found inside an attached message: the mail is what reached us.
+  return { ...receipt, origin: mailOrigin(raw, all.maxTextBytes) };
+}
+
+const SUBJECT_CHARS = 998;
+const REFERENCES = 50;
+
+/** The threading fields of a mail that is no receipt, each bounded. */
+function replyFields(mail: ParsedMail): ReplyFields {
+  const ids = (v: string | string[] | undefined) => (Array.isArray(v) ? v : typeof v === 'string' ? v.split(/\s+/) : []);
+  const references = ids(mail.references).map((r) => r.trim()).filter((r) => /^<[^<>\s]{1,994}>$/.test(r)).slice(-REFERENCES);
+  const inReplyTo = typeof mail.inReplyTo === 'string' ? /<[^<>\s]{1,994}>/.exec(mail.inReplyTo)?.[0] : undefined;
+  const subject = typeof mail.subject === 'string' ? mail.subject.slice(0, SUBJECT_CHARS) : undefined;
+  const date = mail.date instanceof Date && Number.isFinite(mail.date.getTime()) ? mail.date.getTime() : undefined;
+  return { references, ...(inReplyTo ? { inReplyTo } : {}), ...(subject !== undefined ? { subject } : {}), ...(date !== undefined ? { date } : {}) };
 }
 
 /** `depth`: how many attached messages deep this one is; each is parsed again, so the depth bounds the work. */
@@ -188,5 +222,5 @@ async function read(raw: Buffer, limits: ReceiptLimits, depth: number): Promise<
   const autoSubmitted = mail.headers.get('auto-submitted');
   const auto = typeof autoSubmitted === 'string' && autoSubmitted.toLowerCase() !== 'no';
   const messageId = within(mail.messageId, MESSAGE_ID_CHARS);
-  return { kind: 'other', reason: auto ? 'auto-reply' : 'not-a-receipt', ...(messageId ? { messageId } : {}) };
+  return { kind: 'other', reason: auto ? 'auto-reply' : 'not-a-receipt', ...(messageId ? { messageId } : {}), reply: replyFields(mail) };
 }

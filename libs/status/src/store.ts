@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import {
-  confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type Transition, type TransitionFields,
+  confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type HistoryNote, type Transition, type TransitionFields,
 } from '@mssgw/lifecycle';
 import { textParams, type Pool } from '@mssgw/store';
+import { ReplyStore, type Reply, type ReplyFilter } from './replies.ts';
 
 export type { DeliveryState } from '@mssgw/lifecycle';
 
@@ -20,6 +21,8 @@ export interface Delivery {
   mailId?: string;
   messageId?: string;
   mailbox?: string;
+  /** The DSN ENVID its mail was sent with: random, so that a DSN naming it comes from who saw the envelope. */
+  envelopeId?: string;
   /** Why a recipient was refused or failed (no-mailbox, not-whitelisted, 5.1.1 ...). */
   reason?: string;
   detail?: string;
@@ -76,11 +79,12 @@ interface DeliveryRow {
   delivery_id: string; result_id: string; recipient: string; recipient_id: string | null; kind: string; state: string;
   mail_id: string | null; message_id: string | null; mailbox: string | null; reason: string | null; detail: string | null;
   smtp_response: string | null; queue_id: string | null; dsn_status: string | null; dsn_at: Date | null; submitted_at: Date | null; updated_at: Date;
+  envelope_id?: string | null;
 }
 
 function deliveryOf(r: DeliveryRow): Delivery {
   const optional = {
-    recipientId: r.recipient_id, mailId: r.mail_id, messageId: r.message_id, mailbox: r.mailbox, reason: r.reason, detail: r.detail,
+    recipientId: r.recipient_id, mailId: r.mail_id, messageId: r.message_id, mailbox: r.mailbox, envelopeId: r.envelope_id, reason: r.reason, detail: r.detail,
     smtpResponse: r.smtp_response, queueId: r.queue_id, dsnStatus: r.dsn_status, dsnAt: ms(r.dsn_at), submittedAt: ms(r.submitted_at),
   };
   return {
@@ -138,10 +142,18 @@ export class StatusStore {
   private readonly pool: Pool;
   /** Where the dispatcher's "attempt in progress" markers live (`clears`), deleted once a change is committed. */
   private readonly redis: Redis | undefined;
+  /** The replies that reach the sending mailboxes (issue #25). */
+  readonly replies: ReplyStore;
 
   constructor(pool: Pool, redis?: Redis) {
     this.pool = pool;
     this.redis = redis;
+    this.replies = new ReplyStore(pool);
+  }
+
+  /** Replies newest first (see ReplyStore.list): `{ unmatched: true }` lists those that answer nothing we know. */
+  listReplies(filter: ReplyFilter = {}): Promise<Reply[]> {
+    return this.replies.list(filter);
   }
 
   /** Every statement's text parameters lose their NULs: a hostile DSN or Message-ID must not fail its statement forever. */
@@ -343,6 +355,25 @@ export class StatusStore {
   /** The consumer has told the producers: the entries leave the outbox. */
   async ackEvents(_group: string, ids: string[]): Promise<void> {
     if (ids.length) await this.q('delete from status_outbox where id = any($1::bigint[])', [ids]);
+  }
+
+  /** The delivery a DSN's ENVID names (its random envelope id), if any. */
+  async deliveryForEnvelope(envelopeId: string): Promise<Delivery | undefined> {
+    const res = await this.q<DeliveryRow>('select * from deliveries where envelope_id = $1', [envelopeId]);
+    return res.rows[0] ? deliveryOf(res.rows[0]) : undefined;
+  }
+
+  /**
+   * Adds an entry to a recipient's history that changes nothing (`applied: false`): a receipt that was not believed,
+   * a reply. Returns false when there is no such recipient.
+   */
+  async note(deliveryId: string, note: HistoryNote, at = Date.now()): Promise<boolean> {
+    const res = await this.q(
+      `insert into delivery_events (delivery_id, at, state, applied, source, detail)
+       select delivery_id, $2, $3, false, $4, $5 from deliveries where delivery_id = $1`,
+      [deliveryId, new Date(at), note.state, note.source, note.detail],
+    );
+    return (res.rowCount ?? 0) > 0;
   }
 
   /** For MDNs, which name the original Message-ID and the recipient rather than our envelope id. */

@@ -4,15 +4,19 @@ import { messageIdHash, parseReceipt, UnreadableMail, type QuarantineReason, typ
 import { mailboxTls, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 import { applyReceipt } from './apply.ts';
+import { initReplyMetrics, recordReply, ReplyForwarder } from './replies.ts';
 
-export { applyReceipt, type ApplyOutcome } from './apply.ts';
+export { applyReceipt, fromOperator, type ApplyOutcome } from './apply.ts';
+export { recordReply, ReplyForwarder } from './replies.ts';
 
 /** Folders of the applicative mailbox where read mail is moved: a restart never reads it twice. */
 export const PROCESSED_FOLDER = 'Processed';
 export const UNRECOGNISED_FOLDER = 'Unrecognised';
+/** Replies (neither DSN nor MDN), once recorded in the message store (and forwarded when so configured). */
+export const REPLIES_FOLDER = 'Replies';
 /** Mail that could not be read (over a limit, broken, or never recordable), set aside so that it holds nothing back. */
 export const QUARANTINE_FOLDER = 'Quarantine';
-const FOLDERS = [PROCESSED_FOLDER, UNRECOGNISED_FOLDER, QUARANTINE_FOLDER] as const;
+const FOLDERS = [PROCESSED_FOLDER, UNRECOGNISED_FOLDER, REPLIES_FOLDER, QUARANTINE_FOLDER] as const;
 type Folder = (typeof FOLDERS)[number];
 
 /** One fetch of sources: at most this many mails and bytes (one mail over it goes alone), within the heap's 256 MB. */
@@ -27,6 +31,8 @@ interface Outcome {
   uid: number;
   folder?: Folder;
   recorded?: boolean;
+  /** A reply recorded now whose copy is still to send. */
+  forward?: boolean;
   failed?: { err: Error; source: Buffer };
   /** Why it goes to Quarantine, and what the log line may say of it. */
   quarantined?: { reason: QuarantineReason; bytes: number; messageIdHash?: string; error?: string };
@@ -35,6 +41,8 @@ interface Outcome {
 export interface ReceiptsService extends RunningService {
   /** Reads every waiting mail of every mailbox now (the periodic sweep does the same). */
   sweep(): Promise<void>;
+  /** Sends the copies of replies still pending now (each sweep that records a reply, and the periodic one, do too). */
+  forwardReplies(): Promise<void>;
 }
 
 /** A mail set aside; `mail` is its source, or only its size when it was too large to fetch. */
@@ -55,10 +63,13 @@ class MailboxReader {
   private readonly limits: ReceiptLimits;
   /** Failed recordings per UID, for the mails left in INBOX. */
   private readonly failures = new Map<number, number>();
+  /** Sends the copies of replies to mailboxes[].forwardRepliesTo. */
+  readonly forwarder: ReplyForwarder;
 
   constructor(ctx: ServiceContext, mailbox: ApplicativeMailboxConfig) {
     this.ctx = ctx;
     this.mailbox = mailbox;
+    this.forwarder = new ReplyForwarder(ctx, mailbox);
     const { maxMailBytes, maxTextBytes, maxMimeParts, maxNestingDepth } = ctx.config.receipts;
     this.limits = { maxMailBytes, maxTextBytes, maxMimeParts, maxNestingDepth };
   }
@@ -193,13 +204,21 @@ class MailboxReader {
       this.ctx.log.warn({ mailbox, uid, ...q }, 'mail quarantined');
     }
     if (this.failures.size > 10_000) this.failures.clear(); // UIDs of mails others removed; the counts only delay quarantine
+    // Copies of the replies just recorded leave outside the mailbox's lock; one that fails is sent at a later sweep.
+    if (outcomes.some((o) => o.forward)) void this.forwardLogged();
     const failed = outcomes.filter((o) => !o.folder);
     const count = (f: Folder) => outcomes.filter((o) => o.folder === f).length;
-    this.ctx.log.info({ mailbox, read: outcomes.length, unrecognised: count(UNRECOGNISED_FOLDER), quarantined: count(QUARANTINE_FOLDER), left: failed.length }, 'receipts read');
+    this.ctx.log.info({ mailbox, read: outcomes.length, unrecognised: count(UNRECOGNISED_FOLDER), replies: count(REPLIES_FOLDER), quarantined: count(QUARANTINE_FOLDER), left: failed.length }, 'receipts read');
     if (failed.length) {
       this.ctx.log.warn({ mailbox, left: failed.length, err: failed[0]!.failed?.err.message }, 'receipts not recorded; left in INBOX for the next sweep');
     }
     return { left: failed.length, storeDown: !storeUp };
+  }
+
+  /** Forwards pending copies of replies; a failure is logged, and the next sweep tries again. */
+  forwardLogged(): Promise<void> {
+    if (!this.mailbox.forwardRepliesTo) return Promise.resolve();
+    return this.forwarder.forwardPending().catch((err: Error) => this.ctx.log.warn({ mailbox: this.mailbox.address, err: err.name }, 'forwarding replies failed; the next sweep tries again'));
   }
 
   private storeAnswers(): Promise<boolean> {
@@ -216,6 +235,11 @@ class MailboxReader {
       return quarantine(uid, reason, source, err instanceof UnreadableMail ? undefined : (err as Error).name);
     }
     try {
+      if (receipt.kind === 'other') {
+        metrics.receipts.inc({ mailbox: this.mailbox.address, kind: 'other', outcome: receipt.reason });
+        const reply = await recordReply(this.ctx, receipt, source, this.mailbox);
+        return { uid, folder: REPLIES_FOLDER, recorded: true, forward: reply.forwardPending };
+      }
       const outcome = await applyReceipt(this.ctx, receipt, this.mailbox.address);
       return { uid, folder: outcome === 'not-a-receipt' || outcome === 'uncorrelated' ? UNRECOGNISED_FOLDER : PROCESSED_FOLDER, recorded: true };
     } catch (err) {
@@ -226,17 +250,19 @@ class MailboxReader {
   async stop(): Promise<void> {
     this.running = false;
     await this.sweeping;
+    await this.forwarder.stop();
     await this.client?.logout().catch(() => this.client?.close());
   }
 }
 
 /** One IMAP reader per applicative mailbox, a periodic sweep, and the confirmation-timeout check. */
 export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
+  for (const m of ctx.config.mailboxes) initReplyMetrics(m.address);
   const readers = ctx.config.mailboxes.map((m) => new MailboxReader(ctx, m));
   const loops = readers.map((r) => r.run());
   let expiring: Promise<unknown> | undefined;
   const timer = setInterval(() => {
-    for (const r of readers) void r.sweepLogged();
+    for (const r of readers) void r.sweepLogged().then(() => r.forwardLogged());
     // One timeout sweep at a time: a slow one must not overlap the next tick.
     expiring ??= ctx.status
       .expireUnconfirmed(ctx.config.receipts.confirmationTimeoutMs)
@@ -247,6 +273,9 @@ export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
     name: 'receipts',
     sweep: async () => {
       await Promise.all(readers.map((r) => r.sweep()));
+    },
+    forwardReplies: async () => {
+      await Promise.all(readers.map((r) => r.forwardLogged()));
     },
     async stop() {
       clearInterval(timer);
