@@ -78,9 +78,9 @@ export function parseSearch(q: ResultsQuery): ResultSearch | { refused: string }
   return search;
 }
 
-/** Parameter names in a raw query string that the route does not know (a typo would otherwise widen the search). */
-export function unknownParameters(url: string): string[] {
-  const known = new Set<string>([...LOOKUP_PARAMETERS, ...SEARCH_PARAMETERS]);
+/** Parameter names in a raw query string that the route does not know (a typo would otherwise widen the search): by default, GET /api/v1/results's. */
+export function unknownParameters(url: string, names: readonly string[] = [...LOOKUP_PARAMETERS, ...SEARCH_PARAMETERS]): string[] {
+  const known = new Set<string>(names);
   const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
   return [...new Set([...new URLSearchParams(query).keys()])].filter((k) => !known.has(k));
 }

@@ -43,9 +43,10 @@ export async function startGateway(config: GatewayConfig, names: readonly Servic
     // The message store first: nothing is taken in that could not be recorded.
     const applied = await prepareSchema(ctx.pg, config.postgres);
     if (applied.length) ctx.log.info({ migrations: applied.map((m) => m.version) }, 'message store migrated');
-    // Every process serves /healthz and /metrics (probes, Prometheus), whichever services it runs.
-    // Downstream first, so that nothing is accepted before it can be carried through.
-    services.push((gateway.api = await startApi(ctx)));
+    // Every process serves /healthz and /metrics (probes, Prometheus), whichever services it runs; only the api
+    // service serves the API itself (behind its credentials, TLS when configured). Downstream first, so that nothing
+    // is accepted before it can be carried through.
+    services.push((gateway.api = await startApi(ctx, { routes: names.includes('api') })));
     if (names.includes('feedback')) services.push((gateway.feedback = await startFeedback(ctx)));
     if (names.includes('receipts')) services.push((gateway.receipts = await startReceipts(ctx)));
     if (names.includes('dispatcher')) services.push(await startDispatcher(ctx));
