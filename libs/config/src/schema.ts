@@ -411,6 +411,7 @@ export const GatewayConfigSchema = z
               .optional()
               .describe('Expected SHA-256 (hex) of the list; a list that does not match is not used.'),
             checksumUrl: z.string().url().optional().describe('URL of the published checksum file, instead of sha256.'),
+            caFile: filePath.optional().describe("CA certificates (PEM) trusted for an https location (or checksumUrl) besides Node's own store: the IGC-Santé chain, for a server whose certificate it signs (docs/deployment.md)."),
             refreshIntervalMs: z.number().int().min(60_000).default(24 * 3600_000).describe('How often the list is loaded again.'),
           })
           .strict()
@@ -472,6 +473,7 @@ export const GatewayConfigSchema = z
         extraction: z
           .object({
             location: z.string().min(1).describe('File (.zip or .txt) or https URL of Extraction_Correspondance_MSSante.'),
+            caFile: filePath.optional().describe("CA certificates (PEM) trusted for an https location besides Node's own store: the IGC-Santé chain, for a server whose certificate it signs (docs/deployment.md)."),
             refreshIntervalMs: z.number().int().min(60_000).describe('How often the extraction is imported again (one import across all routers).'),
             minRatio: z.number().min(0).max(1).describe('A new import with fewer mailboxes than this share of the current one is not swapped in.'),
           })
@@ -481,6 +483,7 @@ export const GatewayConfigSchema = z
         fhir: z
           .object({
             baseUrl: z.string().url().describe('Base URL of the Annuaire Santé FHIR API.'),
+            caFile: filePath.optional().describe("CA certificates (PEM) trusted for an https baseUrl besides Node's own store: the IGC-Santé chain, for a server whose certificate it signs (docs/deployment.md)."),
             apiKey: SecretRef.describe('API key, sent in the ESANTE-API-KEY header.'),
             timeoutMs: z.number().int().positive().describe('A request unanswered after this long fails.'),
             cacheTtlMs: z.number().int().nonnegative().describe('How long an answer (a miss too) is kept.'),
