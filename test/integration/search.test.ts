@@ -9,6 +9,7 @@ import { startGateway, type Gateway } from '../../services/gateway/src/start.ts'
 import { doctorAddress, loadSearchData } from '../../bench/search.ts';
 import { makeCisisResult, PATIENTS, type SamplePatient, type SamplePractitioner } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
+import { apiClient, type ApiClient } from '../support/api.ts';
 
 interface Summary {
   resultId: string; source: string; controlId: string; receivedAt: number; acknowledgedAt: number; documentCode: string; action: string;
@@ -19,6 +20,7 @@ interface Page { results: Summary[]; next?: string }
 describe('GET /api/v1/results: the search', () => {
   let gateway: Gateway;
   let base: string;
+  let api: ApiClient;
   const t = tag();
   const noel = PATIENTS[2]!; // ESSAI-NOËL ÉLODIE
   const martin = PATIENTS[1]!; // DEMO-MARTIN LUC
@@ -43,7 +45,7 @@ describe('GET /api/v1/results: the search', () => {
   const names = new Map<string, string>(); // result id → R1
 
   const get = async (query: string): Promise<{ status: number; body: Page & { error?: string; reason?: string } }> => {
-    const res = await fetch(`${base}/api/v1/results${query ? `?${query}` : ''}`);
+    const res = await api.fetch(`${base}/api/v1/results${query ? `?${query}` : ''}`);
     return { status: res.status, body: (await res.json()) as Page & { error?: string; reason?: string } };
   };
   /** The results a search finds, by their names in `sent`, newest first (one page of up to 500). */
@@ -60,6 +62,7 @@ describe('GET /api/v1/results: the search', () => {
       c.mailboxes[0]!.sources = ['lab', 'imaging'];
     }));
     base = `http://127.0.0.1:${gateway.api!.port}`;
+    api = await apiClient(gateway.ctx.pg, 'operator');
     for (const r of sent) {
       const listener = gateway.intake!.listeners.find((l) => l.source === r.source)!;
       const c = new MllpClient({ host: '127.0.0.1', port: listener.port });
@@ -92,7 +95,7 @@ describe('GET /api/v1/results: the search', () => {
     expect(acknowledgedAt).toBeGreaterThanOrEqual(receivedAt);
     expect(Math.abs(receivedAt - Date.now())).toBeLessThan(120_000);
     // The counts are those of the result's own record.
-    const full = (await (await fetch(`${base}/api/v1/results/${ids.get('R1')}`)).json()) as { deliveries: { state: string }[] };
+    const full = (await (await api.fetch(`${base}/api/v1/results/${ids.get('R1')}`)).json()) as { deliveries: { state: string }[] };
     expect(full.deliveries.map((d) => d.state).sort()).toEqual(['delivered', 'refused']);
     expect(body.results.map((r) => r.receivedAt)).toEqual([...body.results.map((r) => r.receivedAt)].sort((x, y) => y - x));
   });

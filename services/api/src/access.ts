@@ -126,9 +126,11 @@ export async function installAccess(app: FastifyInstance, ctx: ServiceContext, a
     if (!isProtected(req) || !req.access || !req.audit) return payload;
     const status = reply.statusCode;
     if (status === 421 || status === 429) return payload; // before any identity is known, or a flood: not written row by row
-    const refused = status === 401 || status === 403;
-    if (!refused && (req.routeOptions.config.audit === false || req.is404)) return payload;
     const caller = req.access.caller;
+    // Credentials that could not be checked (the store or the IdP out of reach): nothing shown, nobody identified.
+    if (!caller && status === 503) return payload;
+    const refused = status === 401 || status === 403 || !caller;
+    if (!refused && (req.routeOptions.config.audit === false || req.is404)) return payload;
     try {
       await recordAudit(ctx.pg, {
         actorKind: caller?.kind ?? 'none',
