@@ -111,7 +111,8 @@ export class ReplyForwarder {
         '',
       ].join('\n'),
       headers: { 'Auto-Submitted': 'auto-forwarded', 'X-MSSGW-Reply-Id': r.id },
-      attachments: [{ filename: `reponse-${r.id}.eml`, content: body, contentType: 'message/rfc822' }],
+      // message/rfc822 is never base64 (RFC 2046): 8bit, the mail as received.
+      attachments: [{ filename: `reponse-${r.id}.eml`, content: body, contentType: 'message/rfc822', contentDisposition: 'attachment', contentTransferEncoding: '8bit' }],
     });
   }
 
