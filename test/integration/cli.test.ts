@@ -3,6 +3,9 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { recordAudit, verifyApiKey } from '@mssgw/auth';
+import { loadConfig } from '@mssgw/config';
+import { connectPostgres } from '@mssgw/store';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** The launcher a deployment runs (the image's entrypoint), not mssgw.ts on the test's own Node. */
@@ -66,6 +69,40 @@ describe('mssgw command line', () => {
     expect(mssgw(['dlq', 'list'], env)).toMatchObject({ code: 0, out: expect.stringContaining('0 dead-lettered deliveries') as unknown });
     expect(mssgw(['dlq', 'replay', 'd-000000000000000000000000'], env)).toMatchObject({ code: 2, err: expect.stringContaining('no dead-lettered delivery') as unknown });
     expect(mssgw(['dlq', 'replay'], env)).toMatchObject({ code: 2, err: expect.stringContaining('usage: mssgw dlq') as unknown });
+  });
+
+  it('creates, lists and revokes API keys, and prints the audit trail', async () => {
+    const schema = `test_cli_keys_${Date.now()}`;
+    const env = { MSSGW_POSTGRES_SCHEMA: schema };
+    const created = mssgw(['apikey', 'create', '--role', 'operator', '--name', 'night shift'], env);
+    expect(created.code, created.err).toBe(0);
+    const [, keyId, key] = /^(k-[0-9a-f]{24})  operator  night shift\nkey \(shown once, keep it secret\): (mssgw\.\S+)$/m.exec(created.out.split('\nuse it')[0]!) ?? [];
+    expect(key).toBeDefined();
+    expect(mssgw(['apikey', 'create', '--role', 'root', '--name', 'x'], env)).toMatchObject({ code: 2, err: expect.stringContaining('--role: expected one of viewer, operator, admin') as unknown });
+    expect(mssgw(['apikey', 'create', '--role', 'viewer'], env).code).toBe(2);
+    const list = mssgw(['apikey', 'list'], env);
+    expect(list.out).toMatch(new RegExp(`^${keyId}  operator  night shift  created \\S+ by cli:\\S+  last used never$`, 'm'));
+    const pool = connectPostgres(loadConfig({ env: { ...process.env, ...env } }).postgres, 'test');
+    try {
+      expect(await verifyApiKey(pool, key!)).toMatchObject({ keyId, role: 'operator' });
+      expect(mssgw(['apikey', 'revoke', keyId!], env)).toMatchObject({ code: 0, out: `${keyId} revoked\n` });
+      expect(await verifyApiKey(pool, key!)).toEqual({ refused: 'revoked API key' });
+      expect(mssgw(['apikey', 'revoke', keyId!], env).code).toBe(3);
+      expect(mssgw(['apikey', 'list', '--json'], env).out).toMatch(/"revokedAt": "\d{4}-/);
+      const event = { actorKind: 'key' as const, actor: keyId!, role: 'operator', method: 'GET', route: '/api/v1/results/:id', reason: null, filters: [], client: '10.0.0.7', requestId: 'req-1' };
+      await recordAudit(pool, { ...event, status: 200, outcome: 'allowed', ids: ['r-000000000000000000000001'] });
+      await recordAudit(pool, { ...event, actorKind: 'none', actor: null, role: null, status: 401, outcome: 'refused', reason: 'no credential', ids: [] });
+    } finally {
+      await pool.end();
+    }
+    const trail = mssgw(['audit'], env).out.trim().split('\n');
+    expect(trail).toHaveLength(3);
+    expect(trail[0]).toMatch(/^\S+Z  refused  no credential  GET \/api\/v1\/results\/:id 401  from 10\.0\.0\.7  "no credential"$/);
+    expect(trail[1]).toMatch(new RegExp(`^\\S+Z  allowed  key:${keyId} \\(operator\\)  GET /api/v1/results/:id 200  ids r-000000000000000000000001  from 10\\.0\\.0\\.7$`));
+    expect(trail[2]).toBe('2 event(s), newest first');
+    expect(mssgw(['audit', '--outcome', 'refused', '--json'], env).out).toMatch(/"reason": "no credential"/);
+    expect(mssgw(['audit', '--id', 'r-000000000000000000000001'], env).out).toMatch(/1 event\(s\)/);
+    expect(mssgw(['audit', 'prune'], env)).toMatchObject({ code: 0, out: expect.stringMatching(/^removed 0 audit events older than \S+ \(400 days\)$/m) as unknown });
   });
 
   it('imports a directory extraction, reports rejected rows, and looks mailboxes up', () => {

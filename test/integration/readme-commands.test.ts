@@ -107,7 +107,10 @@ describe('the commands the README shows', () => {
     for (const command of shown('demoKeepRunning')) {
       const demo = await startUntil(command, /gateway still running \(API on (http:\/\/\S+)\)/);
       const api = /API on (http:\/\/[^)\s]+)\)/.exec(demo.output())![1]!;
-      const res = await fetch(`${api}/api/v1/results?controlId=DEMO-LAB-0001`);
+      // The API needs a credential: the demo prints an operator key for it.
+      expect((await fetch(`${api}/api/v1/results?controlId=DEMO-LAB-0001`)).status).toBe(401);
+      const key = /API key \(operator, shown once\): (\S+)/.exec(demo.output())![1]!;
+      const res = await fetch(`${api}/api/v1/results?controlId=DEMO-LAB-0001`, { headers: { authorization: `Bearer ${key}` } });
       expect(res.status).toBe(200);
       const body = (await res.json()) as { results: { deliveries: { state: string }[] }[] };
       expect(body.results.at(-1)!.deliveries.map((d) => d.state)).toContain('delivered');

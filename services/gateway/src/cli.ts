@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '@mssgw/config';
+import { apiAccessOf, ConfigError, loadConfig, type GatewayConfig } from '@mssgw/config';
 import { createWriteStream } from 'node:fs';
 import { connectRedis } from '@mssgw/queue';
 import { domainAllowed, fetchWhitelist } from '@mssgw/whitelist';
@@ -17,6 +17,8 @@ import { parseReceipt } from '@mssgw/receipts';
 import { closeContext, createContext, redisEndpoint } from '@mssgw/runtime';
 import { connectPostgres, describePostgres, migrationStatus, prepareSchema, pruneRecords, StoreUnavailableError } from '@mssgw/store';
 import { FINAL_STATES } from '@mssgw/lifecycle';
+import { createApiKey, isRole, listApiKeys, pruneAudit, queryAudit, revokeApiKey, ROLES, type AuditEvent } from '@mssgw/auth';
+import { userInfo } from 'node:os';
 import { formatTable, runDemo } from './demo.ts';
 import { SERVICE_NAMES, startGateway, type ServiceName } from './start.ts';
 
@@ -25,7 +27,8 @@ const HELP = `mssgw — MSSanté gateway for lab results and imaging reports
 Usage:
   mssgw start [service...] [--config FILE]   run services in this process (default: all)
                                              services: ${SERVICE_NAMES.join(', ')}
-                                             (every process serves /healthz and /metrics)
+                                             (every process serves /healthz and /metrics;
+                                             the API only the api service)
   mssgw demo [--keep-running] [--config FILE] send the shipped sample results through the sandbox
                                              operator and print each recipient's outcome
   mssgw parse FILE [--json] [--source S]     print the normalised result of an HL7 file and what its
@@ -49,6 +52,14 @@ Usage:
                                              receipts.retentionDays whose recipients are all final
   mssgw dlq list [--json]                    deliveries that exhausted their retries, with the reason
   mssgw dlq replay ID|--all                  put them back on their send queue
+  mssgw apikey create --role R --name N      make an API key (R = viewer, operator, admin); the key
+                                             is printed once, only its hash is kept
+  mssgw apikey list [--json]                 the API keys: id, role, name, created, last used, revoked
+  mssgw apikey revoke ID                     refuse a key from now on
+  mssgw audit [--actor A] [--id ID] [--outcome allowed|refused] [--since T] [--limit N] [--json]
+                                             the API's audit trail, newest first (who read or did
+                                             what, when, from where, allowed or refused)
+  mssgw audit prune                          remove the events older than api.auditRetentionDays
   mssgw --help                               this text
 
 Configuration: --config FILE or MSSGW_CONFIG (YAML or JSON), then MSSGW_<SECTION>_<KEY>
@@ -101,6 +112,13 @@ async function main(argv: string[]): Promise<void> {
       rows: { type: 'string' },
       out: { type: 'string' },
       source: { type: 'string' },
+      role: { type: 'string' },
+      name: { type: 'string' },
+      actor: { type: 'string' },
+      id: { type: 'string' },
+      outcome: { type: 'string' },
+      since: { type: 'string' },
+      limit: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -124,7 +142,13 @@ async function main(argv: string[]): Promise<void> {
       const confirmed = rows.filter((r) => r.status === 'delivered').length;
       console.log(`\n${new Set(rows.map((r) => r.controlId)).size} results, ${rows.length} recipients, ${confirmed} deliveries confirmed by DSN`);
       if (values['keep-running']) {
-        console.log(`gateway still running (API on http://${gateway.ctx.config.http.host}:${gateway.ctx.config.http.port}); Ctrl-C to stop`);
+        // The API takes no request without a credential: the demo makes an operator key for whoever explores it.
+        const { key } = await createApiKey(gateway.ctx.pg, { role: 'operator', name: 'demo', createdBy: cliUser() });
+        const api = `${gateway.api!.scheme}://${gateway.ctx.config.http.host}:${gateway.api!.port}`;
+        console.log(`API key (operator, shown once): ${key}`);
+        console.log(`  curl -H 'Authorization: Bearer ${key}' '${api}/api/v1/results?limit=5'`);
+        console.log(`  more keys: npm run mssgw -- apikey create --role viewer|operator|admin --name NAME (docs/security.md)`);
+        console.log(`gateway still running (API on ${api}); Ctrl-C to stop`);
         stopOnSignal(gateway);
         return;
       }
@@ -313,9 +337,92 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+    case 'apikey': {
+      await withStore(config(), async (pool) => {
+        const [action, arg] = rest;
+        if (action === 'create') {
+          const role = values.role ?? fail(`apikey create needs --role (${ROLES.join(', ')})`, 2);
+          if (!isRole(role)) fail(`--role: expected one of ${ROLES.join(', ')}, got "${role}"`, 2);
+          const name = values.name ?? fail('apikey create needs --name (who or what the key is for)', 2);
+          const { key, apiKey } = await createApiKey(pool, { role: role as (typeof ROLES)[number], name, createdBy: cliUser() });
+          if (values.json) console.log(JSON.stringify({ ...apiKey, key }, null, 2));
+          else {
+            console.log(`${apiKey.keyId}  ${apiKey.role}  ${apiKey.name}`);
+            console.log(`key (shown once, keep it secret): ${key}`);
+            console.log(`use it as: Authorization: Bearer <key>`);
+          }
+        } else if (action === 'list') {
+          const keys = await listApiKeys(pool);
+          if (values.json) console.log(JSON.stringify(keys, null, 2));
+          else {
+            for (const k of keys) {
+              const state = k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : `last used ${k.lastUsedAt?.toISOString() ?? 'never'}`;
+              console.log(`${k.keyId}  ${k.role.padEnd(8)}  ${k.name}  created ${k.createdAt.toISOString()} by ${k.createdBy}  ${state}`);
+            }
+            console.log(`${keys.length} key(s), ${keys.filter((k) => !k.revokedAt).length} active`);
+          }
+        } else if (action === 'revoke' && arg) {
+          if (!(await revokeApiKey(pool, arg))) fail(`no active key ${arg}`, 3);
+          console.log(`${arg} revoked`);
+        } else fail('usage: mssgw apikey create --role R --name N | list [--json] | revoke ID', 2);
+      });
+      return;
+    }
+    case 'audit': {
+      const cfg = config();
+      await withStore(cfg, async (pool) => {
+        if (rest[0] === 'prune') {
+          const days = apiAccessOf(cfg).auditRetentionDays;
+          const olderThan = new Date(Date.now() - days * 86_400_000);
+          console.log(`removed ${await pruneAudit(pool, olderThan)} audit events older than ${olderThan.toISOString()} (${days} days)`);
+          return;
+        }
+        if (rest.length) fail('usage: mssgw audit [--actor A] [--id ID] [--outcome allowed|refused] [--since T] [--limit N] [--json] | audit prune', 2);
+        const limit = Number(values.limit ?? 50);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) fail(`--limit: expected 1 to 10000, got "${values.limit}"`, 2);
+        if (values.outcome !== undefined && values.outcome !== 'allowed' && values.outcome !== 'refused') fail('--outcome: expected allowed or refused', 2);
+        const since = values.since === undefined ? undefined : new Date(values.since);
+        if (since && Number.isNaN(since.getTime())) fail(`--since: expected an ISO 8601 date or date-time, got "${values.since}"`, 2);
+        const { events } = await queryAudit(pool, {
+          limit,
+          ...(values.actor !== undefined ? { actor: values.actor } : {}),
+          ...(values.id !== undefined ? { id: values.id } : {}),
+          ...(values.outcome !== undefined ? { outcome: values.outcome as 'allowed' | 'refused' } : {}),
+          ...(since ? { from: since } : {}),
+        });
+        if (values.json) console.log(JSON.stringify(events, null, 2));
+        else {
+          for (const e of events) console.log(describeAuditEvent(e));
+          console.log(`${events.length} event(s), newest first`);
+        }
+      });
+      return;
+    }
     default:
       fail(`unknown command "${command}"; see mssgw --help`, 2);
   }
+}
+
+/** Who runs the CLI, as a key records its creator. */
+const cliUser = () => `cli:${userInfo().username}`;
+
+/** The message store, its schema brought up to date as a start would (postgres.migrateOnStart), for one command. */
+async function withStore(cfg: GatewayConfig, fn: (pool: ReturnType<typeof connectPostgres>) => Promise<void>): Promise<void> {
+  const pool = connectPostgres(cfg.postgres, 'mssgw-cli');
+  try {
+    await prepareSchema(pool, cfg.postgres);
+    await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** One audit event on one line: when, allowed or refused, who, the request, its status, ids, filters, address, reason. */
+export function describeAuditEvent(e: AuditEvent): string {
+  const who = e.actor ? `${e.actorKind}:${e.actor}${e.role ? ` (${e.role})` : ''}` : 'no credential';
+  const ids = e.ids.length ? `  ids ${e.ids.slice(0, 5).join(',')}${e.ids.length > 5 ? ` +${e.ids.length - 5}` : ''}` : '';
+  const filters = e.filters.length ? `  filters ${e.filters.join(',')}` : '';
+  return `${e.at.toISOString()}  ${e.outcome.padEnd(7)}  ${who}  ${e.method} ${e.route} ${e.status}${ids}${filters}  from ${e.client}${e.reason ? `  "${e.reason}"` : ''}`;
 }
 
 function describeMailbox(m: DirectoryMailbox): string {
