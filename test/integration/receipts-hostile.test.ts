@@ -6,6 +6,8 @@ import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
 import { mailboxTls } from '@mssgw/runtime';
+import { StatusStore } from '@mssgw/status';
+import { connectPostgres, migrate } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { mailboxFiles, tag, testConfig, waitFor } from '../support/env.ts';
@@ -25,7 +27,7 @@ async function folders(config: GatewayConfig): Promise<Record<string, number>> {
   await client.connect();
   try {
     const out: Record<string, number> = {};
-    for (const f of ['INBOX', 'Processed', 'Unrecognised', 'Quarantine']) {
+    for (const f of ['INBOX', 'Processed', 'Unrecognised', 'Replies', 'Quarantine']) {
       const s = await client.status(f, { messages: true });
       out[f] = s ? (s.messages ?? 0) : 0;
     }
@@ -41,11 +43,24 @@ async function quarantinedBy(mailbox: string): Promise<Record<string, number>> {
   return out;
 }
 
-/** Deliveries recorded as submitted, for the DSNs the test sends to name by ENVID. */
-async function submitted(gateway: Gateway, ids: string[], t: string): Promise<void> {
-  for (const [i, deliveryId] of ids.entries()) {
-    await gateway.ctx.status.createDelivery({ deliveryId, resultId: `r-hostile-${t}`, recipient: `h${i}-${t}@cabinet-demo.mssante.test`, kind: 'professional', state: 'queued' });
-    await gateway.ctx.status.transition(deliveryId, 'submitted', 'dispatcher');
+/**
+ * Deliveries recorded as submitted in the test's own schema, before any gateway runs; returns their envelope ids,
+ * which the DSNs the test sends name as ENVID.
+ */
+async function submitted(config: GatewayConfig, ids: string[], t: string): Promise<string[]> {
+  const pool = connectPostgres(config.postgres);
+  try {
+    await migrate(pool);
+    const status = new StatusStore(pool);
+    const envelopes: string[] = [];
+    for (const [i, deliveryId] of ids.entries()) {
+      await status.createDelivery({ deliveryId, resultId: `r-hostile-${t}`, recipient: `h${i}-${t}@cabinet-demo.mssante.test`, kind: 'professional', state: 'queued' });
+      await status.transition(deliveryId, 'submitted', 'dispatcher');
+      envelopes.push((await status.getDelivery(deliveryId))!.envelopeId!);
+    }
+    return envelopes;
+  } finally {
+    await pool.end();
   }
 }
 
@@ -69,9 +84,10 @@ describe('receipts reader under hostile mail, on the sandbox operator', () => {
 
   beforeAll(async () => {
     // Everything waits in INBOX before the reader starts: hostile mail first, the DSNs after it.
+    const envelopes = await submitted(config, good.map((g) => g.id), t);
     for (const h of corpus) await send(mailbox, h.mail);
     for (const [i, g] of good.entries()) {
-      await send(mailbox, wellFormedDsn({ to: mailbox, envelopeId: g.id, recipient: `h${i}-${t}@cabinet-demo.mssante.test`, action: g.action, status: g.status }));
+      await send(mailbox, wellFormedDsn({ to: mailbox, envelopeId: envelopes[i]!, recipient: `h${i}-${t}@cabinet-demo.mssante.test`, action: g.action, status: g.status }));
     }
     await waitFor('every mail in the mailbox', () => Promise.resolve(mailboxFiles(mailbox).length === corpus.length + good.length), 60_000);
   }, 120_000);
@@ -83,7 +99,6 @@ describe('receipts reader under hostile mail, on the sandbox operator', () => {
   it('classifies or quarantines every hostile mail and applies the DSNs behind them in the same sweep', async () => {
     process.env['MSSGW_LOG_FILE'] = logFile;
     gateway = await startGateway(config, ['receipts']);
-    await submitted(gateway, good.map((g) => g.id), t);
     const state = async (id: string) => (await gateway!.ctx.status.getDelivery(id))?.state;
     await waitFor('the DSNs applied', async () => (await Promise.all(good.map((g) => state(g.id)))).every((s) => s !== 'submitted'), 60_000);
     expect(await Promise.all(good.map((g) => state(g.id)))).toEqual(['delivered', 'failed', 'delivered']);
@@ -92,7 +107,9 @@ describe('receipts reader under hostile mail, on the sandbox operator', () => {
       const f = await folders(config);
       return f['INBOX'] === 0 ? f : undefined;
     }, 30_000);
-    expect(counts['Processed']! + counts['Unrecognised']! + counts['Quarantine']!).toBe(corpus.length + good.length);
+    // What is neither a DSN nor an MDN is kept as a reply (to no result here): nothing is dropped.
+    expect(counts['Processed']! + counts['Unrecognised']! + counts['Replies']! + counts['Quarantine']!).toBe(corpus.length + good.length);
+    expect((await gateway.ctx.status.listReplies({ mailbox, unmatched: true })).length).toBe(counts['Replies']);
     // What the operator lets through of each: the 10 MB attachment, the part and nesting floods are set aside.
     const reasons = await quarantinedBy(mailbox);
     expect(reasons).toMatchObject({ 'too-large': 1, 'too-many-parts': 1, 'too-deep': 2 });
@@ -116,15 +133,18 @@ describe('receipts reader under hostile mail, on the sandbox operator', () => {
     const to = own.mailboxes[0]!.address;
     const poison = `d-${t2}${'0'.repeat(15)}9`;
     const fine = `d-${t2}${'0'.repeat(15)}8`;
+    const [poisonEnvelope, fineEnvelope] = await submitted(own, [poison, fine], t2);
     gateway = await startGateway(own, ['receipts']);
-    await submitted(gateway, [poison, fine], t2);
     const status = gateway.ctx.status;
     const getDelivery = status.getDelivery.bind(status);
+    const deliveryForEnvelope = status.deliveryForEnvelope.bind(status);
     let storeDown = true;
-    status.getDelivery = (id: string) => (storeDown || id === poison ? Promise.reject(new Error('status store unavailable')) : getDelivery(id));
+    const unavailable = () => Promise.reject(new Error('status store unavailable'));
+    status.getDelivery = (id: string) => (storeDown ? unavailable() : getDelivery(id));
+    status.deliveryForEnvelope = (id: string) => (storeDown || id === poisonEnvelope ? unavailable() : deliveryForEnvelope(id));
 
-    await send(to, wellFormedDsn({ to, envelopeId: poison, recipient: `h0-${t2}@cabinet-demo.mssante.test`, action: 'delivered', status: '2.0.0' }));
-    await send(to, wellFormedDsn({ to, envelopeId: fine, recipient: `h1-${t2}@cabinet-demo.mssante.test`, action: 'delivered', status: '2.0.0' }));
+    await send(to, wellFormedDsn({ to, envelopeId: poisonEnvelope!, recipient: `h0-${t2}@cabinet-demo.mssante.test`, action: 'delivered', status: '2.0.0' }));
+    await send(to, wellFormedDsn({ to, envelopeId: fineEnvelope!, recipient: `h1-${t2}@cabinet-demo.mssante.test`, action: 'delivered', status: '2.0.0' }));
     await waitFor('both DSNs in the mailbox', () => Promise.resolve(mailboxFiles(to).length === 2));
     // The store is down: nothing is moved, nothing quarantined, the sweep does not fail.
     for (let i = 0; i < 4; i++) await gateway.receipts!.sweep();

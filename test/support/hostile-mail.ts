@@ -101,7 +101,7 @@ export function hostileCorpus(bytes = MB): HostileMail[] {
   ];
 }
 
-/** A well-formed Postfix-style DSN for one of our deliveries (ENVID = delivery id). */
+/** A well-formed Postfix-style DSN for one of our deliveries (ENVID = its envelope id). */
 export function wellFormedDsn(o: { to: string; envelopeId: string; recipient: string; action: 'delivered' | 'failed'; status: string }): Buffer {
   return Buffer.from([
     'From: Mail Delivery System <MAILER-DAEMON@operator.test>', `To: ${o.to}`, 'Subject: Delivery Status Notification',
