@@ -76,7 +76,7 @@ describe('mssgw command line', () => {
     const env = { MSSGW_POSTGRES_SCHEMA: schema };
     const created = mssgw(['apikey', 'create', '--role', 'operator', '--name', 'night shift'], env);
     expect(created.code, created.err).toBe(0);
-    const [, keyId, key] = /^(k-[0-9a-f]{24})  operator  night shift\nkey \(shown once, keep it secret\): (mssgw\.\S+)$/m.exec(created.out.split('\nuse it')[0]!) ?? [];
+    const [, keyId, key] = /^(k-[0-9a-f]{24}) {2}operator {2}night shift\nkey \(shown once, keep it secret\): (mssgw\.\S+)$/m.exec(created.out.split('\nuse it')[0]!) ?? [];
     expect(key).toBeDefined();
     expect(mssgw(['apikey', 'create', '--role', 'root', '--name', 'x'], env)).toMatchObject({ code: 2, err: expect.stringContaining('--role: expected one of viewer, operator, admin') as unknown });
     expect(mssgw(['apikey', 'create', '--role', 'viewer'], env).code).toBe(2);
@@ -97,7 +97,7 @@ describe('mssgw command line', () => {
     }
     const trail = mssgw(['audit'], env).out.trim().split('\n');
     expect(trail).toHaveLength(3);
-    expect(trail[0]).toMatch(/^\S+Z  refused  no credential  GET \/api\/v1\/results\/:id 401  from 10\.0\.0\.7  "no credential"$/);
+    expect(trail[0]).toMatch(/^\S+Z {2}refused {2}no credential {2}GET \/api\/v1\/results\/:id 401 {2}from 10\.0\.0\.7 {2}"no credential"$/);
     expect(trail[1]).toMatch(new RegExp(`^\\S+Z  allowed  key:${keyId} \\(operator\\)  GET /api/v1/results/:id 200  ids r-000000000000000000000001  from 10\\.0\\.0\\.7$`));
     expect(trail[2]).toBe('2 event(s), newest first');
     expect(mssgw(['audit', '--outcome', 'refused', '--json'], env).out).toMatch(/"reason": "no credential"/);
