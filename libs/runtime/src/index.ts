@@ -1,5 +1,6 @@
 export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
 export { kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
+export { intakeQueue, sendQueue } from './queues.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
 import { connectOrderedRedis, connectRedis, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';

@@ -4,3 +4,4 @@ export { ResultStore, type ReceivedResult } from './results.ts';
 export { MessageBodies, sha256Of, type Body, type StoredMail, type ResultToRoute, type Outbound } from './bodies.ts';
 export { pruneRecords, type PruneReport } from './prune.ts';
 export { searchKey, patientSearchKey, buildSearch, searchResults, encodeCursor, decodeCursor, SearchTimeoutError, type ResultSearch, type ResultSummary, type SearchPage, type SearchCursor } from './search.ts';
+export { SweepQueries, withSweepLock, type SweepCursor, type UnroutedResult, type WaitingDelivery } from './sweep.ts';

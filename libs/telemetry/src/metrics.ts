@@ -26,6 +26,10 @@ export const metrics = {
     name: 'mssgw_results_rejected_total', help: 'Results refused at intake, per source and HL7 error code (table 0357)',
     labelNames: ['source', 'transport', 'code'] as const, registers: [registry],
   }),
+  sweeperRequeued: new Counter({
+    name: 'mssgw_sweeper_requeued_total', help: 'Jobs the sweeper queued again because Redis no longer had them (result: routing, delivery: sending)',
+    labelNames: ['kind'] as const, registers: [registry],
+  }),
   resultsDuplicate: new Counter({
     name: 'mssgw_results_duplicate_total', help: 'Results acknowledged but not processed again (same sender and control id)',
     labelNames: ['source'] as const, registers: [registry],

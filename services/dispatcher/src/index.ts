@@ -51,6 +51,9 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
       lockDuration: config.dispatcher.lockMs,
       stalledInterval: config.dispatcher.lockMs,
     });
+    // A job whose key vanished under it (Redis flushed or failed over) cannot be completed; the message store has its
+    // outcome, and the sweeper queues again what is still to send.
+    worker.on('error', (err) => ctx.log.warn({ mailbox: mailbox.address, err: err.message }, 'send queue error'));
     worker.on('failed', (job, err) => {
       if (!job) return;
       onFailed(ctx, deadLetters, mailbox, job, err).catch((e: Error) => ctx.log.error({ deliveryId: job.id, err: e.message }, 'could not record the failed delivery; it stays on its queue'));

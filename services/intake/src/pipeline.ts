@@ -1,11 +1,11 @@
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { GatewayConfig } from '@mssgw/config';
 import {
   buildAck, contentHashOf, decodeHl7, DEFAULT_TOLERANCE, Er7Message, Hl7Error, Reason, readHeader, readResult, validateResult, type AckCode, type AckTarget,
   type Hl7Warning, type IntakeTolerance,
 } from '@mssgw/hl7';
-import { afterIssuedWrites, QUEUES, resultIdOf, type IntakeJob } from '@mssgw/queue';
-import type { ServiceContext } from '@mssgw/runtime';
+import { afterIssuedWrites, resultIdOf, type IntakeJob } from '@mssgw/queue';
+import { intakeQueue, type ServiceContext } from '@mssgw/runtime';
 import type { ReceivedResult } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 
@@ -141,19 +141,7 @@ export class ResultIntake {
 
   constructor(ctx: ServiceContext) {
     this.ctx = ctx;
-    this.queue = new Queue(QUEUES.intake, {
-      // The ordered connection: each flush's bulk add leaves in turn (see IntakeBatch).
-      connection: ctx.ordered.redis,
-      prefix: ctx.config.redis.prefix,
-      defaultJobOptions: {
-        attempts: ctx.config.routing.attempts,
-        backoff: { type: 'exponential', delay: ctx.config.routing.backoffMs },
-        // The message store knows every result, routed or not, and a repeat by its key: once routed (or its routing
-        // failed, which is recorded as its recipients' outcome), nothing of it stays in Redis.
-        removeOnComplete: true,
-        removeOnFail: true,
-      },
-    });
+    this.queue = intakeQueue(ctx);
     this.batch = new IntakeBatch(ctx, this.queue);
   }
 

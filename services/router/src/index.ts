@@ -1,19 +1,22 @@
-import { Queue, Worker, type Job } from 'bullmq';
-import { FINAL_STATES, REASONS, routingRefusal, sendingRetryPolicy } from '@mssgw/lifecycle';
+import type { Queue} from 'bullmq';
+import { Worker, type Job } from 'bullmq';
+import { FINAL_STATES, REASONS, routingRefusal } from '@mssgw/lifecycle';
 import { documentSettings, planResult, readCdaHeader, renderMail, senderMailbox, type ReceivedDocument } from '@mssgw/mssante';
 import { IntakeJob, QUEUES, QueuedResult, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
-import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { bullConnection, intakeQueue, sendQueue, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
 import { pruneRecords, sha256Of, type StoredMail } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
+import { Sweeper } from './sweeper.ts';
 
-export { startReferenceData, type ReferenceData };
+export { startReferenceData, type ReferenceData, Sweeper };
 
 export interface RouterService extends RunningService {
   worker: Worker;
   reference: ReferenceData;
+  sweeper: Sweeper;
 }
 
 /**
@@ -25,24 +28,13 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
   const { config } = ctx;
   const reference = await startReferenceData(ctx);
   const sendQueues = new Map<string, Queue>();
-  const sendQueue = (mailbox: string) => {
+  const sendQueueOf = (mailbox: string) => {
     let q = sendQueues.get(mailbox);
-    if (!q) {
-      q = new Queue(QUEUES.send(mailbox), {
-        // The ordered connection: the writes before a bulk add go on it first (see the processor).
-        connection: ctx.ordered.redis,
-        prefix: config.redis.prefix,
-        defaultJobOptions: {
-          ...sendingRetryPolicy(config.dispatcher),
-          // Every attempt's outcome is in the message store: a job done leaves nothing behind in Redis.
-          removeOnComplete: true,
-          removeOnFail: true,
-        },
-      });
-      sendQueues.set(mailbox, q);
-    }
+    if (!q) sendQueues.set(mailbox, (q = sendQueue(ctx, mailbox)));
     return q;
   };
+  const intake = intakeQueue(ctx);
+  const sweeper = new Sweeper(ctx, intake, sendQueueOf);
 
   const processor = async (job: Job) => {
     const data = IntakeJob.parse(job.data);
@@ -94,7 +86,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       recordRefusals(status, resultId, decision.refusals),
       status.createDeliveries(deliveries.map((d) => d.record)),
     ]);
-    if (deliveries.length) await sendQueue(mailbox.address).addBulk(deliveries.map((d) => d.job));
+    if (deliveries.length) await sendQueueOf(mailbox.address).addBulk(deliveries.map((d) => d.job));
     await status.markRouted(resultId, data.acknowledgedAt);
     metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
@@ -116,8 +108,19 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
   };
   const pruneTimer = setInterval(() => void prune(), 3_600_000);
   pruneTimer.unref();
+  // The sweeper: whatever the message store says should be queued and Redis lost is queued again.
+  const sweep = async () => {
+    try {
+      await sweeper.sweep();
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'sweep failed; tried again at the next one');
+    }
+  };
+  const sweepTimer = setInterval(() => void sweep(), config.postgres.sweepIntervalMs);
+  sweepTimer.unref();
 
   const worker = new Worker(QUEUES.intake, processor, { ...bullConnection(config), concurrency: 8 });
+  worker.on('error', (err) => ctx.log.warn({ err: err.message }, 'intake queue error'));
   worker.on('failed', (job, err) => {
     ctx.log.error({ resultId: job?.id, attempts: job?.attemptsMade, err: err.message }, 'routing failed');
     // The last attempt: the result still gets an outcome, which reaches the status API and the producer.
@@ -132,10 +135,12 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
     name: 'router',
     worker,
     reference,
+    sweeper,
     async stop() {
       clearInterval(pruneTimer);
+      clearInterval(sweepTimer);
       await worker.close();
-      await Promise.all([...sendQueues.values()].map((q) => q.close()));
+      await Promise.all([...sendQueues.values(), intake].map((q) => q.close()));
       await reference.stop();
     },
   };
