@@ -10,7 +10,7 @@ import { QUEUES, resultIdOf } from '@mssgw/queue';
 import { bullConnection } from '@mssgw/runtime';
 import { FINAL_STATES } from '@mssgw/lifecycle';
 import { StatusStore } from '@mssgw/status';
-import { connectPostgres, migrate, migrationStatus, pruneRecords, readMigrations, ResultStore, type Pool, type ReceivedResult } from '@mssgw/store';
+import { connectPostgres, MessageBodies, migrate, migrationStatus, pruneRecords, readMigrations, ResultStore, sha256Of, type Pool, type ReceivedResult } from '@mssgw/store';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig } from '../support/env.ts';
@@ -141,14 +141,63 @@ describe('retention', () => {
         if (n !== 5) await status.transition(`d-p${n}`, 'delivered', 'dsn');
       }
       const olderThan = new Date(Date.now() - 90 * 86_400_000);
-      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, dryRun: true })).toEqual({ results: 5, deliveries: 5, events: 15, bodies: 5 });
-      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, batch: 2 })).toEqual({ results: 5, deliveries: 5, events: 15, bodies: 5 });
+      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, dryRun: true })).toEqual({ results: 5, deliveries: 5, events: 15, bodies: 5, emptied: 0 });
+      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, batch: 2 })).toEqual({ results: 5, deliveries: 5, events: 15, bodies: 5, emptied: 0 });
       const left = await pool.query<{ result_id: string }>('select result_id from results order by result_id');
       expect(left.rows.map((r) => r.result_id)).toEqual(['r-p5', 'r-p6']);
       expect(await status.getDelivery('d-p0')).toBeUndefined();
       expect(await status.history('d-p0')).toEqual([]);
       expect((await status.getDelivery('d-p5'))!.state).toBe('submitted');
-      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES })).toEqual({ results: 0, deliveries: 0, events: 0, bodies: 0 });
+      expect(await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES })).toEqual({ results: 0, deliveries: 0, events: 0, bodies: 0, emptied: 0 });
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('empties the bodies of a result over since the body retention, keeping its record and what another result still holds', async () => {
+    const pool = connectPostgres({ ...sandboxStore(), schema: `test_prune_bodies_${tag()}` });
+    try {
+      await migrate(pool);
+      const results = new ResultStore(pool);
+      const bodies = new MessageBodies(pool);
+      const status = new StatusStore(pool);
+      const day = 86_400_000;
+      const pdf = Buffer.from('%PDF-1.4 shared by two results');
+      const doc = { sha256: sha256Of(pdf), mediaType: 'application/pdf', content: pdf };
+      const make = (n: number, receivedAt: number): ReceivedResult => {
+        const hl7 = Buffer.from(makeCisisResult({ controlId: `B-${n}`, patient: PATIENTS[0]!, doctors: [DOCTORS[0]!] }), 'latin1');
+        return {
+          resultId: `r-b${n}`, source: 'lab', transport: 'mllp', sendingApplication: 'SIL', sendingFacility: 'CHU', controlId: `B-${n}`,
+          contentSha256: contentHashOf(hl7), hl7, messageType: 'ORU^R01', action: 'initial', documentCode: '11502-2', receivedAt,
+          ackReception: false, ackRead: false, documents: [doc], normalized: { documents: [{ sha256: doc.sha256 }] },
+        };
+      };
+      // r-b0: over for 40 days. r-b1: recent, shares the PDF. Each has one mail with its own attachments part.
+      await results.record([make(0, Date.now() - 40 * day), make(1, Date.now())]);
+      for (const n of [0, 1]) {
+        const part = Buffer.from(`attachments of ${n}`);
+        await bodies.putMails(`r-b${n}`, [{ mailId: `m-b${n}`, head: Buffer.from(`Subject: ${n}\r\n\r\n`), attachments: { sha256: sha256Of(part), mediaType: 'message/rfc822-part', content: part } }]);
+        await status.createDelivery({ deliveryId: `d-b${n}`, resultId: `r-b${n}`, recipient: `b${n}@x.mssante.test`, kind: 'professional', state: 'queued', mailId: `m-b${n}` });
+        await status.transition(`d-b${n}`, 'submitted', 'dispatcher');
+        await status.transition(`d-b${n}`, 'delivered', 'dsn');
+      }
+      await pool.query(`update deliveries set updated_at = now() - interval '35 days' where delivery_id = 'd-b0'`);
+      const options = { olderThan: new Date(Date.now() - 90 * day), bodiesOlderThan: new Date(Date.now() - 30 * day), finalStates: FINAL_STATES };
+      expect(await pruneRecords(pool, { ...options, dryRun: true })).toMatchObject({ results: 0, emptied: 1 });
+      // Its HL7 text and its attachments part go; the PDF stays, r-b1 still holds it.
+      expect(await pruneRecords(pool, options)).toEqual({ results: 0, deliveries: 0, events: 0, bodies: 2, emptied: 1 });
+      expect(await results.hl7Of('r-b0')).toBeUndefined();
+      expect((await results.hl7Of('r-b1'))!.length).toBeGreaterThan(0);
+      expect((await bodies.forRouting('r-b0'))!.normalized).toBeUndefined();
+      expect((await bodies.forRouting('r-b1'))!.documents.get(doc.sha256)!.equals(pdf)).toBe(true);
+      expect(await bodies.message((await bodies.outbound('d-b0'))!)).toBeUndefined();
+      expect((await status.getDelivery('d-b0'))!.state).toBe('delivered');
+      expect((await status.history('d-b0')).length).toBeGreaterThan(0);
+      expect(await pruneRecords(pool, options)).toMatchObject({ emptied: 0, bodies: 0 });
+      // Then the records go too, with the (emptied) bodies nobody else holds: the HL7 text and the attachments part.
+      await pool.query(`update results set received_at = now() - interval '100 days' where result_id = 'r-b0'`);
+      expect(await pruneRecords(pool, options)).toMatchObject({ results: 1, deliveries: 1, bodies: 2 });
+      expect((await pool.query(`select count(*)::int as n from bodies where content is null`)).rows[0]).toEqual({ n: 0 });
     } finally {
       await pool.end();
     }
@@ -199,7 +248,7 @@ describe('the ACK and the commit', () => {
     expect(refused.raw).toContain('|207^Application internal error^HL70357|');
     // Nothing was queued for it: a job only ever follows a committed record.
     const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'delayed', 'failed']);
-    expect(jobs.filter((j) => (j.data as { result: { controlId: string } }).result.controlId === `DOWN-${t}`)).toEqual([]);
+    expect(jobs.map((j) => (j.data as { resultId: string }).resultId)).toEqual([(committed.rows[0] as { result_id: string }).result_id]);
 
     postgres('up');
     // The producer sends it again, as an MLLP sender does after an AE; the same process now records it.

@@ -97,11 +97,15 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
   };
 
   // Retention, once an hour in some router (a lock keeps it to one at a time): the message store forgets what is over
-  // and older than receipts.retentionDays.
+  // and older than receipts.retentionDays, and empties the bodies of what is over since postgres.bodyRetentionDays.
   const prune = async () => {
     try {
-      const r = await pruneRecords(ctx.pg, { olderThan: new Date(Date.now() - config.receipts.retentionDays * 86_400_000), finalStates: FINAL_STATES });
-      if (r.results) ctx.log.info({ ...r }, 'message store pruned');
+      const r = await pruneRecords(ctx.pg, {
+        olderThan: new Date(Date.now() - config.receipts.retentionDays * 86_400_000),
+        bodiesOlderThan: new Date(Date.now() - config.postgres.bodyRetentionDays * 86_400_000),
+        finalStates: FINAL_STATES,
+      });
+      if (r.results || r.emptied) ctx.log.info({ ...r }, 'message store pruned');
     } catch (err) {
       ctx.log.warn({ err: (err as Error).message }, 'message store prune failed; tried again in an hour');
     }
