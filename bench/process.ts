@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { DEMO_CONFIG_FILE } from '@mssgw/config';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -48,12 +49,12 @@ const portOpen = (port: number) =>
     s.on('error', () => resolve(false));
   });
 
-/** Runs `mssgw start <services>` as its own process, as a deployment would, configured by environment variables. */
+/** Runs `mssgw start <services>` as its own process, as a deployment would: the demo's configuration file, then environment variables. */
 export async function startGatewayProcess(services: string[], env: Record<string, string>, readyPort: number): Promise<GatewayProcess> {
   // The launcher a deployment runs, with its V8 flags (MSSGW_NODE_FLAGS, inherited, replaces them), and the V8
   // old-space cap the Dockerfile and the chart set for the gateway (docs/design.md, "One thread per process").
   const child: ChildProcess = spawn(path.join(ROOT, 'services/gateway/bin/mssgw'), ['start', ...services], {
-    env: { ...process.env, MSSGW_LOG_LEVEL: 'warn', NODE_OPTIONS: process.env['MSSGW_BENCH_NODE_OPTIONS'] ?? '--max-old-space-size=256', ...env },
+    env: { ...process.env, MSSGW_CONFIG: DEMO_CONFIG_FILE, MSSGW_LOG_LEVEL: 'warn', NODE_OPTIONS: process.env['MSSGW_BENCH_NODE_OPTIONS'] ?? '--max-old-space-size=256', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const deadline = Date.now() + 30_000;

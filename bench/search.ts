@@ -1,7 +1,7 @@
 // Result search (the operator console) on a message store of 1,000,000 results with 2.5 recipients each: bulk-loaded
 // into a schema of its own with insert ... select generate_series, then a fixed mix of searches, one at a time.
 import { randomBytes } from 'node:crypto';
-import { demoDefaults } from '@mssgw/config';
+import { demoConfig } from '@mssgw/config';
 import { connectPostgres, decodeCursor, migrate, patientSearchKey, searchResults, type Pool, type ResultSearch } from '@mssgw/store';
 import { percentile, round } from './stats.ts';
 
@@ -217,7 +217,7 @@ const PAGED: Omit<ResultSearch, 'limit'>[] = [{}, { state: 'failed' }, { source:
 export async function benchSearch(opts: { results?: number; schema?: string; keep?: boolean } = {}): Promise<SearchBench> {
   const n = opts.results ?? 1_000_000;
   const schema = opts.schema ?? `bench_search_${randomBytes(4).toString('hex')}`;
-  const pool = connectPostgres({ ...demoDefaults().postgres, schema, poolSize: 2 }, 'mssgw-bench-search');
+  const pool = connectPostgres({ ...demoConfig().postgres, schema, poolSize: 2 }, 'mssgw-bench-search');
   try {
     const loaded = (await pool.query<{ t: string | null }>(`select to_regclass('${schema}.results')::text as t`)).rows[0]!.t
       && Number((await pool.query<{ n: string }>('select count(*) as n from results')).rows[0]!.n) === n;

@@ -11,4 +11,5 @@ export MSSGW_POSTGRES_SCHEMA="${MSSGW_POSTGRES_SCHEMA:-mssgw_demo_$run_id}"
 export MSSGW_LOG_LEVEL="${MSSGW_LOG_LEVEL:-info}"
 say "gateway log: $LOG_DIR/demo.log"
 export MSSGW_LOG_FILE="$LOG_DIR/demo.log"
-exec bash "$LOCAL_DIR/with-sandbox.sh" "redis postgres operator" services/gateway/bin/mssgw demo "$@"
+# The demo's configuration, named: nothing of it is a default (deploy/demo/gateway.yaml).
+exec bash "$LOCAL_DIR/with-sandbox.sh" "redis postgres operator" services/gateway/bin/mssgw demo --config "$REPO_ROOT/deploy/demo/gateway.yaml" "$@"

@@ -1,10 +1,11 @@
 // npm run config-doc: writes docs/configuration.md from the configuration schema (libs/config/src/schema.ts, whose
-// .describe() texts are the meanings) and the demo defaults (libs/config/src/defaults.ts). test/unit/config-doc.test.ts
-// fails when the file and the schema drift apart.
-import { writeFileSync } from 'node:fs';
+// .describe() texts are the meanings and whose defaults are the only ones) and the demo's file (deploy/demo/gateway.yaml).
+// test/unit/config-doc.test.ts fails when the file and the schema drift apart.
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { demoDefaults, GatewayConfigSchema } from '@mssgw/config';
+import { parse as parseYaml } from 'yaml';
+import { DEMO_CONFIG_FILE, GatewayConfigSchema } from '@mssgw/config';
 
 export const CONFIG_DOC = path.resolve(import.meta.dirname, '../../docs/configuration.md');
 
@@ -32,9 +33,10 @@ export interface ConfigKey {
   path: string;
   type: string;
   optional: boolean;
-  /** The schema's own default when it has one, else the demo's value; already formatted for the table. */
+  /** The schema's default, already formatted for the table: '' when the key has none (required: see `optional`). */
   default: string;
-  defaultFromSchema: boolean;
+  /** The value the demo's file gives it (`${MSSGW_SANDBOX}` left as written), formatted; '—' when it gives none. */
+  demo: string;
   /** MSSGW_… variable that overrides the key, when the loader (libs/config/src/load.ts) accepts one. */
   env: string | undefined;
   description: string;
@@ -108,7 +110,7 @@ function valuesAt(root: unknown, segments: string[]): { label: string; value: un
   return found;
 }
 
-function demoDefault(key: string, s: JsonSchema, segments: string[], demo: unknown): string {
+function demoValue(key: string, s: JsonSchema, segments: string[], demo: unknown): string {
   const found = valuesAt(demo, segments).filter((f) => f.value !== undefined);
   if (!found.length) return '—';
   // Objects are described key by key in the rows below them; their own row only says how many entries.
@@ -122,29 +124,27 @@ function demoDefault(key: string, s: JsonSchema, segments: string[], demo: unkno
   return new Set(shown).size === 1 ? shown[0]! : shown.join('; ');
 }
 
-/** MSSGW_<SECTION>_<KEY> reaches a key of a section, or a top-level key, that the defaults already hold and that is not an object. */
-function envName(segments: string[], s: JsonSchema, demo: Record<string, unknown>): string | undefined {
+/** MSSGW_<SECTION>_<KEY> reaches a key of a section, or a top-level key, that is not an object. */
+function envName(segments: string[], s: JsonSchema): string | undefined {
   if (segments.length > 2 || segments.some((seg) => seg === '[]' || seg === '<name>') || isObject(s) || isSecretRef(s) || isRecord(s)) return undefined;
-  const present = segments.length === 1 ? segments[0]! in demo : valuesAt(demo, segments).length > 0;
-  if (!present) return undefined;
   const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
   return `MSSGW_${segments.map(snake).join('_')}`;
 }
 
 /** Every key of the schema, depth first in the schema's order. Throws on a key without a meaning. */
-export function configKeys(schema: { toJSONSchema(params?: object): unknown } = GatewayConfigSchema, demo: object = demoDefaults('.sandbox')): ConfigKey[] {
+export function configKeys(schema: { toJSONSchema(params?: object): unknown } = GatewayConfigSchema, demo: object = demoFile()): ConfigKey[] {
   const root = schema.toJSONSchema({ io: 'input', unrepresentable: 'any' }) as JsonSchema;
   const keys: ConfigKey[] = [];
   const visit = (s: JsonSchema, segments: string[], optional: boolean) => {
     const keyPath = segments.join('.').replace(/\.\[\]/g, '[]');
     const key = segments.filter((seg) => seg !== '[]' && seg !== '<name>').at(-1)!;
     if (!s.description?.trim()) throw new Error(`config-doc: "${keyPath}" has no meaning: add .describe('…') to it in libs/config/src/schema.ts`);
-    const fromSchema = s.default !== undefined;
     keys.push({
       path: keyPath, type: typeOf(s), optional,
-      default: fromSchema ? formatValue(key, s.default) : demoDefault(key, s, segments, demo),
-      defaultFromSchema: fromSchema,
-      env: envName(segments, s, demo as Record<string, unknown>),
+      // A section's default ({}) only says that its keys' defaults apply.
+      default: s.default !== undefined && !isObject(s) ? formatValue(key, s.default) : '',
+      demo: demoValue(key, s, segments, demo),
+      env: envName(segments, s),
       description: s.description.trim().replace(/\s+/g, ' '),
     });
     children(s, segments);
@@ -160,12 +160,15 @@ export function configKeys(schema: { toJSONSchema(params?: object): unknown } = 
 
 const cell = (text: string) => text.replace(/\|/g, '\\|');
 
+/** deploy/demo/gateway.yaml as written. */
+export const demoFile = (): object => parseYaml(readFileSync(DEMO_CONFIG_FILE, 'utf8')) as object;
+
 /** The whole of docs/configuration.md. */
 export function renderConfigDoc(keys: ConfigKey[] = configKeys()): string {
   const out = [
     '# Configuration reference',
     '',
-    '<!-- Generated by `npm run config-doc` from libs/config/src/schema.ts and libs/config/src/defaults.ts: edit those, not this file. -->',
+    '<!-- Generated by `npm run config-doc` from libs/config/src/schema.ts and deploy/demo/gateway.yaml: edit those, not this file. -->',
     '',
     'Every key the gateway reads, section by section, in the order of the schema (`libs/config/src/schema.ts`). How the',
     'file, the environment and the defaults combine is in the [README](../README.md#configuration).',
@@ -173,10 +176,11 @@ export function renderConfigDoc(keys: ConfigKey[] = configKeys()): string {
     '- **key**: `[]` stands for each entry of a list, `<name>` for each entry of a map (e.g. a source name).',
     '- **type**: *optional* keys may be left out; a **secret** is `{ file: PATH }` (read from that file, trailing newline',
     '  dropped) or `{ env: NAME }` (read from that environment variable), never the value itself.',
-    '- **demo default**: the value of the embedded demo defaults (`demoDefaults()` in `libs/config/src/defaults.ts`),',
-    '  which run the gateway against the local sandbox. They are the demo\'s values, not recommendations for',
-    '  production; a file or the environment replaces them. A value marked *(schema)* is the schema\'s own default.',
-    '  Paths under `.sandbox/` are in the sandbox directory (`MSSGW_SANDBOX`).',
+    '- **default**: what the gateway takes when the file and the environment leave the key out; **required** when there',
+    '  is none (within its section, or its list entry). These are the only defaults: nothing else is merged in.',
+    '- **demo**: the value in the demo\'s file (`deploy/demo/gateway.yaml`), which runs the gateway on the local',
+    '  sandbox; not a recommendation for production ([deployment.md](deployment.md)). `${MSSGW_SANDBOX}` is the sandbox',
+    '  directory.',
     '- **environment**: the `MSSGW_…` variable that overrides the key (lists of objects take JSON).',
   ];
   let section = '';
@@ -184,7 +188,7 @@ export function renderConfigDoc(keys: ConfigKey[] = configKeys()): string {
     const top = k.path.split(/[.[]/)[0]!;
     if (top !== section) {
       section = top;
-      out.push('', `## \`${top}\``, '', '| key | type | demo default | environment | meaning |', '| --- | --- | --- | --- | --- |');
+      out.push('', `## \`${top}\``, '', '| key | type | default | demo | environment | meaning |', '| --- | --- | --- | --- | --- | --- |');
     }
     if (k.path === top && k.type === 'object') {
       // A section's meaning introduces its table.
@@ -192,8 +196,8 @@ export function renderConfigDoc(keys: ConfigKey[] = configKeys()): string {
       continue;
     }
     const type = `${k.type}${k.optional ? ', *optional*' : ''}`;
-    const dflt = k.defaultFromSchema ? `${k.default} *(schema)*` : k.default;
-    out.push(`| \`${k.path}\` | ${cell(type)} | ${cell(dflt)} | ${k.env ? `\`${k.env}\`` : ''} | ${cell(k.description)} |`);
+    const dflt = k.default || (k.optional ? '' : '**required**');
+    out.push(`| \`${k.path}\` | ${cell(type)} | ${cell(dflt)} | ${cell(k.demo)} | ${k.env ? `\`${k.env}\`` : ''} | ${cell(k.description)} |`);
   }
   return out.join('\n') + '\n';
 }

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { demoDefaults, sandboxDir, type GatewayConfig } from '@mssgw/config';
+import { demoConfig, sandboxDir, type GatewayConfig } from '@mssgw/config';
 
 export const SANDBOX = sandboxDir();
 /** The sandbox Redis (deploy/local/redis.sh). */
-export const SANDBOX_REDIS_URL = demoDefaults().redis.url;
+export const SANDBOX_REDIS_URL = demoConfig().redis.url;
 export const tag = () => randomBytes(4).toString('hex');
 
 /** The labo-noreply certificate of the sandbox PKI; the operator trusts any certificate of its test CA. */
@@ -13,11 +13,12 @@ const LAB_MAILBOX = 'labo-noreply@chu-demo.mssante.test';
 
 /**
  * A configuration of its own for one test file: a fresh Redis prefix and PostgreSQL schema, its own applicative mailbox (so receipts of
- * other tests never reach it), ephemeral ports. Everything else is the sandbox defaults.
+ * other tests never reach it), ephemeral ports. Everything else is the demo's configuration (deploy/demo/gateway.yaml,
+ * demoConfig()), which nothing merges in by itself. The copy returned is the caller's to change.
  */
 export function testConfig(name: string, patch: (c: GatewayConfig) => void = () => {}): GatewayConfig {
   const t = `${name}-${tag()}`;
-  const c = demoDefaults();
+  const c = demoConfig();
   const pki = path.join(SANDBOX, 'pki', 'clients');
   c.environment = 'test';
   c.logLevel = (process.env['MSSGW_TEST_LOG_LEVEL'] as GatewayConfig['logLevel'] | undefined) ?? 'silent';

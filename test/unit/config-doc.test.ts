@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { demoDefaults, GatewayConfigSchema, loadConfig } from '@mssgw/config';
+import { DEMO_CONFIG_FILE, demoConfig, GatewayConfigSchema, loadConfig } from '@mssgw/config';
 import { CONFIG_DOC, configKeys, renderConfigDoc } from '../../deploy/tools/config-doc.ts';
 
 /** Just what this walk reads of a zod 4 schema. */
@@ -68,33 +68,41 @@ describe('docs/configuration.md', () => {
   it('names environment variables that the loader applies to their key', () => {
     const withEnv = configKeys().filter((k) => k.env);
     expect(withEnv.map((k) => k.env)).toEqual(expect.arrayContaining(['MSSGW_REDIS_URL', 'MSSGW_HTTP_PORT', 'MSSGW_LOG_LEVEL', 'MSSGW_MAILBOXES']));
-    const demo = demoDefaults() as unknown as Record<string, unknown>;
+    const demo = demoConfig() as unknown as Record<string, unknown>;
+    const at = (o: unknown, keyPath: string) => keyPath.split('.').reduce<unknown>((v, seg) => (v as Record<string, unknown> | undefined)?.[seg], o);
+    let applied = 0;
     for (const k of withEnv) {
-      const value = k.path.split('.').reduce<unknown>((v, seg) => (v as Record<string, unknown>)[seg], demo);
-      const raw = Array.isArray(value) ? (value.some((v) => typeof v === 'object') ? JSON.stringify(value) : value.join(',')) : String(value);
-      const config = loadConfig({ env: { [k.env!]: raw } }) as unknown as Record<string, unknown>;
-      expect(k.path.split('.').reduce<unknown>((v, seg) => (v as Record<string, unknown>)[seg], config), k.env).toEqual(value);
+      const value = at(demo, k.path) as string | number | boolean | unknown[] | undefined;
+      if (value === undefined) continue; // an optional key the demo leaves out
+      const raw = Array.isArray(value) ? (value.some((v) => typeof v === 'object') ? JSON.stringify(value) : (value as string[]).join(',')) : String(value);
+      const config = loadConfig({ file: DEMO_CONFIG_FILE, env: { [k.env!]: raw } });
+      expect(at(config, k.path), k.env).toEqual(value);
+      applied++;
     }
+    expect(applied).toBeGreaterThan(50);
+    // A key the file leaves out takes its variable too: the loader knows the keys from the schema, not from a file.
+    expect(configKeys().find((k) => k.path === 'postgres.caFile')?.env).toBe('MSSGW_POSTGRES_CA_FILE');
     // A key inside a nested object has no variable, and the doc does not claim one.
     expect(configKeys().find((k) => k.path === 'operator.rate.maxPerSecond')?.env).toBeUndefined();
     expect(() => loadConfig({ env: { MSSGW_OPERATOR_RATE_MAX_PER_SECOND: '10' } })).toThrow(/no setting/);
   });
 
-  it('shows the schema default when there is one, else the demo value', () => {
+  it('shows the schema default (the only one) and, apart, the demo\'s value', () => {
     const schema = z.object({
       section: z.object({
         fromSchema: z.number().default(7).describe('a key with its own default'),
-        fromDemo: z.number().describe('a key the demo sets'),
-        waitMs: z.number().describe('a duration'),
+        required: z.number().describe('a key without one'),
+        waitMs: z.number().default(60_000).describe('a duration'),
       }).describe('a section'),
     });
-    const keys = configKeys(schema, { section: { fromDemo: 3, waitMs: 90_000 } });
-    expect(keys.map((k) => [k.path, k.default, k.defaultFromSchema])).toEqual([
-      ['section', '', false],
-      ['section.fromSchema', '`7`', true],
-      ['section.fromDemo', '`3`', false],
-      ['section.waitMs', '`90000` (90 s)', false],
+    const keys = configKeys(schema, { section: { required: 3, waitMs: 90_000 } });
+    expect(keys.map((k) => [k.path, k.default, k.demo, k.optional])).toEqual([
+      ['section', '', '', false],
+      ['section.fromSchema', '`7`', '—', true],
+      ['section.required', '', '`3`', false],
+      ['section.waitMs', '`60000` (1 min)', '`90000` (90 s)', true],
     ]);
+    expect(renderConfigDoc(keys)).toMatch(/\| `section\.required` \| number \| \*\*required\*\* \| `3` \|/);
   });
 
   it('refuses a key without a meaning instead of documenting it blank', () => {

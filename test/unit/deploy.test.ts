@@ -36,27 +36,55 @@ describe('deployment files', () => {
 });
 
 describe('shipped gateway configurations', () => {
-  it('the chart\'s configuration and the compose one load as valid gateway configurations', async () => {
+  it('the chart\'s configuration is a complete production one that starts in its pods (test/unit/production-config.test.ts refuses each misconfiguration)', async () => {
     const { parse } = await import('yaml');
     const { loadConfig } = await import('@mssgw/config');
     const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-config-'));
     const chart = (parse(readFileSync(path.join(ROOT, 'helm/mssante-gateway/values.yaml'), 'utf8')) as { config: unknown }).config;
     writeFileSync(path.join(dir, 'chart.json'), JSON.stringify(chart));
-    const production = loadConfig({ file: path.join(dir, 'chart.json'), env: {} });
+    const production = loadConfig({ file: path.join(dir, 'chart.json'), env: { MSSGW_CONTAINER: '1' } });
     expect(production.environment).toBe('production');
-    expect(production.mssante.whitelist.location).toMatch(/^https:\/\/espacedeconfiance\.mssante\.fr\//);
     // The intake listens where its Service sends: every interface, on the container's MLLP port.
     const values = parse(readFileSync(path.join(ROOT, 'helm/mssante-gateway/values.yaml'), 'utf8')) as { services: { intake: { ports: { containerPort: number }[] } } };
     const containerPorts = values.services.intake.ports.map((p) => p.containerPort);
     expect(production.mllp.listeners.map((l) => [l.host, containerPorts.includes(l.port)])).toEqual([['0.0.0.0', true]]);
-    expect(loadConfig({ file: path.join(ROOT, 'deploy/docker/gateway.yaml'), env: {} }).environment).toBe('demo');
+    expect(loadConfig({ file: path.join(ROOT, 'deploy/docker/gateway.yaml'), env: { MSSGW_CONTAINER: '1' } }).environment).toBe('production');
+  });
+
+  it('compose gives the gateway the secrets directory its configuration names, and no demo secret', () => {
+    const compose = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+    expect(compose).toMatch(/- \.\/deploy\/docker\/secrets:\/run\/secrets\/mssgw:ro/);
+    expect(compose).not.toMatch(/\.demo\b|operator-data:\/sandbox:ro/);
   });
 });
 
 describe('Helm chart', async () => {
-  const { parseAllDocuments } = await import('yaml');
-  const helm = path.join(process.env['MSSGW_SANDBOX'] ?? path.join(ROOT, '.sandbox'), 'bin', 'helm');
+  const { parse, parseAllDocuments } = await import('yaml');
+  const sandbox = process.env['MSSGW_SANDBOX'] ?? path.join(ROOT, '.sandbox');
+  const helm = path.join(sandbox, 'bin', 'helm');
+  // deploy/tools/k8s-validate, built by deploy/local/helm.sh: each manifest strictly decoded into the k8s.io/api types.
+  const validator = path.join(sandbox, 'bin', 'k8s-validate');
+  const CRDS = ['--crd', 'monitoring.coreos.com/v1/ServiceMonitor', '--crd', 'monitoring.coreos.com/v1/PrometheusRule'];
   const run = (args: string[]) => spawnSync(helm, args, { cwd: ROOT, encoding: 'utf8' });
+  const validate = (manifests: string) => spawnSync(validator, CRDS, { input: manifests, encoding: 'utf8' });
+  interface Container {
+    securityContext: { readOnlyRootFilesystem?: boolean };
+    volumeMounts: object[];
+    readinessProbe: { httpGet: { path: string } };
+    livenessProbe: object;
+    env: object[];
+    resources: { limits: { memory: string } };
+  }
+  interface PodSpec { containers: Container[]; volumes: object[]; terminationGracePeriodSeconds: number }
+  type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, unknown> & { template: { spec: PodSpec } } };
+  const render = (...set: string[]) => {
+    const r = run(['template', 'test', 'helm/mssante-gateway', ...set.flatMap((s) => ['--set', s])]);
+    expect(r.status, r.stderr).toBe(0);
+    return { text: r.stdout, objects: parseAllDocuments(r.stdout).map((d) => d.toJS() as Manifest | null).filter((o) => o !== null) };
+  };
+  const values = parse(readFileSync(path.join(ROOT, 'helm/mssante-gateway/values.yaml'), 'utf8')) as {
+    config: { dispatcher: { concurrency: number }; routing: { maxMailBytes: number }; mailboxes: unknown[] }; memory: { baseMi: number };
+  };
 
   it('passes helm lint', () => {
     const r = run(['lint', 'helm/mssante-gateway']);
@@ -68,33 +96,85 @@ describe('Helm chart', async () => {
     const r = run(['lint', 'helm/mssante-gateway', '--set', 'services.mailer.replicas=1']);
     expect(r.status).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/mailer/);
+    // A grace period shorter than a send is refused too.
+    expect(run(['lint', 'helm/mssante-gateway', '--set', 'terminationGracePeriodSeconds=60']).status).not.toBe(0);
   });
 
-  it('renders manifests that validate against the Kubernetes schemas', async () => {
-    const r = run(['template', 'test', 'helm/mssante-gateway']);
-    expect(r.status).toBe(0);
-    const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string } } | null).filter((o) => o !== null);
+  it('renders manifests that the schema check accepts, with the shipped values and with every option on', () => {
+    const { text, objects } = render();
     expect(objects.filter((o) => o.kind === 'Deployment').map((o) => o.metadata.name).sort()).toEqual(
       ['api', 'dispatcher', 'feedback', 'intake', 'receipts', 'router'].map((s) => `test-mssgw-${s}`),
     );
-    const models: Record<string, string> = {
-      'apps/v1/Deployment': 'kubernetes-models/apps/v1/Deployment', 'v1/Service': 'kubernetes-models/v1/Service', 'v1/ConfigMap': 'kubernetes-models/v1/ConfigMap',
-      'policy/v1/PodDisruptionBudget': 'kubernetes-models/policy/v1/PodDisruptionBudget', 'autoscaling/v2/HorizontalPodAutoscaler': 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler',
-    };
-    let validated = 0;
-    for (const o of objects) {
-      const mod = models[`${o.apiVersion}/${o.kind}`];
-      if (!mod) continue; // ServiceMonitor: a CRD of the Prometheus operator
-      const Model = ((await import(mod)) as Record<string, new (x: unknown) => { validate(): void }>)[o.kind]!;
-      expect(() => new Model(o).validate(), `${o.kind} ${o.metadata.name}`).not.toThrow();
-      validated++;
-    }
-    expect(validated).toBe(20);
+    const checked = validate(text);
+    expect(checked.stdout + checked.stderr).toMatch(/^21 valid, 1 skipped$/m);
+    expect(checked.status).toBe(0);
+    const all = render('ingress.enabled=true', 'ingress.className=nginx', 'ingress.tlsSecretName=mssgw-api-tls', 'networkPolicy.mllpFrom[0].ipBlock.cidr=10.20.0.0/24', 'podDisruptionBudget.enabled=false');
+    const allChecked = validate(all.text);
+    expect(allChecked.stdout + allChecked.stderr).toMatch(/^16 valid, 1 skipped$/m);
+    expect(allChecked.status).toBe(0);
   });
 
-  it('the schema check can fail: a Deployment without a selector is refused', async () => {
-    const { Deployment } = await import('kubernetes-models/apps/v1/Deployment');
-    expect(() => new Deployment({ metadata: { name: 'x' }, spec: { template: { spec: { containers: [{ name: 'c', image: 'i' }] } } } } as never).validate()).toThrow(/selector/);
+  it('the schema check can fail: an unknown field, a field of the wrong type, a selector that selects nothing, a probe on no port', () => {
+    const { objects } = render();
+    const deployment = objects.find((o) => o.kind === 'Deployment')!;
+    const broken = (edit: (d: Manifest) => void) => {
+      const d = structuredClone(deployment);
+      edit(d);
+      return validate(JSON.stringify(d));
+    };
+    const unknown = broken((d) => (d.spec['replica'] = 2));
+    expect(unknown.status).toBe(1);
+    expect(unknown.stdout).toMatch(/unknown field "replica"/);
+    expect(broken((d) => (d.spec['replicas'] = 'two')).stdout).toMatch(/cannot unmarshal string/);
+    expect(broken((d) => (d.spec['selector'] = { matchLabels: { app: 'other' } })).stdout).toMatch(/spec\.selector: does not select the pod template's labels/);
+    expect(broken((d) => (d.spec.template.spec.containers[0]!.livenessProbe = { tcpSocket: { port: 'nope' } })).stdout).toMatch(/livenessProbe: port "nope" is not a port of the container/);
+    expect(validate('apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w }\n').stdout).toMatch(/unknown apiVersion\/kind/);
+  });
+
+  it('runs as drawn: writable /tmp, drains allowed, liveness without Redis, a grace period past the SMTP timeout', () => {
+    const { objects } = render();
+    const deployments = objects.filter((o) => o.kind === 'Deployment');
+    for (const d of deployments) {
+      const pod = d.spec.template.spec;
+      const c = pod.containers[0]!;
+      expect(c.securityContext.readOnlyRootFilesystem, d.metadata.name).toBe(true);
+      expect(c.volumeMounts, d.metadata.name).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
+      expect(pod.volumes, d.metadata.name).toContainEqual({ name: 'tmp', emptyDir: { sizeLimit: '1Gi' } });
+      // /healthz asks Redis: readiness only. Liveness holds as long as the process does.
+      expect(c.readinessProbe.httpGet.path).toBe('/healthz');
+      expect(c.livenessProbe).toMatchObject({ tcpSocket: { port: 'http' } });
+      expect(JSON.stringify(c.livenessProbe)).not.toMatch(/healthz/);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(120);
+      expect(c.env).toContainEqual({ name: 'MSSGW_CONTAINER', value: '1' });
+    }
+    const budgets = objects.filter((o) => o.kind === 'PodDisruptionBudget');
+    expect(budgets).toHaveLength(6);
+    for (const b of budgets) expect(b.spec, b.metadata.name).toEqual(expect.objectContaining({ maxUnavailable: 1 }));
+    for (const b of budgets) expect(b.spec['minAvailable']).toBeUndefined();
+  });
+
+  it('sizes the dispatcher\'s memory from maxMailBytes, its concurrency and the mailboxes', () => {
+    const limit = (objects: Manifest[]) => objects.find((o) => o.metadata.name === 'test-mssgw-dispatcher' && o.kind === 'Deployment')!.spec.template.spec.containers[0]!.resources.limits.memory;
+    const { config, memory } = values;
+    const expected = memory.baseMi + 2 * config.dispatcher.concurrency * config.mailboxes.length * (config.routing.maxMailBytes / 1024 / 1024);
+    expect(limit(render().objects)).toBe(`${expected}Mi`);
+    expect(expected).toBe(784);
+    expect(limit(render('config.dispatcher.concurrency=8').objects)).toBe(`${memory.baseMi + 2 * 8 * 50}Mi`);
+    expect(limit(render('services.dispatcher.resources.limits.memory=2Gi').objects)).toBe('2Gi');
+  });
+
+  it('has a NetworkPolicy that lets in only the HTTP and MLLP ports, and an Ingress for the API when asked', () => {
+    const { objects } = render('networkPolicy.mllpFrom[0].ipBlock.cidr=10.20.0.0/24');
+    const policy = objects.find((o) => o.kind === 'NetworkPolicy')!;
+    expect(policy.spec['policyTypes']).toEqual(['Ingress']);
+    expect(policy.spec['ingress']).toEqual([
+      { ports: [{ port: 8088, protocol: 'TCP' }], from: [{ namespaceSelector: {} }] },
+      { ports: [{ port: 2575, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.20.0.0/24' } }] },
+    ]);
+    expect(render().objects.find((o) => o.kind === 'Ingress')).toBeUndefined();
+    const ingress = render('ingress.enabled=true', 'ingress.tlsSecretName=mssgw-api-tls').objects.find((o) => o.kind === 'Ingress')!;
+    expect((ingress.spec['rules'] as { http: { paths: unknown } }[])[0]!.http.paths).toEqual([{ path: '/api/', pathType: 'Prefix', backend: { service: { name: 'test-mssgw-api', port: { name: 'http' } } } }]);
+    expect(ingress.spec['tls']).toEqual([{ hosts: ['mssgw.chu-exemple.fr'], secretName: 'mssgw-api-tls' }]);
   });
 });
 
