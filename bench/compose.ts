@@ -15,7 +15,7 @@ export interface ComposeBench {
 }
 
 /** The practitioner's mail of a CI-SIS ORU, rendered as the router renders it. */
-export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; resultId: string; from: string; rendered: RenderedMail }> {
+export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; messageId: string; resultId: string; from: string; rendered: RenderedMail }> {
   const config = demoConfig('/nonexistent');
   config.environment = 'test';
   const mailbox = config.mailboxes[0]!;
@@ -29,7 +29,7 @@ export async function renderSampleMail(hl7: Buffer): Promise<{ mailId: string; r
     versionOf: () => Promise.resolve(1),
   });
   const spec = plan.mails[0]!;
-  return { mailId: spec.mailId, resultId, from: mailbox.address, rendered: renderMail(spec, plan.content!.contents) };
+  return { mailId: spec.mailId, messageId: spec.messageId, resultId, from: mailbox.address, rendered: renderMail(spec, plan.content!.contents) };
 }
 
 /**

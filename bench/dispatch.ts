@@ -2,9 +2,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { demoConfig } from '@mssgw/config';
 import { MllpClient } from '@mssgw/hl7';
-import { connectRedis, MailStore, QUEUES } from '@mssgw/queue';
+import { connectRedis, QUEUES } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
-import { connectPostgres } from '@mssgw/store';
+import { connectPostgres, MessageBodies, sha256Of } from '@mssgw/store';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { renderSampleMail } from './compose.ts';
 import { cpuSecondsOf, redisServerPid, startGatewayProcess, waitedChildrenCpuSeconds, type GatewayProcess } from './process.ts';
@@ -166,15 +166,23 @@ export async function benchDispatch(opts: {
     if (opts.backlog > 0) {
       const config = demoConfig();
       const queue = new Queue(QUEUES.send(config.mailboxes[0]!.address), { connection: { url: REDIS, maxRetriesPerRequest: null }, prefix: `bench-b${tag}` });
-      // One mail, rendered once, shared by the million deliveries (as the router does).
+      // One mail, rendered once, shared by the deliveries of the backlog (as the router does for a result's recipients),
+      // and a record per delivery in the message store, which the jobs name.
       const mail = await renderSampleMail(message(0));
-      const store = new MailStore(redis, `bench-b${tag}`);
-      await store.put(mail.mailId, mail.rendered.head);
-      await store.putAttachments(mail.rendered.attachmentsId, mail.rendered.attachments);
+      const backlogPool = connectPostgres({ ...demoConfig().postgres, schema: env.MSSGW_POSTGRES_SCHEMA });
+      const { attachments, head } = mail.rendered;
+      await new MessageBodies(backlogPool).putMails(mail.resultId, [{ mailId: mail.mailId, head, attachments: { sha256: sha256Of(attachments), mediaType: 'message/rfc822-part', content: attachments } }]);
+      await backlogPool.query(
+        `insert into deliveries (delivery_id, result_id, recipient, kind, state, mail_id, message_id, mailbox, updated_at)
+         select 'd-b' || i, $1, 'b' || i || '@cabinet-demo.mssante.test', 'professional', 'queued', $2, $3, $4, now()
+         from generate_series(0, $5::int - 1) as i`,
+        [mail.resultId, mail.mailId, mail.messageId, mail.from, opts.backlog],
+      );
+      await backlogPool.end();
       for (let i = 0; i < opts.backlog; i += 5_000) {
         await queue.addBulk(Array.from({ length: Math.min(5_000, opts.backlog - i) }, (_, j) => ({
           name: 'deliver',
-          data: { deliveryId: `d-b${i + j}`, mailId: mail.mailId, attachmentsId: mail.rendered.attachmentsId, resultId: mail.resultId, mailbox: mail.from, recipient: `b${i + j}@cabinet-demo.mssante.test`, acknowledgedAt: Date.now() },
+          data: { deliveryId: `d-b${i + j}`, resultId: mail.resultId },
           opts: { jobId: `d-b${i + j}`, removeOnComplete: true, attempts: 3 },
         })));
       }
