@@ -123,14 +123,16 @@ export async function installAccess(app: FastifyInstance, ctx: ServiceContext, a
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
-    if (!isProtected(req) || !req.access || !req.audit) return payload;
+    // An unknown route reads nothing: its refusals are not written either (a scanner's paths are not rate-limited).
+    if (!isProtected(req) || !req.access || !req.audit || req.is404) return payload;
     const status = reply.statusCode;
     if (status === 421 || status === 429) return payload; // before any identity is known, or a flood: not written row by row
     const caller = req.access.caller;
     // Credentials that could not be checked (the store or the IdP out of reach): nothing shown, nobody identified.
     if (!caller && status === 503) return payload;
     const refused = status === 401 || status === 403 || !caller;
-    if (!refused && (req.routeOptions.config.audit === false || req.is404)) return payload;
+    if (!refused && req.routeOptions.config.audit === false) return payload;
+    if (refused) ctx.log.info({ requestId: req.id, status, route: req.routeOptions.url, actor: caller?.id ?? null, reason: req.audit.reason ?? req.access.refused?.reason }, 'API request refused');
     try {
       await recordAudit(ctx.pg, {
         actorKind: caller?.kind ?? 'none',
