@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { GatewayConfig } from '@mssgw/config';
 import { mailOrigin, parseDisposition, parseFieldBlocks, parseReceipt } from '@mssgw/receipts';
+import { fromOperator } from '@mssgw/receipts-service';
 
 const CORPORA = path.resolve(import.meta.dirname, '../corpora');
 const corpus = (p: string) => readFileSync(path.join(CORPORA, p));
@@ -109,5 +111,22 @@ describe('receipts', () => {
     expect(spoofed).toEqual({ returnPath: 'a@x.test', from: 'b@y.test', smtpHops: 0, received: 0 });
     expect(mailOrigin(Buffer.from('Return-Path: <MAILER-DAEMON>\r\nReceived: by mail.operator.test (Postfix, from userid 0)\r\n\r\n'), 4096))
       .toEqual({ returnPath: '', smtpHops: 0, received: 1 });
+  });
+
+  it("takes a DSN for the operator's own only with a null sender, a trusted Reporting-MTA and no hop over SMTP", () => {
+    const config = { operator: { tlsServerName: 'mail.operator.test' } } as GatewayConfig;
+    const own = { returnPath: '', smtpHops: 0, received: 1 };
+    expect(fromOperator(config, own, 'mail.operator.test')).toBe(true);
+    expect(fromOperator(config, own, 'MAIL.operator.test ')).toBe(true);
+    expect(fromOperator(config, own, 'mx.elsewhere.test')).toBe(false);
+    expect(fromOperator(config, own, undefined)).toBe(false);
+    expect(fromOperator(config, { ...own, smtpHops: 1 }, 'mail.operator.test')).toBe(false);
+    expect(fromOperator(config, { ...own, received: 0 }, 'mail.operator.test')).toBe(false);
+    expect(fromOperator(config, { ...own, returnPath: 'someone@x.test' }, 'mail.operator.test')).toBe(false);
+    expect(fromOperator(config, { smtpHops: 0, received: 1 }, 'mail.operator.test')).toBe(false);
+    expect(fromOperator(config, undefined, 'mail.operator.test')).toBe(false);
+    const listed = { operator: { tlsServerName: 'smtp.operator.example', reportingMtas: ['mta1.operator.example'] } } as GatewayConfig;
+    expect(fromOperator(listed, own, 'mta1.operator.example')).toBe(true);
+    expect(fromOperator(listed, own, 'smtp.operator.example')).toBe(false);
   });
 });
