@@ -92,9 +92,13 @@ describe('mssgw command line', () => {
       const event = { actorKind: 'key' as const, actor: keyId!, role: 'operator', method: 'GET', route: '/api/v1/results/:id', reason: null, filters: [], client: '10.0.0.7', requestId: 'req-1' };
       await recordAudit(pool, { ...event, status: 200, outcome: 'allowed', ids: ['r-000000000000000000000001'] });
       await recordAudit(pool, { ...event, actorKind: 'none', actor: null, role: null, status: 401, outcome: 'refused', reason: 'no credential', ids: [] });
+      // One event past the retention (400 days by default), which the prune removes.
+      await pool.query(`insert into audit_events (at, actor_kind, method, route, status, outcome, client, request_id)
+        values (now() - interval '401 days', 'none', 'GET', '/api/v1/results', 401, 'refused', '10.0.0.8', 'req-0')`);
     } finally {
       await pool.end();
     }
+    expect(mssgw(['audit', 'prune'], env)).toMatchObject({ code: 0, out: expect.stringMatching(/^removed 1 audit events older than \S+ \(400 days\)$/m) as unknown });
     const trail = mssgw(['audit'], env).out.trim().split('\n');
     expect(trail).toHaveLength(3);
     expect(trail[0]).toMatch(/^\S+Z {2}refused {2}no credential {2}GET \/api\/v1\/results\/:id 401 {2}from 10\.0\.0\.7 {2}"no credential"$/);
