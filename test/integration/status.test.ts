@@ -105,6 +105,10 @@ describe('recipient state machine (real PostgreSQL)', () => {
     // The same mail again (read twice after a crash): one reply, still to forward.
     expect(await store.replies.record({ mailbox, source: mail('1'), from: 'doc@c.mssante.test', inReplyTo: '<r-r-ps@chu>', references: [], auto: false, forwardTo: 'secretariat@chu.mssante.test' }))
       .toMatchObject({ id: thread.id, created: false, forwardPending: true });
+    // Twice at once (two copies in one batch): one reply.
+    const twice = await Promise.all([0, 1].map(() => store.replies.record({ mailbox, source: mail('5'), references: [], auto: true })));
+    expect(new Set(twice.map((r) => r.id)).size).toBe(1);
+    expect(twice.filter((r) => r.created)).toHaveLength(1);
     // Someone the result was not sent to, in the thread: the result, no recipient.
     expect(await store.replies.record({ mailbox, source: mail('2'), from: 'stranger@c.mssante.test', references: ['<nothing@x>', '<r-r-ps@chu>'], auto: false }))
       .toMatchObject({ matchedBy: 'references', resultId: 'r-r' });
@@ -118,9 +122,9 @@ describe('recipient state machine (real PostgreSQL)', () => {
     expect((await store.history('d-r1')).filter((h) => h.source === 'reply')).toMatchObject([{ state: 'queued', applied: false, detail: `reply ${thread.id}` }]);
     expect((await store.getDelivery('d-r1'))!.state).toBe('queued');
     const unmatched = await store.listReplies({ unmatched: true, mailbox });
-    expect(unmatched.map((r) => [r.id, r.from, r.subject, r.matchedBy])).toEqual([[lost.id, 'nobody@c.mssante.test', 'Question', 'none']]);
+    expect(unmatched.map((r) => [r.id, r.from, r.subject, r.matchedBy])).toEqual([[lost.id, 'nobody@c.mssante.test', 'Question', 'none'], [twice[0]!.id, undefined, undefined, 'none']]);
     const all = await store.listReplies({ mailbox });
-    expect(all).toHaveLength(4);
+    expect(all).toHaveLength(5);
     expect((await store.listReplies({ resultId: 'r-r' })).length).toBe(3);
     const page = await store.listReplies({ mailbox, limit: 2 });
     expect(page.map((r) => r.id)).toEqual(all.slice(0, 2).map((r) => r.id));

@@ -168,11 +168,15 @@ export class ReplyStore {
   async record(reply: IncomingReply): Promise<RecordedReply> {
     const m = await this.match(reply);
     const sha = createHash('sha256').update(reply.source).digest();
-    const row = (await this.q<{ id: string; created: boolean; pending: boolean }>(RECORD, [
+    const params = [
       sha, reply.source, reply.mailbox, m.deliveryId ?? null, m.resultId ?? null, new Date(reply.receivedAt ?? Date.now()),
       reply.sentAt === undefined ? null : new Date(reply.sentAt), reply.from ?? null, reply.subject ?? null, m.matchedBy, reply.auto,
       reply.forwardTo ?? null, REPLY_DETAIL,
-    ])).rows[0]!;
+    ];
+    // The same mail twice in one batch: the second statement waits for the first, whose row its snapshot does not
+    // see; the next one does.
+    const row = (await this.q<{ id: string; created: boolean; pending: boolean }>(RECORD, params)).rows[0]
+      ?? (await this.q<{ id: string; created: boolean; pending: boolean }>(RECORD, params)).rows[0]!;
     return { id: row.id, created: row.created, matchedBy: m.matchedBy, forwardPending: row.pending, ...(m.deliveryId ? { deliveryId: m.deliveryId } : {}), ...(m.resultId ? { resultId: m.resultId } : {}) };
   }
 
