@@ -1,4 +1,5 @@
 import type { DirectoryMailbox, MailboxType } from './extraction.ts';
+import { bodyOf, httpGet } from './https.ts';
 import { practitionerKeys } from './keys.ts';
 
 const EMAIL_TYPE_EXT = 'https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-contact-point-email-type';
@@ -25,6 +26,8 @@ export interface FhirDirectoryOptions {
   /** Consecutive failures that open the circuit, and how long it stays open before one trial request. */
   failureThreshold: number;
   resetMs: number;
+  /** CA certificates trusted for the API besides Node's store (the IGC-Santé chain). */
+  caFile?: string | undefined;
 }
 
 interface FhirResource {
@@ -105,12 +108,17 @@ export class FhirDirectory implements PractitionerDirectory {
     const resources: FhirResource[] = [];
     for (let page = 0; url && page < MAX_PAGES; page++) {
       this.requests++;
-      const res: Response = await fetch(url, {
+      const res = await httpGet(url, {
+        caFile: this.options.caFile,
         headers: { 'ESANTE-API-KEY': this.options.apiKey, accept: 'application/fhir+json' },
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        timeoutMs: this.options.timeoutMs,
       });
-      if (!res.ok) throw new DirectoryUnavailableError(`HTTP ${res.status} from the Annuaire Santé FHIR API`);
-      const bundle = (await res.json()) as Bundle;
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        res.resume();
+        throw new DirectoryUnavailableError(`HTTP ${status} from the Annuaire Santé FHIR API`);
+      }
+      const bundle = JSON.parse((await bodyOf(res)).toString('utf8')) as Bundle;
       if (bundle.resourceType !== 'Bundle') throw new DirectoryUnavailableError('the FHIR API did not answer with a Bundle');
       for (const e of bundle.entry ?? []) if (e.resource) resources.push(e.resource);
       url = bundle.link?.find((l) => l.relation === 'next')?.url;

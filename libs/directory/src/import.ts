@@ -6,11 +6,12 @@ import type { DirectoryStore, ImportOptions, ImportReport } from './store.ts';
 export async function importExtraction(
   store: DirectoryStore,
   location: string,
-  options: ImportOptions = {},
+  options: ImportOptions & { caFile?: string | undefined } = {},
 ): Promise<ImportReport> {
-  const source = await openExtraction(location);
+  const { caFile, ...importOptions } = options;
+  const source = await openExtraction(location, { caFile });
   try {
-    return await store.import(readExtraction(source.text), source, options);
+    return await store.import(readExtraction(source.text), source, importOptions);
   } finally {
     await source.close();
   }

@@ -11,3 +11,4 @@ export { chooseMailbox, type MailboxChoice } from './choice.ts';
 export { generateExtraction, generatedRpps, generatedFiness, EXTRACTION_HEADER, type GeneratorOptions } from './generate.ts';
 export { FhirDirectory, DirectoryChain, DirectoryUnavailableError, mailboxesOf, type PractitionerDirectory, type FhirDirectoryOptions } from './fhir.ts';
 export { importExtraction } from './import.ts';
+export { httpGet, bodyOf, type GetOptions } from './https.ts';

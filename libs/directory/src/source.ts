@@ -3,9 +3,10 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
+import { httpGet } from './https.ts';
 
 /** An extraction ready to stream: its text, its name and the SHA-256 of what was fetched or read. */
 export interface ExtractionSource {
@@ -21,16 +22,20 @@ export class ExtractionSourceError extends Error {
 
 /**
  * Opens `Extraction_Correspondance_MSSante_*.zip` or `.txt`, from a file or an https URL (downloaded to a temporary
- * file first, so that a slow or broken download never leaves a half-read directory behind).
+ * file first, so that a slow or broken download never leaves a half-read directory behind). `caFile`: CA certificates
+ * trusted for the download besides Node's store (the IGC-Santé chain).
  */
-export async function openExtraction(location: string, options: { timeoutMs?: number } = {}): Promise<ExtractionSource> {
+export async function openExtraction(location: string, options: { timeoutMs?: number; caFile?: string | undefined } = {}): Promise<ExtractionSource> {
   if (/^https?:\/\//i.test(location)) {
     const dir = await mkdtemp(path.join(tmpdir(), 'mssgw-directory-'));
     const file = path.join(dir, 'extraction');
     try {
-      const res = await fetch(location, { signal: AbortSignal.timeout(options.timeoutMs ?? 10 * 60_000) });
-      if (!res.ok || !res.body) throw new ExtractionSourceError(`GET ${location}: HTTP ${res.status}`);
-      await pipeline(Readable.fromWeb(res.body as never), createWriteStream(file));
+      const res = await httpGet(location, { caFile: options.caFile, timeoutMs: options.timeoutMs ?? 10 * 60_000 });
+      if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) {
+        res.resume();
+        throw new ExtractionSourceError(`GET ${location}: HTTP ${res.statusCode}`);
+      }
+      await pipeline(res, createWriteStream(file));
       const opened = (await startsWithZipMagic(file)) ? await openZip(file, location) : openText(file, location);
       return { ...opened, close: async () => { await opened.close(); await rm(dir, { recursive: true, force: true }); } };
     } catch (err) {

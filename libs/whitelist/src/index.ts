@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
 import { XMLParser } from 'fast-xml-parser';
 import type { Redis } from '@mssgw/queue';
 
@@ -57,25 +61,41 @@ export interface WhitelistSource {
   sha256?: string;
   checksumUrl?: string;
   timeoutMs?: number;
+  /** CA certificates (PEM) trusted for an https location or checksumUrl besides Node's store (the IGC-Santé chain). */
+  caFile?: string;
 }
 
-async function read(location: string, timeoutMs: number): Promise<Buffer> {
+/** A file, or a GET of a URL within timeoutMs (fetch takes no CA of its own: node:https does, and redirects are followed). */
+async function read(location: string, timeoutMs: number, caFile?: string, redirects = 0): Promise<Buffer> {
   if (!/^https?:\/\//i.test(location)) return readFile(location);
-  const res = await fetch(location, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new WhitelistError(`GET ${location}: HTTP ${res.status}`);
-  return Buffer.from(await res.arrayBuffer());
+  const options = { signal: AbortSignal.timeout(timeoutMs), ...(caFile ? { ca: [...rootCertificates, readFileSync(caFile, 'utf8')] } : {}) };
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    (/^https:/i.test(location) ? https.get(location, options, resolve) : http.get(location, options, resolve)).on('error', reject);
+  });
+  const status = res.statusCode ?? 0;
+  if (status >= 300 && status < 400 && res.headers.location && redirects < 5) {
+    res.resume();
+    return read(new URL(res.headers.location, location).href, timeoutMs, caFile, redirects + 1);
+  }
+  if (status < 200 || status >= 300) {
+    res.resume();
+    throw new WhitelistError(`GET ${location}: HTTP ${status}`);
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 /** Fetches, verifies the checksum when one is given, and parses. */
 export async function fetchWhitelist(source: WhitelistSource): Promise<LoadedWhitelist> {
   const timeoutMs = source.timeoutMs ?? 30_000;
-  const bytes = await read(source.location, timeoutMs).catch((err: Error) => {
+  const bytes = await read(source.location, timeoutMs, source.caFile).catch((err: Error) => {
     throw err instanceof WhitelistError ? err : new WhitelistError(`${source.location}: ${err.message}`);
   });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   let expected = source.sha256?.toLowerCase();
   if (!expected && source.checksumUrl) {
-    const text = (await read(source.checksumUrl, timeoutMs)).toString('utf8');
+    const text = (await read(source.checksumUrl, timeoutMs, source.caFile)).toString('utf8');
     expected = /\b[0-9a-f]{64}\b/i.exec(text)?.[0].toLowerCase();
     if (!expected) throw new WhitelistError(`${source.checksumUrl}: no SHA-256 in the checksum file`);
   }

@@ -10,11 +10,13 @@ interface Task {
   prefix: string;
   location: string;
   minRatio: number;
+  /** CA certificates trusted for an https location besides Node's store (directory.extraction.caFile). */
+  caFile?: string | undefined;
 }
 
 process.once('message', (task: Task) => {
   const redis = connectRedis(task.redis);
-  importExtraction(new DirectoryStore(redis, task.prefix), task.location, { minRatio: task.minRatio })
+  importExtraction(new DirectoryStore(redis, task.prefix), task.location, { minRatio: task.minRatio, caFile: task.caFile })
     // The report carries the rejected rows counted by reason with their first line numbers; their details stay here.
     .then(({ rejections: _details, ...report }) => process.send!({ ok: true, report }))
     .catch((err: Error) => process.send!({ ok: false, error: `${err.name}: ${err.message}` }))

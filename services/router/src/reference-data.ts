@@ -30,6 +30,7 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
             location: config.mssante.whitelist.location,
             ...(config.mssante.whitelist.sha256 ? { sha256: config.mssante.whitelist.sha256 } : {}),
             ...(config.mssante.whitelist.checksumUrl ? { checksumUrl: config.mssante.whitelist.checksumUrl } : {}),
+            ...(config.mssante.whitelist.caFile ? { caFile: config.mssante.whitelist.caFile } : {}),
           },
         }
       : {}),
@@ -81,14 +82,14 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
     opposition = list;
   }
 
-  const runImport = (location: string, minRatio: number) =>
+  const runImport = (location: string, minRatio: number, caFile: string | undefined) =>
     new Promise<DirectoryInfo>((resolve, reject) => {
       const child = fork(path.join(import.meta.dirname, 'directory-import.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       child.once('message', (m: { ok: boolean; report?: DirectoryInfo; error?: string }) =>
         m.ok && m.report ? resolve(m.report) : reject(new Error(m.error ?? 'directory import failed')),
       );
       child.once('exit', (code) => reject(new Error(`directory import process exited with ${code}`)));
-      child.send({ redis: redisEndpoint(config), prefix: config.redis.prefix, location, minRatio });
+      child.send({ redis: redisEndpoint(config), prefix: config.redis.prefix, location, minRatio, caFile });
     });
 
   const extraction = config.directory.extraction;
@@ -98,7 +99,7 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
     if (!extraction) throw new Error('directory.extraction is not configured');
     const started = Date.now();
     try {
-      const report = await runImport(extraction.location, extraction.minRatio);
+      const report = await runImport(extraction.location, extraction.minRatio, extraction.caFile);
       noteDirectory(report);
       log.info({ mailboxes: report.mailboxes, rejected: report.rejected, rejectedByReason: report.rejectedByReason, ms: Date.now() - started }, 'directory imported');
       return report;
