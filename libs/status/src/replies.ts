@@ -215,10 +215,11 @@ export class ReplyStore {
     return (await this.q<ReplyRow>(sql, params)).rows.map(replyOf);
   }
 
-  /** Replies of a mailbox whose copy the operator has not taken yet, oldest first. */
-  async pendingForwards(mailbox: string, limit = 20): Promise<Reply[]> {
+  /** Replies of a mailbox whose copy the operator has not taken yet, oldest first, but those in `skip`. */
+  async pendingForwards(mailbox: string, limit = 20, skip: readonly string[] = []): Promise<Reply[]> {
     return (await this.q<ReplyRow>(
-      `select ${COLUMNS} from replies where mailbox = $1 and forward_to is not null and forwarded_at is null order by id limit $2`, [mailbox, limit],
+      `select ${COLUMNS} from replies where mailbox = $1 and forward_to is not null and forwarded_at is null and id <> all($3::bigint[])
+       order by id limit $2`, [mailbox, limit, skip],
     )).rows.map(replyOf);
   }
 

@@ -51,6 +51,8 @@ export class ReplyForwarder {
   private transport: ReturnType<typeof createMailboxTransport> | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** Replies whose copy the operator refused for good (5xx), left pending in the store. */
+  private readonly refused = new Set<string>();
   private readonly ctx: ServiceContext;
   private readonly mailbox: ApplicativeMailboxConfig;
 
@@ -76,25 +78,35 @@ export class ReplyForwarder {
 
   private async pass(): Promise<void> {
     const address = this.mailbox.address;
-    const pending = await this.ctx.status.replies.pendingForwards(address);
-    for (const r of pending) {
-      try {
-        await this.forward(r);
-        await this.ctx.status.replies.markForwarded(r.id);
-        metrics.repliesForwarded.inc({ mailbox: address, outcome: 'sent' });
-      } catch (err) {
-        metrics.repliesForwarded.inc({ mailbox: address, outcome: 'failed' });
-        // The error's class and SMTP code only: nodemailer's message may quote an address.
-        const e = err as { name?: string; responseCode?: number; code?: string };
-        this.ctx.log.warn({ mailbox: address, replyId: r.id, error: e.name, code: e.responseCode ?? e.code }, 'reply not forwarded; tried again at the next sweep');
-        return; // the operator is likely down: the rest waits too
+    for (;;) {
+      const pending = await this.ctx.status.replies.pendingForwards(address, 20, [...this.refused]);
+      if (!pending.length) return;
+      for (const r of pending) {
+        try {
+          if (!(await this.forward(r))) {
+            this.refused.add(r.id); // its body is gone (retention): nothing to send
+            continue;
+          }
+          await this.ctx.status.replies.markForwarded(r.id);
+          metrics.repliesForwarded.inc({ mailbox: address, outcome: 'sent' });
+        } catch (err) {
+          metrics.repliesForwarded.inc({ mailbox: address, outcome: 'failed' });
+          // The error's class and SMTP code only: nodemailer's message may quote an address.
+          const e = err as { name?: string; responseCode?: number; code?: string };
+          this.ctx.log.warn({ mailbox: address, replyId: r.id, error: e.name, code: e.responseCode ?? e.code }, 'reply not forwarded; tried again later');
+          // Refused for good (5xx: too large, an address the operator refuses): the others go on; this process
+          // tries it again only after a restart. Anything else: the operator is likely down, everything waits.
+          if (e.responseCode !== undefined && e.responseCode >= 500) this.refused.add(r.id);
+          else return;
+        }
       }
     }
   }
 
-  private async forward(r: Reply): Promise<void> {
+  /** Sends one copy; false when there is nothing to send. */
+  private async forward(r: Reply): Promise<boolean> {
     const body = await this.ctx.status.replies.body(r.id);
-    if (!body || !r.forwardTo) return;
+    if (!body || !r.forwardTo) return false;
     const result = r.resultId ? await this.ctx.status.getResult(r.resultId, { withDeliveries: false }) : undefined;
     this.transport ??= createMailboxTransport(this.ctx.config, this.mailbox);
     const about = result
@@ -114,6 +126,7 @@ export class ReplyForwarder {
       // message/rfc822 is never base64 (RFC 2046): 8bit, the mail as received.
       attachments: [{ filename: `reponse-${r.id}.eml`, content: body, contentType: 'message/rfc822', contentDisposition: 'attachment', contentTransferEncoding: '8bit' }],
     });
+    return true;
   }
 
   async stop(): Promise<void> {
