@@ -93,12 +93,12 @@ function replyOf(r: ReplyRow): Reply {
 const BY_THREAD = `
 select delivery_id, result_id, lower(message_id) as message_id, lower(recipient) = $2 as sender
 from deliveries where lower(message_id) = any($1::text[])
-order by sender desc limit 50`;
+order by sender desc limit 1000`;
 
 // The sender's latest delivery from this mailbox (deliveries_recipient index, newest first).
 const BY_SENDER = `
 select delivery_id, result_id from deliveries where lower(recipient) = $1 and mailbox = $2
-order by received_at desc nulls last, result_row desc nulls last limit 1`;
+order by received_at desc, result_row desc limit 1`;
 
 // One statement: the mail as a body (kept once; a pruned one filled again), the reply (once per mailbox and mail),
 // and its entry in the recipient's history, which names it by id only.
