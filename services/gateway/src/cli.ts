@@ -147,11 +147,12 @@ async function main(argv: string[]): Promise<void> {
         const api = `${gateway.api!.scheme}://${gateway.ctx.config.http.host}:${gateway.api!.port}`;
         console.log(`API key (operator, shown once): ${key}`);
         console.log(`  curl -H 'Authorization: Bearer ${key}' '${api}/api/v1/results?limit=5'`);
-        console.log(`  more keys: npm run mssgw -- apikey create --role viewer|operator|admin --name NAME (docs/security.md)`);
+        console.log(`  more keys: MSSGW_POSTGRES_SCHEMA=${gateway.ctx.config.postgres.schema} npm run mssgw -- apikey create --role viewer|operator|admin --name NAME (docs/security.md)`);
         console.log(`gateway still running (API on ${api}); Ctrl-C to stop`);
         stopOnSignal(gateway);
         return;
       }
+      console.log('to explore the HTTP API: npm run demo -- --keep-running (it prints an API key)');
       process.exit(confirmed >= 3 ? 0 : 1);
       break;
     }
