@@ -209,3 +209,32 @@ describe('receipts a co-recipient forges, and replies, on the sandbox operator',
     for (const secret of [`Question sur mon`, `que veut dire`, `Sans rapport ${t}`, `inconnu-${t}`, patient.ins, victim.address, co.address]) expect(log, secret).not.toContain(secret);
   });
 });
+
+describe('a reply whose copy the operator refuses, on the sandbox operator', () => {
+  it('keeps a reply whose copy the operator refuses, counts the failure, and reads on', async () => {
+    const t = tag();
+    // The sandbox operator refuses recipients named reject* at RCPT (550).
+    const own = testConfig('refused', (c) => (c.mailboxes[0]!.forwardRepliesTo = `reject-${t}@chu-demo.mssante.test`));
+    const to = own.mailboxes[0]!.address;
+    const receipts = await startGateway(own, ['receipts']);
+    try {
+      await send(`inconnu-${t}@cabinet-demo.mssante.test`, to, [`From: inconnu-${t}@cabinet-demo.mssante.test`, `To: ${to}`, 'Subject: x', '', 'x', ''].join(CRLF));
+      const [r] = await waitFor('the reply recorded', async () => {
+        await receipts.receipts!.sweep();
+        const list = await receipts.ctx.status.listReplies({ mailbox: to });
+        return list.length ? list : undefined;
+      }, 60_000, 500);
+      await waitFor('the refusal counted', async () => {
+        await receipts.receipts!.forwardReplies();
+        return (await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })) >= 1;
+      }, 30_000, 500);
+      expect(await receipts.ctx.status.replies.get(r!.id)).toMatchObject({ forwardTo: `reject-${t}@chu-demo.mssante.test`, matchedBy: 'none' });
+      expect((await receipts.ctx.status.replies.get(r!.id))?.forwardedAt).toBeUndefined();
+      // Refused for good: not tried again by this process, and nothing else waits behind it.
+      await receipts.receipts!.forwardReplies();
+      expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })).toBe(1);
+    } finally {
+      await receipts.stop();
+    }
+  }, 120_000);
+});
