@@ -134,6 +134,13 @@ describe('recipient state machine (real PostgreSQL)', () => {
     await store.replies.markForwarded(thread.id);
     expect(await store.replies.pendingForwards(mailbox)).toEqual([]);
     expect((await store.replies.get(thread.id))?.forwardedAt).toBeGreaterThan(0);
+
+    // Retention: the replies received before the limit go, their bodies emptied; the newer ones stay whole.
+    const old = await store.replies.record({ mailbox, source: mail('old'), references: [], auto: false, receivedAt: Date.now() - 10 * 86_400_000 });
+    expect(await store.replies.prune(Date.now() - 86_400_000)).toEqual({ replies: 1, bodies: 1 });
+    expect(await store.replies.get(old.id)).toBeUndefined();
+    expect((await store.listReplies({ mailbox })).length).toBe(5);
+    expect((await store.replies.body(thread.id))!.toString()).toContain('body 1');
   });
 
   it('finds a recipient from the Message-ID and address an MDN names', async () => {

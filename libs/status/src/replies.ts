@@ -223,6 +223,25 @@ export class ReplyStore {
     )).rows.map(replyOf);
   }
 
+  /**
+   * Retention: removes the replies received before `before` and empties their bodies (the row stays, as for other
+   * bodies) unless a newer reply or a result holds the same bytes. Their history entries stay, naming an id that is gone.
+   */
+  async prune(before: number): Promise<{ replies: number; bodies: number }> {
+    const res = await this.q<{ replies: number; bodies: number }>(
+      `with gone as (delete from replies where received_at < $1 returning body_sha256),
+       b as (
+         update bodies set content = null, pruned_at = now()
+         where sha256 in (select body_sha256 from gone) and content is not null
+           and not exists (select 1 from replies r where r.body_sha256 = bodies.sha256 and r.received_at >= $1)
+           and not exists (select 1 from result_bodies rb where rb.sha256 = bodies.sha256)
+         returning 1)
+       select (select count(*) from gone)::int as replies, (select count(*) from b)::int as bodies`,
+      [new Date(before)],
+    );
+    return res.rows[0]!;
+  }
+
   async markForwarded(id: string, at = Date.now()): Promise<void> {
     await this.q('update replies set forwarded_at = $2 where id = $1 and forwarded_at is null', [id, new Date(at)]);
   }

@@ -269,6 +269,19 @@ export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
       .catch((err: Error) => ctx.log.warn({ err: err.message }, 'timeout sweep failed'))
       .finally(() => (expiring = undefined));
   }, ctx.config.receipts.sweepIntervalMs);
+  // Replies are kept as long as results (receipts.retentionDays): an hourly prune, one at a time.
+  let pruning: Promise<unknown> | undefined;
+  const prune = () => {
+    pruning ??= ctx.status.replies
+      .prune(Date.now() - ctx.config.receipts.retentionDays * 86_400_000)
+      .then((r) => {
+        if (r.replies) ctx.log.info(r, 'replies past retention removed');
+      })
+      .catch((err: Error) => ctx.log.warn({ err: err.message }, 'replies prune failed; tried again in an hour'))
+      .finally(() => (pruning = undefined));
+  };
+  const pruneTimer = setInterval(prune, 3_600_000);
+  pruneTimer.unref();
   return Promise.resolve({
     name: 'receipts',
     sweep: async () => {
@@ -279,6 +292,8 @@ export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
     },
     async stop() {
       clearInterval(timer);
+      clearInterval(pruneTimer);
+      await pruning;
       await Promise.all(readers.map((r) => r.stop()));
       await Promise.all(loops);
     },
