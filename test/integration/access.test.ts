@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, SignJWT } from 'jose';
 import { apiAccessOf, type GatewayConfig } from '@mssgw/config';
 import { MllpClient } from '@mssgw/hl7';
-import { createApiKey, revokeApiKey } from '@mssgw/auth';
+import { createApiKey, queryAudit, revokeApiKey } from '@mssgw/auth';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
@@ -239,6 +239,13 @@ describe('API access control and audit trail', () => {
     expect((await admin.fetch(`${base}/api/v1/keys/${keyId}`, { method: 'DELETE' })).status).toBe(404);
   });
 
+  it('records the connecting address, not an X-Forwarded-For from a proxy it does not trust', async () => {
+    const res = await admin.fetch(`${base}/api/v1/results/${resultId}`, { headers: { 'x-forwarded-for': '10.9.9.9' } });
+    expect(res.status).toBe(200);
+    const [event] = (await audit(`actor=${admin.keyId}&route=${encodeURIComponent('/api/v1/results/:id')}&limit=1`)).events;
+    expect(event!.client).toBe('127.0.0.1');
+  });
+
   it('answers only the hosts it is configured for, and never echoes internals in its errors', async () => {
     const port = gateway.api!.port;
     const auth = { authorization: `Bearer ${admin.key}` };
@@ -262,7 +269,10 @@ describe('API: rate limit per caller, TLS, and the api service alone', () => {
   beforeAll(async () => {
     // The sandbox operator's certificate names 127.0.0.1 and localhost, signed by the sandbox CA.
     gateway = await startGateway(testConfig('access-tls', (c) => {
-      c.api = { ...apiAccessOf(c), rateLimit: { max: 5, windowMs: 60_000 }, tls: { certFile: path.join(SANDBOX, 'pki', 'operator.pem'), keyFile: path.join(SANDBOX, 'pki', 'operator.key') } };
+      c.api = {
+        ...apiAccessOf(c), rateLimit: { max: 5, windowMs: 60_000 }, trustProxy: ['127.0.0.1'],
+        tls: { certFile: path.join(SANDBOX, 'pki', 'operator.pem'), keyFile: path.join(SANDBOX, 'pki', 'operator.key') },
+      };
     }), ['api']);
     other = await startGateway(testConfig('access-router'), ['router']);
   });
@@ -284,6 +294,10 @@ describe('API: rate limit per caller, TLS, and the api service alone', () => {
     expect(body.error).toBe('rate-limited');
     expect(body.reason).toMatch(/^too many requests: retry in /);
     expect((await get(b.key)).status).toBe(200);
+    // Behind a proxy it trusts (api.trustProxy), the audit trail records the address the proxy forwards.
+    await raw(`${base}/api/v1/results/r-000000000000000000000009`, { authorization: `Bearer ${b.key}`, 'x-forwarded-for': '10.9.9.9' }, ca);
+    const { events } = await queryAudit(gateway.ctx.pg, { id: 'r-000000000000000000000009', limit: 1 });
+    expect(events[0]!.client).toBe('10.9.9.9');
     // Plain HTTP is not answered on the TLS port.
     await expect(fetch(`http://127.0.0.1:${gateway.api!.port}/healthz`)).rejects.toThrow();
   });
