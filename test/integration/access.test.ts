@@ -294,6 +294,10 @@ describe('API: rate limit per caller, TLS, and the api service alone', () => {
     expect(body.error).toBe('rate-limited');
     expect(body.reason).toMatch(/^too many requests: retry in /);
     expect((await get(b.key)).status).toBe(200);
+    // Without a valid credential, a caller is counted by its address: a guesser is limited too.
+    const anonymous: number[] = [];
+    for (let i = 0; i < 7; i++) anonymous.push((await raw(`${base}/api/v1/results?limit=1`, { authorization: 'Bearer mssgw.guess' }, ca)).status);
+    expect(anonymous).toEqual([401, 401, 401, 401, 401, 429, 429]);
     // Behind a proxy it trusts (api.trustProxy), the audit trail records the address the proxy forwards.
     await raw(`${base}/api/v1/results/r-000000000000000000000009`, { authorization: `Bearer ${b.key}`, 'x-forwarded-for': '10.9.9.9' }, ca);
     const { events } = await queryAudit(gateway.ctx.pg, { id: 'r-000000000000000000000009', limit: 1 });
