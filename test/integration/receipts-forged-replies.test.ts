@@ -6,6 +6,7 @@ import { simpleParser } from 'mailparser';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
+import { createMailboxTransport } from '@mssgw/dispatcher';
 import { MllpClient } from '@mssgw/hl7';
 import { mailboxTls } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -234,6 +235,35 @@ describe('a reply whose copy the operator refuses, on the sandbox operator', () 
       await receipts.receipts!.forwardReplies();
       expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })).toBe(1);
     } finally {
+      await receipts.stop();
+    }
+  }, 120_000);
+});
+
+describe("the operator's own DSN without an ENVID, on the sandbox operator", () => {
+  it('is applied by its Message-ID and recipient: the operator wrote it', async () => {
+    const t = tag();
+    const own = testConfig('legacy');
+    const mailbox = own.mailboxes[0]!;
+    // Unknown to the operator: it takes the mail, then bounces it itself.
+    const recipient = `unknown-legacy-${t}@cabinet-demo.mssante.test`;
+    const messageId = `<r-legacy-${t}-ps@chu-demo.mssante.test>`;
+    const receipts = await startGateway(own, ['receipts']);
+    const transport = createMailboxTransport(own, mailbox);
+    try {
+      await receipts.ctx.status.createDelivery({ deliveryId: `d-legacy-${t}`, resultId: `r-legacy-${t}`, recipient, kind: 'professional', state: 'queued', messageId, mailbox: mailbox.address });
+      await receipts.ctx.status.transition(`d-legacy-${t}`, 'submitted', 'dispatcher');
+      // Sent without DSN parameters (no ENVID), as a mail of an MTA that dropped them would come back.
+      await transport.sendMail({ from: mailbox.address, to: recipient, subject: 'x', text: 'x', messageId });
+      const d = await waitFor('the bounce applied', async () => {
+        await receipts.receipts!.sweep();
+        const x = await receipts.ctx.status.getDelivery(`d-legacy-${t}`);
+        return x?.state === 'failed' ? x : undefined;
+      }, 60_000, 500);
+      expect(d.dsnStatus).toBe('5.1.1');
+      expect((await receipts.ctx.status.history(d.deliveryId)).filter((h) => h.detail?.startsWith('forged: '))).toEqual([]);
+    } finally {
+      transport.close();
       await receipts.stop();
     }
   }, 120_000);
