@@ -8,6 +8,7 @@ import { connectPostgres, MessageBodies, sha256Of } from '@mssgw/store';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { renderSampleMail } from './compose.ts';
 import { cpuSecondsOf, redisServerPid, startGatewayProcess, waitedChildrenCpuSeconds, type GatewayProcess } from './process.ts';
+import { postgresCpuSeconds } from './postgres-cpu.ts';
 import { percentile, round } from './stats.ts';
 
 const SINK_PORT = 12525;
@@ -26,7 +27,7 @@ export interface DispatchFigures {
   ratio: number;
   /**
    * CPU per mail of every process while the gateway sends as fast as it can: the three gateway processes, Redis,
-   * smtp-sink and the benchmark's MLLP senders. Their sum against 2,000 ms per second of two cores says how far the
+   * PostgreSQL (all its processes), smtp-sink and the benchmark's MLLP senders. Their sum against 2,000 ms per second of two cores says how far the
    * machine can go.
    */
   cpuMsPerMail: Record<string, number>;
@@ -110,7 +111,7 @@ export async function benchDispatch(opts: {
       const own = process.cpuUsage();
       return {
         ...Object.fromEntries(Object.entries(processes).map(([name, p]) => [name, p.cpuSeconds()])),
-        redis: cpuSecondsOf(redisPid), sink: cpuSecondsOf(sink.pid!), senders: (own.user + own.system) / 1e6,
+        redis: cpuSecondsOf(redisPid), postgres: postgresCpuSeconds(), sink: cpuSecondsOf(sink.pid!), senders: (own.user + own.system) / 1e6,
       };
     };
     const cpu0 = cpuNow();

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { MllpClient } from '@mssgw/hl7';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { cpuSecondsOf, redisServerPid, startGatewayProcess, type GatewayProcess } from './process.ts';
+import { postgresCpuSeconds } from './postgres-cpu.ts';
 import { round } from './stats.ts';
 
 const SINK_PORT = 12526;
@@ -10,9 +11,9 @@ const MLLP_PORT = 12578;
 export interface StageFigures {
   results: number;
   /** Each stage run alone on what the stage before left queued: its own rate and CPU, with Redis's and the sink's. */
-  intake: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
-  router: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number };
-  dispatcher: { mailsPerSecond: number; cpuMsPerMail: number; redisCpuMsPerMail: number; sinkCpuMsPerMail: number };
+  intake: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number; postgresCpuMsPerResult: number };
+  router: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number; postgresCpuMsPerResult: number };
+  dispatcher: { mailsPerSecond: number; cpuMsPerMail: number; redisCpuMsPerMail: number; postgresCpuMsPerMail: number; sinkCpuMsPerMail: number };
 }
 
 const metricTotal = async (port: number, name: string): Promise<number> => {
@@ -42,11 +43,11 @@ export async function benchStages(results: number): Promise<StageFigures> {
   /** Runs one stage until `done` holds, and returns its wall time and the CPU it, Redis and the sink used. */
   const stage = async (service: string, port: number, readyPort: number, run: () => Promise<void>) => {
     current = await startGatewayProcess([service], { ...env, MSSGW_HTTP_PORT: String(port) }, readyPort);
-    const [own, redis, smtp, t0] = [current.cpuSeconds(), cpuSecondsOf(redisPid), cpuSecondsOf(sink.pid!), performance.now()];
+    const [own, redis, pg, smtp, t0] = [current.cpuSeconds(), cpuSecondsOf(redisPid), postgresCpuSeconds(), cpuSecondsOf(sink.pid!), performance.now()];
     await run();
     const figures = {
       seconds: (performance.now() - t0) / 1000,
-      cpu: current.cpuSeconds() - own, redis: cpuSecondsOf(redisPid) - redis, sink: cpuSecondsOf(sink.pid!) - smtp,
+      cpu: current.cpuSeconds() - own, redis: cpuSecondsOf(redisPid) - redis, postgres: postgresCpuSeconds() - pg, sink: cpuSecondsOf(sink.pid!) - smtp,
     };
     await current.stop();
     current = undefined;
@@ -76,11 +77,11 @@ export async function benchStages(results: number): Promise<StageFigures> {
     const per = (x: number, n: number) => round((x * 1000) / n, 2);
     return {
       results,
-      intake: { resultsPerSecond: round(results / intake.seconds, 0), cpuMsPerResult: per(intake.cpu, results), redisCpuMsPerResult: per(intake.redis, results) },
-      router: { resultsPerSecond: round(results / router.seconds, 0), cpuMsPerResult: per(router.cpu, results), redisCpuMsPerResult: per(router.redis, results) },
+      intake: { resultsPerSecond: round(results / intake.seconds, 0), cpuMsPerResult: per(intake.cpu, results), redisCpuMsPerResult: per(intake.redis, results), postgresCpuMsPerResult: per(intake.postgres, results) },
+      router: { resultsPerSecond: round(results / router.seconds, 0), cpuMsPerResult: per(router.cpu, results), redisCpuMsPerResult: per(router.redis, results), postgresCpuMsPerResult: per(router.postgres, results) },
       dispatcher: {
         mailsPerSecond: round((2 * results) / dispatcher.seconds, 0), cpuMsPerMail: per(dispatcher.cpu, 2 * results),
-        redisCpuMsPerMail: per(dispatcher.redis, 2 * results), sinkCpuMsPerMail: per(dispatcher.sink, 2 * results),
+        redisCpuMsPerMail: per(dispatcher.redis, 2 * results), postgresCpuMsPerMail: per(dispatcher.postgres, 2 * results), sinkCpuMsPerMail: per(dispatcher.sink, 2 * results),
       },
     };
   } finally {
