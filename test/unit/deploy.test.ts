@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -51,6 +51,12 @@ describe('shipped gateway configurations', () => {
     expect(loadConfig({ file: path.join(ROOT, 'deploy/docker/gateway.yaml'), env: { MSSGW_CONTAINER: '1' } }).environment).toBe('production');
   });
 
+  it('the image holds no configuration of the demo, and says it runs in a container', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'deploy/docker/Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/rm -rf [^\n]*\bdeploy\/demo\b/);
+    expect(dockerfile).toMatch(/^ENV [^\n]*\bMSSGW_CONTAINER=1\b/m);
+  });
+
   it('compose gives the gateway the secrets directory its configuration names, and no demo secret', () => {
     const compose = readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
     expect(compose).toMatch(/- \.\/deploy\/docker\/secrets:\/run\/secrets\/mssgw:ro/);
@@ -66,7 +72,10 @@ describe('Helm chart', async () => {
   const validator = path.join(sandbox, 'bin', 'k8s-validate');
   const CRDS = ['--crd', 'monitoring.coreos.com/v1/ServiceMonitor', '--crd', 'monitoring.coreos.com/v1/PrometheusRule'];
   const run = (args: string[]) => spawnSync(helm, args, { cwd: ROOT, encoding: 'utf8' });
-  const validate = (manifests: string) => spawnSync(validator, CRDS, { input: manifests, encoding: 'utf8' });
+  const validate = (manifests: string) => {
+    expect(existsSync(validator), `${validator} is missing: bash deploy/local/helm.sh install builds it`).toBe(true);
+    return spawnSync(validator, CRDS, { input: manifests, encoding: 'utf8' });
+  };
   interface Container {
     securityContext: { readOnlyRootFilesystem?: boolean };
     volumeMounts: object[];
