@@ -1,7 +1,8 @@
 import { demoConfig } from '@mssgw/config';
 import { contentHashOf, parseResult } from '@mssgw/hl7';
 import { buildEml, documentSettings, planResult, renderMail, type RenderedMail } from '@mssgw/mssante';
-import { resultIdOf, type QueuedResult } from '@mssgw/queue';
+import type { QueuedResult } from '@mssgw/hl7';
+import { resultIdOf } from '@mssgw/queue';
 import { policyForSource } from '@mssgw/routing';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { round } from './stats.ts';

@@ -8,7 +8,7 @@ import { demoDefaults, type GatewayConfig } from '@mssgw/config';
 import { practitionerKeys, type DirectoryMailbox, type PractitionerDirectory } from '@mssgw/directory';
 import { parseResult } from '@mssgw/hl7';
 import { buildCdaN1, buildEml, buildEmlWithNodemailer, readCdaHeader, renderMail, renderTextPdf } from '@mssgw/mssante';
-import type { MailSpec } from '@mssgw/queue';
+import type { MailSpec } from '@mssgw/mssante';
 import { composeResult } from '../../services/gateway/src/compose.ts';
 import { DOCTORS, makeCisisResult, makeRawLabResult, PATIENTS } from '../support/samples.ts';
 import { unzip, xdmProblems } from '../support/xdm-rules.ts';

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseResult } from '@mssgw/hl7';
 import { buildMailSpecs, senderMailbox } from '@mssgw/mssante';
-import type { QueuedResult } from '@mssgw/queue';
+import type { QueuedResult } from '@mssgw/hl7';
 import type { Recipient } from '@mssgw/routing';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DirectoryMailbox, PractitionerDirectory } from '@mssgw/directory';
 import { DirectoryUnavailableError, practitionerKeys } from '@mssgw/directory';
 import { parseResult } from '@mssgw/hl7';
-import type { QueuedResult } from '@mssgw/queue';
+import type { QueuedResult } from '@mssgw/hl7';
 import { route, type RoutingDecision, type RoutingPolicy } from '@mssgw/routing';
 import { DOCTORS, makeCisisResult, makeRawLabResult, PATIENTS, type CisisOptions, type SamplePatient } from '../support/samples.ts';
 

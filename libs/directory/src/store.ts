@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { RedisScript, type Redis } from '@mssgw/queue';
+import { redisKeys, RedisScript, type Redis } from '@mssgw/queue';
 import { isRejected, type DirectoryMailbox, type RejectedRow, type RejectionReason } from './extraction.ts';
 import { practitionerKeys, rowKeys, structureKeys } from './keys.ts';
 
@@ -136,7 +136,7 @@ export class DirectoryStore {
 
   constructor(redis: Redis, prefix: string) {
     this.redis = redis;
-    this.base = `${prefix}:{dir}:`;
+    this.base = redisKeys(prefix).directory;
   }
 
   async info(): Promise<DirectoryInfo | undefined> {

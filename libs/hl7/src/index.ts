@@ -13,3 +13,4 @@ export { buildAck, hl7Timestamp, MAX_ERR_SEGMENTS, type AckCode, type AckTarget 
 export { MllpClient, parseAck, type MllpClientOptions, type Acknowledgement } from './client.ts';
 export { buildZam, type ZamInput, type ZamOriginal } from './zam.ts';
 export { contentHashOf } from './content-hash.ts';
+export { DocumentRef, QueuedResult } from './queued.ts';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { DocumentRef, MailSpec, QueuedResult } from '@mssgw/queue';
+import type { DocumentRef, QueuedResult } from '@mssgw/hl7';
+import type { MailSpec } from './mail.ts';
 import { applySizeLimits, route, type RoutingDecision, type RoutingPolicy } from '@mssgw/routing';
 import { readCdaHeader, type CdaHeader } from './cda.ts';
 import { buildCdaN1, type InstanceId } from './cda-n1.ts';

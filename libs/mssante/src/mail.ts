@@ -1,6 +1,28 @@
-import type { MailSpec, QueuedResult } from '@mssgw/queue';
+import { z } from 'zod';
+import type { QueuedResult } from '@mssgw/hl7';
 import { domainOf, type Recipient } from '@mssgw/routing';
 import { DEFAULT_BODIES, fillTemplate, type Audience, type BodyOverrides } from './templates.ts';
+
+const Attachment = z.object({ filename: z.string(), contentType: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+/** One e-mail as the recipients will see it; shared by the deliveries to each of its recipients. */
+export const MailSpec = z.object({
+  mailId: z.string(),
+  resultId: z.string(),
+  messageId: z.string(),
+  from: z.string(),
+  fromName: z.string().optional(),
+  to: z.array(z.string()).min(1),
+  replyTo: z.string().optional(),
+  subject: z.string(),
+  text: z.string(),
+  headers: z.record(z.string(), z.string()),
+  attachments: z.array(Attachment),
+  audience: z.enum(['professional', 'patient']),
+  /** Read receipt asked (Disposition-Notification-To). */
+  readReceipt: z.boolean(),
+});
+export type MailSpec = z.infer<typeof MailSpec>;
 
 export interface SenderMailbox {
   address: string;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
-import type { MailSpec } from '@mssgw/queue';
+import type { MailSpec } from './mail.ts';
 
 /** The nodemailer message of a mail. `contents` are the attachments' bytes, in order. */
 function mailOptions(spec: MailSpec, contents: Buffer[]) {

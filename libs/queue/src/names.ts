@@ -20,3 +20,20 @@ export const stableId = (prefix: string, ...parts: string[]): string =>
  */
 export const resultIdOf = (r: { source: string; sendingFacility: string; controlId: string; contentSha256: string }): string =>
   stableId('r', r.source, r.sendingFacility, r.controlId, r.contentSha256);
+
+/**
+ * Every Redis key the gateway writes outside BullMQ's own, one builder each, under the configured prefix. BullMQ's
+ * keys are <prefix>:<queue>:... (QUEUES). Values are small and derived: nothing here is the record of anything.
+ */
+export const redisKeys = (prefix: string) => ({
+  /** Set while a delivery's SMTP attempt is under way (the dispatcher), to tell an interrupted attempt after a crash. */
+  sending: (deliveryId: string) => `${prefix}:sending:${deliveryId}`,
+  /** The operator's shared sending budget (GCRA), one hash-tagged family per operator host. */
+  operatorRate: (operator: string) => `${prefix}:operator-rate:{${operator}}`,
+  /** The liste blanche as last downloaded. */
+  whitelist: `${prefix}:whitelist`,
+  /** The directory (Annuaire Santé extraction), its keys under one hash tag. */
+  directory: `${prefix}:{dir}:`,
+  /** The API's per-caller request counters. */
+  apiRate: `${prefix}:api-rate:`,
+});

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import type { QueuedResult } from '@mssgw/queue';
+import type { QueuedResult } from '@mssgw/hl7';
 
 /**
  * Patients who refused that their results be sent electronically, by INS or IPP, one per line ('#' starts a

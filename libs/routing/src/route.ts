@@ -1,6 +1,6 @@
 import type { GatewayConfig, RecipientRole } from '@mssgw/config';
 import { chooseMailbox, type PractitionerDirectory } from '@mssgw/directory';
-import type { QueuedResult } from '@mssgw/queue';
+import type { QueuedResult } from '@mssgw/hl7';
 import { PATIENT_DOMAIN } from '@mssgw/whitelist';
 
 export { PATIENT_DOMAIN };

@@ -5,7 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { XMLParser } from 'fast-xml-parser';
-import type { Redis } from '@mssgw/queue';
+import { redisKeys, type Redis } from '@mssgw/queue';
 
 /** Mon espace santé: always reachable for patients, never listed in the published whitelist. */
 export const PATIENT_DOMAIN = 'patient.mssante.fr';
@@ -129,7 +129,7 @@ export class WhitelistKeeper {
   constructor(redis: Redis, prefix: string, options: WhitelistOptions) {
     this.redis = redis;
     this.options = options;
-    this.key = `${prefix}:whitelist`;
+    this.key = redisKeys(prefix).whitelist;
     this.testDomains = new Set(options.testDomains.map((d) => d.toLowerCase()));
   }
 

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import type { ApiAccessConfig } from '@mssgw/config';
 import { looksLikeApiKey, OidcVerifier, recordAudit, roleAllows, verifyApiKey, type Role } from '@mssgw/auth';
+import { redisKeys } from '@mssgw/queue';
 import type { ServiceContext } from '@mssgw/runtime';
 
 /** Who is calling: an API key (its id) or an OIDC subject, with the role it has (none: a token without a role of ours). */
@@ -103,7 +104,7 @@ export async function installAccess(app: FastifyInstance, ctx: ServiceContext, a
     max: access.rateLimit.max,
     timeWindow: access.rateLimit.windowMs,
     redis: ctx.redis,
-    nameSpace: `${ctx.config.redis.prefix}:api-rate:`,
+    nameSpace: redisKeys(ctx.config.redis.prefix).apiRate,
     skipOnError: true,
     keyGenerator: (req) => (req.access?.caller ? `${req.access.caller.kind}:${req.access.caller.id}` : `ip:${req.ip}`),
     errorResponseBuilder: (_req, c) => Object.assign(new Error(`too many requests: retry in ${c.after}`), { statusCode: 429, code: 'MSSGW_RATE_LIMITED' }),

@@ -2,7 +2,7 @@ import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullm
 import type { Transporter } from 'nodemailer';
 import type { ApplicativeMailboxConfig } from '@mssgw/config';
 import { afterFailedAttempt, failureText, isSendable, retriesExhausted, smtpAccepted, smtpFailure, type DeliveryState, type SmtpFailure } from '@mssgw/lifecycle';
-import { DeliveryJob, QUEUES } from '@mssgw/queue';
+import { DeliveryJob, QUEUES, redisKeys } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 import { isSlowDown, OperatorRate } from './operator-rate.ts';
@@ -86,7 +86,7 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   // once the message was on its way) may have been accepted: wait for the DSN that would say so before sending again.
   // The marker is set just before SMTP and cleared once the outcome is recorded, so a job put back by the rate
   // limiter or by a refused connection is not mistaken for one.
-  const sendingKey = `${ctx.config.redis.prefix}:sending:${d.deliveryId}`;
+  const sendingKey = redisKeys(ctx.config.redis.prefix).sending(d.deliveryId);
   // The delivery (its state, recipient, mail and DSN envelope id) and the marker in one round trip each, side by side.
   const [out, marker] = await Promise.all([ctx.bodies.outbound(d.deliveryId), ctx.redis.exists(sendingKey)]);
   if (!out) throw new UnrecoverableError(`delivery ${d.deliveryId} is not in the message store`);

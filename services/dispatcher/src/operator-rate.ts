@@ -1,4 +1,4 @@
-import { RedisScript, type Redis } from '@mssgw/queue';
+import { redisKeys, RedisScript, type Redis } from '@mssgw/queue';
 
 /**
  * The sending rate allowed towards the operator, shared by every dispatcher process through Redis: a GCRA
@@ -57,7 +57,7 @@ export class OperatorRate {
   constructor(redis: Redis, prefix: string, operator: string, options: OperatorRateOptions) {
     this.redis = redis;
     this.options = options;
-    const base = `${prefix}:operator-rate:{${operator}}`;
+    const base = redisKeys(prefix).operatorRate(operator);
     this.keys = { tat: `${base}:tat`, rate: `${base}:rate`, last: `${base}:last-slow-down` };
   }
 

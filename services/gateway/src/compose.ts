@@ -3,7 +3,9 @@ import type { PractitionerDirectory } from '@mssgw/directory';
 import { contentHashOf, parseResult, type Hl7Warning } from '@mssgw/hl7';
 import { toleranceOf } from '@mssgw/intake';
 import { buildEml, documentSettings, planResult, senderMailbox } from '@mssgw/mssante';
-import { resultIdOf, type MailSpec, type QueuedResult } from '@mssgw/queue';
+import type { QueuedResult } from '@mssgw/hl7';
+import type { MailSpec } from '@mssgw/mssante';
+import { resultIdOf } from '@mssgw/queue';
 import { policyForSource, type Refusal } from '@mssgw/routing';
 
 export interface ComposeOptions {

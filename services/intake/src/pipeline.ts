@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type { GatewayConfig } from '@mssgw/config';
 import {
   buildAck, contentHashOf, decodeHl7, DEFAULT_TOLERANCE, Er7Message, Hl7Error, Reason, readHeader, readResult, validateResult, type AckCode, type AckTarget,
-  type Hl7Warning, type IntakeTolerance,
+  type Hl7Warning, type IntakeTolerance, type QueuedResult,
 } from '@mssgw/hl7';
 import { afterIssuedWrites, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import { intakeQueue, type ServiceContext } from '@mssgw/runtime';
@@ -157,6 +157,8 @@ export class ResultIntake {
       // The message store's key: the same source, facility, control id and content is the same result, sent again.
       const contentSha256 = contentHashOf(bytes);
       const resultId = resultIdOf({ source, sendingFacility: result.sendingFacility, controlId: result.controlId, contentSha256 });
+      // What the router reads back (QueuedResult): the result without its documents' bytes nor the intake's warnings.
+      const normalized: QueuedResult = { ...result, documents: result.documents.map(({ content: _, ...ref }) => ref) };
       const received: ReceivedResult = {
         resultId, source, transport, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility,
         controlId: result.controlId, contentSha256, hl7: bytes, messageType: `${result.messageType}^${result.event}`, action: result.action,
@@ -164,7 +166,7 @@ export class ResultIntake {
         patientFamily: result.patient.family, patientGiven: result.patient.given,
         ackReception: Boolean(result.flags['ACK_RECEPTION']), ackRead: Boolean(result.flags['ACK_LECTURE_MSS']),
         documents: result.documents.map((d) => ({ sha256: d.sha256, mediaType: d.mediaType, content: d.content })),
-        normalized: { ...result, documents: result.documents.map(({ content: _, ...ref }) => ref) },
+        normalized,
       };
       const duplicate = await this.batch.queue({ resultId, received, job: { resultId, source, transport, receivedAt, acknowledgedAt: 0 } });
       if (duplicate) {

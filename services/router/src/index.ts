@@ -1,8 +1,9 @@
 import type { Queue} from 'bullmq';
 import { Worker, type Job } from 'bullmq';
 import { FINAL_STATES, REASONS, routingRefusal } from '@mssgw/lifecycle';
-import { documentSettings, planResult, readCdaHeader, renderMail, senderMailbox, type ReceivedDocument } from '@mssgw/mssante';
-import { IntakeJob, QUEUES, QueuedResult, stableId, type DeliveryJob, type MailSpec } from '@mssgw/queue';
+import { documentSettings, planResult, readCdaHeader, renderMail, senderMailbox, type MailSpec, type ReceivedDocument } from '@mssgw/mssante';
+import { QueuedResult } from '@mssgw/hl7';
+import { IntakeJob, QUEUES, stableId, type DeliveryJob } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, intakeQueue, sendQueue, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
