@@ -228,6 +228,14 @@ const ApiAccess = z
       .strict()
       .optional()
       .describe('OIDC bearer tokens (JWT access tokens) from the identity provider, besides API keys; absent: API keys only.'),
+    console: z
+      .object({
+        oidcClientId: z.string().min(1).optional().describe("The operator console's client id at the IdP (a public client, authorization code + PKCE, redirect URI: the console's own address, https://<api host>/); absent: the console signs in with an API key only."),
+        oidcScope: z.string().min(1).default('openid').describe('The scopes the console asks the IdP for (space-separated); the access token must carry api.oidc.audience and the roles claim.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The operator console served at / by the api service (docs/console.md).'),
   })
   .strict();
 export type ApiAccessConfig = z.infer<typeof ApiAccess>;
