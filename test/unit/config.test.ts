@@ -54,7 +54,7 @@ describe('configuration', () => {
     expect(c.mllp.listeners).toEqual([]);
     expect(c.kafka).toMatchObject({ enabled: false, brokers: [], statusTopic: 'mssgw.status' });
     expect(c.mssante.testDomains).toEqual([]);
-    expect(c.dispatcher).toEqual({ attempts: 8, backoffMs: 2_000, concurrency: 16, lockMs: 30_000, reconcileMs: 120_000 });
+    expect(c.dispatcher).toMatchObject({ concurrency: 16, lockMs: 30_000, reconcileMs: 120_000 });
     expect(JSON.stringify(c)).not.toMatch(/sandbox|chu-demo|MSSGW-DEMO|1\.2\.250\.1\.999|10587|16379/);
     // The defaults alone point nowhere: the schema has no value for any key that names a host, a file or an identity.
     expect(JSON.stringify(c.operator)).not.toMatch(/127\.0\.0\.1/);
@@ -64,12 +64,12 @@ describe('configuration', () => {
     const c = loadConfig({ file: file('frozen.json', JSON.stringify(MINIMAL)), env: {} });
     expect(Object.isFrozen(c) && Object.isFrozen(c.operator.rate) && Object.isFrozen(c.mailboxes[0]) && Object.isFrozen(c.mailboxes)).toBe(true);
     expect(() => {
-      (c.dispatcher as { attempts: number }).attempts = 1;
+      (c.dispatcher as { concurrency: number }).concurrency = 1;
     }).toThrow(TypeError);
     // The demo's configuration is given as a copy of one's own, to build on.
     const demo = demoConfig();
-    demo.dispatcher.attempts = 2;
-    expect(demoConfig().dispatcher.attempts).toBe(8);
+    demo.dispatcher.concurrency = 2;
+    expect(demoConfig().dispatcher.concurrency).toBe(16);
   });
 
   it('takes a YAML file, then MSSGW_<SECTION>_<KEY> overrides over it, for keys the file leaves out too', () => {

@@ -81,6 +81,14 @@ describe('a production start', () => {
   });
 });
 
+describe('the demo', () => {
+  it('never runs on a production configuration: its results are fictitious', async () => {
+    const { runDemo } = await import('../../services/gateway/src/demo.ts');
+    const production = loadConfig({ file: write(chartConfig()), env: CONTAINER });
+    await expect(runDemo(production)).rejects.toThrow(/never on a production one/);
+  });
+});
+
 describe('the shipped production configurations', () => {
   it('the chart\'s values start in production, in a container', () => {
     const c = loadConfig({ file: write(chartConfig()), env: CONTAINER });

@@ -24,6 +24,8 @@ export const DEMO_DIRECTORY = path.resolve(import.meta.dirname, '../../../deploy
  * every recipient has its outcome (a DSN for the delivered and the bounced ones), and return one row per recipient.
  */
 export async function runDemo(config: GatewayConfig, options: { samplesDir?: string; timeoutMs?: number; keepRunning?: boolean } = {}) {
+  // Its samples name fictitious patients and practitioners: never sent through a production operator.
+  if (config.environment === 'production') throw new Error('the demo sends fictitious results: it runs on the demo\'s configuration (deploy/demo/gateway.yaml), never on a production one');
   const dir = options.samplesDir ?? DEMO_SAMPLES;
   const files = readdirSync(dir).filter((f) => f.endsWith('.hl7')).sort();
   // Without a directory of its own, the demo brings one, so that raw results (practitioners named by RPPS only)
