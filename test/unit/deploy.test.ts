@@ -172,6 +172,14 @@ describe('Helm chart', async () => {
     expect(limit(render('services.dispatcher.resources.limits.memory=2Gi').objects)).toBe('2Gi');
   });
 
+  it('gives the intake the memory its MLLP listeners may hold (docs/operations.md, MLLP limits: their budgets plus about 400 MiB)', async () => {
+    const { mllpLimitsOf } = await import('@mssgw/config');
+    const listeners = (values.config as unknown as { mllp: { listeners: { limits?: never }[] } }).mllp.listeners;
+    const budgetMi = listeners.reduce((sum, l) => sum + mllpLimitsOf(l).maxBufferedBytes / 1024 / 1024, 0);
+    const intake = render().objects.find((o) => o.metadata.name === 'test-mssgw-intake' && o.kind === 'Deployment')!;
+    expect(Number.parseInt(intake.spec.template.spec.containers[0]!.resources.limits.memory, 10)).toBeGreaterThanOrEqual(400 + budgetMi);
+  });
+
   it('has a NetworkPolicy that lets in only the HTTP and MLLP ports, and an Ingress for the API when asked', () => {
     const { objects } = render('networkPolicy.mllpFrom[0].ipBlock.cidr=10.20.0.0/24');
     const policy = objects.find((o) => o.kind === 'NetworkPolicy')!;
