@@ -90,6 +90,7 @@ export async function startApi(ctx: ServiceContext, options: HttpOptions = {}): 
     await installAccess(app, ctx, access);
     apiRoutes(app, ctx);
     adminRoutes(app, ctx);
+    (await import('./console.ts')).consoleRoutes(app, ctx); // the operator console at / (issue #24, docs/console.md)
     // The audit trail's retention: at start, then hourly (every api replica may; a prune finds little after another).
     const prune = () =>
       pruneAudit(ctx.pg, new Date(Date.now() - access.auditRetentionDays * 86_400_000)).then(

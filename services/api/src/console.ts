@@ -1,0 +1,291 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { apiAccessOf } from '@mssgw/config';
+import { maskDelivery, maskIns, maskName } from '@mssgw/auth';
+import { DELIVERY_STATES } from '@mssgw/lifecycle';
+import { QUEUES } from '@mssgw/queue';
+import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+import { registry } from '@mssgw/telemetry';
+
+/**
+ * The operator console (issue #24, docs/console.md): its assets at / (built by services/console, no CDN), and the
+ * routes it needs besides the API's own: its sign-in settings and the OIDC code exchange (open: no patient data),
+ * who the caller is, the overview's counts, a result's HL7 facts with its recipients' timelines, and its documents
+ * (an audited read, operator role: a document names the patient).
+ */
+const CONSOLE_DIR = path.resolve(import.meta.dirname, '../../console');
+const DIST = path.join(CONSOLE_DIR, 'dist');
+const ASSETS: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' };
+
+/** The console's files, built now if the install did not (a checkout without `npm install`'s prepare step). */
+function loadAssets(ctx: ServiceContext): Map<string, { body: Buffer; etag: string }> | undefined {
+  if (!existsSync(path.join(DIST, 'app.js')) || !existsSync(path.join(DIST, 'index.html'))) {
+    try {
+      execFileSync(process.execPath, [path.join(CONSOLE_DIR, 'build.mjs')], { stdio: 'pipe', timeout: 120_000 });
+      ctx.log.info({ dir: DIST }, 'operator console built');
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message.slice(0, 300) }, 'operator console not built: / is not served');
+      return undefined;
+    }
+  }
+  const files = new Map<string, { body: Buffer; etag: string }>();
+  for (const name of ['index.html', ...Object.keys(ASSETS)]) {
+    const body = readFileSync(path.join(DIST, name));
+    files.set(name, { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+  }
+  return files;
+}
+
+const HOUR = 3_600_000;
+const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized'] as const;
+
+const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const resultParam = { type: 'object', properties: { id: { type: 'string', pattern: '^r-[0-9a-f]{24}$' } }, required: ['id'] } as const;
+
+export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
+  const access = apiAccessOf(ctx.config);
+  const assets = loadAssets(ctx);
+  const open = { config: { rateLimit: false as const } };
+  const csp = [
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'",
+    'frame-src blob:', 'object-src blob:', "base-uri 'none'", "frame-ancestors 'none'", "form-action 'self'",
+  ].join('; ');
+
+  const serve = (name: string, type: string) => (req: FastifyRequest, reply: FastifyReply) => {
+    const file = assets?.get(name);
+    if (!file) return reply.code(404).send({ error: 'not-found', reason: 'the console is not built (npm install builds it)' });
+    reply.header('etag', file.etag).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
+    if (name === 'index.html') reply.header('content-security-policy', csp).header('referrer-policy', 'no-referrer');
+    if (req.headers['if-none-match'] === file.etag) return reply.code(304).send();
+    return reply.type(type).send(file.body);
+  };
+  app.get('/', open, serve('index.html', 'text/html; charset=utf-8'));
+  for (const [name, type] of Object.entries(ASSETS)) app.get(`/console/${name}`, open, serve(name, type));
+
+  // Sign-in settings: whether OIDC is offered, with the IdP's endpoints (read from its discovery document here, so
+  // the browser needs no CORS from the IdP). No patient data, no credential needed.
+  let discovery: Promise<{ authorization_endpoint: string; token_endpoint: string; end_session_endpoint?: string }> | undefined;
+  const discover = () => {
+    discovery ??= (async () => {
+      const res = await fetch(`${access.oidc!.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) });
+      if (!res.ok) throw new Error(`discovery answered ${res.status}`);
+      const d = (await res.json()) as { authorization_endpoint?: string; token_endpoint?: string; end_session_endpoint?: string };
+      if (!d.authorization_endpoint || !d.token_endpoint) throw new Error('discovery gave no authorization or token endpoint');
+      return { authorization_endpoint: d.authorization_endpoint, token_endpoint: d.token_endpoint, ...(d.end_session_endpoint ? { end_session_endpoint: d.end_session_endpoint } : {}) };
+    })();
+    discovery.catch(() => (discovery = undefined));
+    return discovery;
+  };
+  const clientId = access.console?.oidcClientId;
+  const oidcOffered = Boolean(access.oidc && clientId);
+
+  app.get('/console/settings', open, async (_req, reply) => {
+    if (!oidcOffered) return { oidc: null };
+    try {
+      const d = await discover();
+      const audience = access.oidc!.audience;
+      return { oidc: { issuer: access.oidc!.issuer, clientId, scope: access.console?.oidcScope ?? 'openid', resource: Array.isArray(audience) ? audience[0] : audience, authorizationEndpoint: d.authorization_endpoint } };
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'console: the IdP discovery failed');
+      return reply.code(503).send({ error: 'unavailable', reason: 'the identity provider does not answer' });
+    }
+  });
+
+  // The authorization code exchange (PKCE, public client), made here for the browser: only ever to the configured
+  // IdP's token endpoint, for the console's client id. The access token goes back to the page; nothing is kept.
+  app.post('/console/token', {
+    schema: {
+      body: {
+        type: 'object', additionalProperties: false, required: ['code', 'codeVerifier', 'redirectUri'],
+        properties: { code: { type: 'string', minLength: 1, maxLength: 2048 }, codeVerifier: { type: 'string', pattern: '^[A-Za-z0-9._~-]{43,128}$' }, redirectUri: { type: 'string', maxLength: 2048 } },
+      },
+    },
+  }, async (req, reply) => {
+    if (!oidcOffered) return reply.code(404).send({ error: 'not-found', reason: 'the console has no OIDC client (api.console.oidcClientId)' });
+    const body = req.body as { code: string; codeVerifier: string; redirectUri: string };
+    try {
+      const d = await discover();
+      const res = await fetch(d.token_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: body.code, code_verifier: body.codeVerifier, redirect_uri: body.redirectUri, client_id: clientId! }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const token = (await res.json()) as { access_token?: string; expires_in?: number; error?: string };
+      if (!res.ok || !token.access_token) return reply.code(401).send({ error: 'unauthorized', reason: `the identity provider refused the code (${String(token.error ?? res.status).slice(0, 60)})` });
+      return { accessToken: token.access_token, expiresIn: token.expires_in ?? null };
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message }, 'console: the code exchange failed');
+      return reply.code(503).send({ error: 'unavailable', reason: 'the identity provider does not answer' });
+    }
+  });
+
+  const viewer = (req: FastifyRequest) => req.access?.caller?.role === 'viewer';
+
+  app.get('/api/v1/console/me', { config: { role: 'viewer', audit: false } }, (req) => {
+    const c = req.access!.caller!;
+    return { kind: c.kind, id: c.id, role: c.role };
+  });
+
+  // Overview: counts only (no identity), so not written to the audit trail.
+  const queues = new Map<string, Queue>();
+  const queueOf = (name: string) => {
+    let q = queues.get(name);
+    if (!q) queues.set(name, (q = new Queue(name, bullConnection(ctx.config))));
+    return q;
+  };
+  app.addHook('onClose', async () => {
+    await Promise.all([...queues.values()].map((q) => q.close()));
+  });
+
+  app.get('/api/v1/console/overview', { config: { role: 'viewer', audit: false } }, async () => {
+    const now = Date.now();
+    const day = new Date(now - 24 * HOUR);
+    const hour = new Date(now - HOUR);
+    const timed = async <T>(f: () => Promise<T>) => {
+      const t0 = performance.now();
+      try {
+        await f();
+        return { ok: true, ms: Math.round((performance.now() - t0) * 10) / 10 };
+      } catch {
+        return { ok: false, ms: null };
+      }
+    };
+    const [states, received, failures, throughput, queueRows, redis, postgres] = await Promise.all([
+      // Recipients of the results received in the window, by their state now: one index range per state.
+      ctx.pg.query<{ state: string; hour: string; day: string }>(
+        `select s.state,
+           (select count(*) from deliveries d where d.state = s.state and d.received_at >= $2) as hour,
+           (select count(*) from deliveries d where d.state = s.state and d.received_at >= $1) as day
+         from unnest($3::text[]) as s (state)`, [day, hour, [...DELIVERY_STATES]],
+      ),
+      ctx.pg.query<{ source: string; hour: string; day: string }>(
+        `select source, count(*) filter (where received_at >= $2) as hour, count(*) as day from results where received_at >= $1 group by source order by source`, [day, hour],
+      ),
+      ctx.pg.query<{ state: string; reason: string | null; count: string }>(
+        `select state, reason, count(*) as count from deliveries where state = any($2::text[]) and received_at >= $1 group by state, reason order by count desc limit 20`,
+        [day, ['failed', 'dead-lettered', 'refused', 'unconfirmed', 'processing-error']],
+      ),
+      ctx.pg.query<{ at: Date; count: string }>(
+        `select date_trunc('hour', received_at) as at, count(*) as count from results where received_at >= $1 group by 1 order by 1`, [day],
+      ),
+      Promise.all([QUEUES.intake, QUEUES.deadLetter, ...ctx.config.mailboxes.map((m) => QUEUES.send(m.address))].map(async (name) => {
+        const q = queueOf(name);
+        const counts = await q.getJobCounts(...QUEUE_STATES);
+        const [oldest] = await q.getJobs(['waiting', 'prioritized'], 0, 0, true);
+        return { queue: name, ...counts, oldestWaitingAt: oldest?.timestamp ?? null };
+      })).catch(() => null),
+      timed(() => ctx.redis.ping()),
+      timed(() => ctx.pg.query('select 1')),
+    ]);
+    const gauge = async (name: string) => ((await registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => ({ labels: v.labels, value: v.value }));
+    return {
+      at: now,
+      states: states.rows.map((r) => ({ state: r.state, hour: Number(r.hour), day: Number(r.day) })).filter((r) => r.day > 0),
+      received: received.rows.map((r) => ({ source: r.source, hour: Number(r.hour), day: Number(r.day) })),
+      failures: failures.rows.map((r) => ({ state: r.state, reason: r.reason ?? '', count: Number(r.count) })),
+      throughput: throughput.rows.map((r) => ({ at: r.at.getTime(), count: Number(r.count) })),
+      queues: queueRows,
+      health: {
+        redis, postgres,
+        // What this process sees (a process that runs the intake, the dispatcher): empty in an api-only pod.
+        mllpConnections: await gauge('mssgw_mllp_connections'),
+        mailboxPaused: (await gauge('mssgw_mailbox_paused')).filter((g) => g.value > 0),
+        operatorDsn: await gauge('mssgw_operator_dsn_supported'),
+      },
+    };
+  });
+
+  // A result as the console shows it: the HL7 facts the intake read, the version chain of its document, its
+  // documents (what they are, not their bytes), every recipient with its history. Viewer: identities masked.
+  app.get('/api/v1/console/results/:id', { config: { role: 'viewer' }, schema: { params: resultParam } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    req.audit.ids = [id];
+    const result = await ctx.status.getResult(id);
+    if (!result) return reply.code(404).send({ error: 'not-found', reason: `no result ${id}` });
+    const [row, chain] = await Promise.all([
+      ctx.pg.query<{ normalized: unknown; patient_ins: string | null; patient_family: string | null; patient_given: string | null; message_type: string }>(
+        'select normalized, patient_ins, patient_family, patient_given, message_type from results where result_id = $1', [id],
+      ),
+      ctx.pg.query<{ result_id: string; version: number; set_id: string; action: string | null; received_at: Date | null }>(
+        `select o.result_id, o.version, o.set_id, r.action, r.received_at from set_versions s join set_versions o on o.set_id = s.set_id
+         left join results r on r.result_id = o.result_id where s.result_id = $1 order by o.version, r.received_at`, [id],
+      ),
+    ]);
+    const histories = await Promise.all(result.deliveries.map((d) => ctx.status.history(d.deliveryId)));
+    req.audit.ids.push(...result.deliveries.map((d) => d.deliveryId));
+    const n = obj(row.rows[0]?.normalized);
+    const p = obj(n['patient']);
+    const ins = str(obj(p['ins'])['value']) ?? row.rows[0]?.patient_ins ?? undefined;
+    const family = str(p['family']) ?? row.rows[0]?.patient_family ?? undefined;
+    const given = str(p['given']) ?? row.rows[0]?.patient_given ?? undefined;
+    const masked = viewer(req);
+    const patient = {
+      ins: ins && masked ? maskIns(ins) : ins,
+      insQualified: obj(p['ins'])['qualified'] === true,
+      family: family && masked ? maskName(family) : family,
+      given: given && masked ? maskName(given) : given,
+      birthDate: masked ? undefined : str(p['birthDate']),
+      sex: str(p['sex']),
+      identityReliability: str(p['identityReliability']),
+    };
+    const documents = (Array.isArray(n['documents']) ? n['documents'] : []).map((d, index) => {
+      const doc = obj(d);
+      return { index, kind: str(doc['kind']), mediaType: str(doc['mediaType']), bytes: doc['bytes'], code: str(doc['code']), label: str(doc['label']) };
+    });
+    const deliveries = result.deliveries.map((d, i) => {
+      const full = { ...d, history: histories[i] } as unknown as Record<string, unknown>;
+      delete full['envelopeId'];
+      return masked ? maskDelivery(full) : full;
+    });
+    return {
+      resultId: id,
+      source: result.source,
+      transport: result.transport,
+      receivedAt: result.receivedAt,
+      acknowledgedAt: result.acknowledgedAt,
+      routedAt: result.routedAt,
+      duplicateOf: result.duplicateOf,
+      hl7: {
+        messageType: str(n['messageType']) ?? row.rows[0]?.message_type, event: str(n['event']), version: str(n['version']), profile: str(n['profile']),
+        controlId: result.controlId, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility,
+        receivingApplication: str(n['receivingApplication']), receivingFacility: str(n['receivingFacility']), charset: str(n['charset']),
+        action: result.action, orderControl: str(n['orderControl']), orderId: masked ? undefined : str(n['orderId']), urgent: n['urgent'] === true,
+        documentCode: result.documentCode, documentLabel: str(n['documentLabel']), documentId: str(n['documentId']),
+        ackReception: result.ackReception === '1', ackRead: result.ackRead === '1',
+        flags: obj(n['flags']),
+      },
+      patient,
+      documents,
+      versions: chain.rows.map((c) => ({ resultId: c.result_id, version: c.version, action: c.action, receivedAt: c.received_at?.getTime() ?? null })),
+      deliveries,
+      bodiesPruned: row.rows[0] !== undefined && row.rows[0].normalized === null,
+    };
+  });
+
+  // A document of a result, as received (the PDF, or the CDA with its PDF inside): an audited read, operator role.
+  app.get('/api/v1/console/results/:id/documents/:index', {
+    config: { role: 'operator' },
+    schema: { params: { type: 'object', properties: { id: resultParam.properties.id, index: { type: 'integer', minimum: 0, maximum: 99 } }, required: ['id', 'index'] } },
+  }, async (req, reply) => {
+    const { id, index } = req.params as { id: string; index: number };
+    req.audit.ids = [id];
+    const res = await ctx.pg.query<{ normalized: unknown }>('select normalized from results where result_id = $1', [id]);
+    if (!res.rows[0]) return reply.code(404).send({ error: 'not-found', reason: `no result ${id}` });
+    const docs = obj(res.rows[0].normalized)['documents'];
+    const doc = obj(Array.isArray(docs) ? docs[index] : undefined);
+    const sha = str(doc['sha256']);
+    if (!sha || !/^[0-9a-f]{64}$/.test(sha)) return reply.code(404).send({ error: 'not-found', reason: `no document ${index} in result ${id}` });
+    const body = await ctx.pg.query<{ content: Buffer | null; media_type: string }>('select content, media_type from bodies where sha256 = $1', [Buffer.from(sha, 'hex')]);
+    const content = body.rows[0]?.content;
+    if (!content) return reply.code(404).send({ error: 'not-found', reason: 'the document is no longer kept (postgres.bodyRetentionDays)' });
+    const type = str(doc['mediaType']) ?? body.rows[0]!.media_type;
+    const safe = /^(application\/pdf|text\/xml|application\/xml|text\/plain)$/.test(type) ? type : 'application/octet-stream';
+    return reply.type(safe).header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('content-disposition', 'inline').send(content);
+  });
+}
