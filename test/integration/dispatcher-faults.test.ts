@@ -20,8 +20,9 @@ describe('dispatcher against an operator that refuses, defers and recovers', () 
     operator = await faultyOperator();
     gateway = await startGateway(testConfig('faults', (c) => {
       c.operator.smtpPort = operator.port;
-      c.dispatcher.attempts = 3;
+      c.dispatcher.retryBudgetMs = 1_000;
       c.dispatcher.backoffMs = 100;
+      c.dispatcher.maxBackoffMs = 200;
     }), ['intake', 'router', 'dispatcher']);
     const c = new MllpClient({ host: '127.0.0.1', port: gateway.intake!.listeners[0]!.port });
     await c.connect();
@@ -58,12 +59,15 @@ describe('dispatcher against an operator that refuses, defers and recovers', () 
     expect(retried?.value).toBeGreaterThanOrEqual(1);
   });
 
-  it('dead-letters a recipient still deferred after the last attempt, and replays it once the operator recovers', async () => {
+  it('dead-letters a recipient still deferred when its retry budget ends, and replays it once the operator recovers', async () => {
     const d = await waitFor('dead-lettered', async () => {
       const x = (await states()).get(addr('down'));
       return x?.state === 'dead-lettered' ? x : undefined;
     });
-    expect(operator.rcptAttempts.get(addr('down'))).toBe(3);
+    // Tried all through its budget (1 s, waits of 50–200 ms), the last time when it ended.
+    const events = await gateway.ctx.status.history(d.deliveryId);
+    expect(events.at(-1)!.at - events[0]!.at).toBeGreaterThanOrEqual(1_000);
+    expect(operator.rcptAttempts.get(addr('down'))).toBeGreaterThanOrEqual(5);
     const ctx = createContext(gateway.ctx.config, 'test-cli');
     try {
       const dead = await listDeadLetters(ctx);

@@ -8,9 +8,10 @@ export interface Received { from: string; to: string; envid?: string; ret?: stri
 /**
  * An in-process operator whose answers a test chooses per recipient, behind the same mutual TLS as the sandbox:
  * "temp-*" is refused once with 451 then accepted, "perm-*" always gets 550 5.1.1, "down-*" always 451 until
- * recover(), "busy-*" 421 (too busy, slow down) on its first two attempts. `dataDelayMs` holds each DATA answer.
+ * recover(), "busy-*" 421 (too busy, slow down) on its first two attempts. `dataDelayMs` holds each DATA answer;
+ * `refuseSender`, while it returns a reply, refuses every MAIL FROM with it (a mailbox the operator does not take).
  */
-export async function faultyOperator(options: { dataDelayMs?: number } = {}) {
+export async function faultyOperator(options: { dataDelayMs?: number; refuseSender?: () => { code: number; message: string } | undefined } = {}) {
   const received: Received[] = [];
   const rcptAttempts = new Map<string, number>();
   let failDown = true;
@@ -19,6 +20,10 @@ export async function faultyOperator(options: { dataDelayMs?: number } = {}) {
     secure: false, hideDSN: false, authOptional: true, disabledCommands: ['AUTH'],
     key: readFileSync(path.join(pki, 'operator.key')), cert: readFileSync(path.join(pki, 'operator.pem')),
     ca: [readFileSync(path.join(pki, 'ca.pem'))], requestCert: true, rejectUnauthorized: true,
+    onMailFrom(_address: SMTPServerAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const refusal = options.refuseSender?.();
+      cb(refusal ? Object.assign(new Error(refusal.message), { responseCode: refusal.code }) : undefined);
+    },
     onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const n = (rcptAttempts.get(address.address) ?? 0) + 1;
       rcptAttempts.set(address.address, n);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DELIVERY_STATES, ENTER_FROM, EVENT_SOURCES, FINAL_STATES, INITIAL_STATES, REASONS, REOPENINGS,
   afterFailedAttempt, canEnter, confirmationClock, confirmationTimeout, dsnTransition, failureText, isDeliveryState, isFinal, isSendable,
-  mdnTransition, operatorReplay, retriesExhausted, retryDelayRange, routingRefusal, sendingRetryPolicy, smtpAccepted, smtpFailure,
+  mdnTransition, nextRetry, operatorReplay, pauseDelay, retriesExhausted, retryDelayRange, routingRefusal, sendingJobOptions, smtpAccepted, smtpFailure,
   statusEventV1, zamFor, type DeliveryState, type Transition,
 } from '@mssgw/lifecycle';
 import { deliverySchema, historyEventSchema } from '../../services/api/src/schemas.ts';
@@ -15,14 +15,16 @@ const RECEIPT_READ: DeliveryState[] = ['displayed', 'processed', 'deleted', 'pro
 const DSN_ANY: DeliveryState[] = ['delayed', 'delivered', 'relayed', 'expanded', 'failed'];
 const EXITS: Record<DeliveryState, DeliveryState[]> = {
   refused: [],
-  queued: ['submitted', ...DSN_ANY, 'dead-lettered'],
+  // refused: checked again at dispatch (a domain that left the liste blanche, an opposition recorded since routing).
+  queued: ['submitted', ...DSN_ANY, 'dead-lettered', 'refused'],
   submitted: [...DSN_ANY, 'unconfirmed', ...RECEIPT_READ],
   delayed: [...DSN_ANY, 'unconfirmed', ...RECEIPT_READ],
   delivered: RECEIPT_READ,
   relayed: RECEIPT_READ,
   expanded: RECEIPT_READ,
   failed: [],
-  'dead-lettered': ['queued'],
+  // queued: an operator's replay; refused: a replay to a domain that left the liste blanche.
+  'dead-lettered': ['queued', 'refused'],
   unconfirmed: [...DSN_ANY, ...RECEIPT_READ],
   displayed: ['processed', 'deleted', 'processing-error'],
   processed: [],
@@ -96,14 +98,31 @@ describe('delivery lifecycle: triggers', () => {
   it.each([
     [{ message: 'try later', responseCode: 451, response: '451 4.3.0 try later' }, '4', true],
     [{ message: 'too busy', command: 'CONN', responseCode: 421, response: '421 busy' }, '4', true],
-    [{ message: 'connect ECONNREFUSED', code: 'ECONNREFUSED' }, 'conn', true],
-    [{ message: 'getaddrinfo ENOTFOUND', code: 'EDNS' }, 'conn', true],
-    [{ message: 'TLS handshake failed', command: 'CONN', code: 'ETLS' }, 'conn', true],
     // The connection broke once the message was on its way: it may have been accepted, so its DSN is awaited.
     [{ message: 'Connection closed', command: 'DATA', code: 'ECONNECTION' }, 'conn', false],
     [{ message: 'Timeout', code: 'ETIMEDOUT' }, 'conn', false],
   ])('retries %j (reply class %s, certainly not accepted: %s)', (err, replyClass, notAccepted) => {
     expect(smtpFailure(err)).toEqual({ action: 'retry', replyClass, notAccepted });
+  });
+
+  it.each([
+    // Nothing can have been sent, and no recipient is at fault: the mailbox waits, no attempt counted.
+    [{ message: 'connect ECONNREFUSED', code: 'ECONNREFUSED' }, 'unreachable'],
+    [{ message: 'getaddrinfo ENOTFOUND', code: 'EDNS' }, 'unreachable'],
+    [{ message: 'Connection timeout', command: 'CONN', code: 'ETIMEDOUT' }, 'unreachable'],
+    // The operator refuses the mailbox itself: an operator must act, its recipients are not failed.
+    [{ message: 'Invalid login', command: 'AUTH PLAIN', code: 'EAUTH', responseCode: 535, response: '535 5.7.8 Authentication credentials invalid' }, 'authentication'],
+    [{ message: 'Authentication required', command: 'MAIL FROM', code: 'EENVELOPE', responseCode: 530, response: '530 5.7.0 Authentication required' }, 'authentication'],
+    [{ message: 'Sender rejected', command: 'MAIL FROM', code: 'EENVELOPE', responseCode: 553, response: '553 5.7.1 <noreply@x>: Sender address rejected' }, 'sender-refused'],
+    [{ message: 'TLS handshake failed', command: 'CONN', code: 'ETLS' }, 'certificate'],
+    [{ message: 'certificate has expired', command: 'CONN', code: 'ESOCKET' }, 'certificate'],
+  ])('pauses the mailbox on %j (%s)', (err, pause) => {
+    expect(smtpFailure(err)).toMatchObject({ action: 'pause', pause, notAccepted: true });
+  });
+
+  it('fails the recipient, not the mailbox, on a 5xx to RCPT TO or DATA, 5.7.x included', () => {
+    expect(smtpFailure({ message: 'x', command: 'RCPT TO', responseCode: 550, response: '550 5.7.1 <x@y>: Relay access denied' }).action).toBe('fail');
+    expect(smtpFailure({ message: 'x', command: 'DATA', responseCode: 554, response: '554 5.6.0 Message rejected' }).action).toBe('fail');
   });
 
   it('retries a transient failure while attempts remain, then dead-letters it; a permanent one is already settled', () => {
@@ -194,29 +213,65 @@ describe('delivery lifecycle: triggers', () => {
   });
 
   it('names its own reason codes once', () => {
-    expect(REASONS).toEqual({ retriesExhausted: 'retries-exhausted', noFinalDsn: 'no-final-dsn', replayed: 'replayed', routingFailed: 'routing-failed' });
+    expect(REASONS).toEqual({
+      retriesExhausted: 'retries-exhausted', noFinalDsn: 'no-final-dsn', replayed: 'replayed', routingFailed: 'routing-failed',
+      notWhitelisted: 'not-whitelisted', patientOpposition: 'patient-opposition', professionalsOpposition: 'professionals-opposition',
+    });
   });
 });
 
 describe('delivery lifecycle: sending retry policy', () => {
-  it('is the configured attempts with exponential backoff and half jitter', () => {
-    expect(sendingRetryPolicy({ attempts: 8, backoffMs: 2_000 })).toEqual({ attempts: 8, backoff: { type: 'exponential', delay: 2_000, jitter: 0.5 } });
+  const config = { backoffMs: 2_000, maxBackoffMs: 900_000, retryBudgetMs: 24 * 3_600_000 };
+
+  it('waits between half and all of backoffMs × 2^(n-1) after n failures, never more than maxBackoffMs', () => {
+    expect(retryDelayRange(config, 1)).toEqual({ minMs: 1_000, maxMs: 2_000 });
+    expect(retryDelayRange(config, 3)).toEqual({ minMs: 4_000, maxMs: 8_000 });
+    expect(retryDelayRange(config, 9)).toEqual({ minMs: 256_000, maxMs: 512_000 });
+    expect(retryDelayRange(config, 10)).toEqual({ minMs: 450_000, maxMs: 900_000 });
+    expect(retryDelayRange(config, 1_000)).toEqual({ minMs: 450_000, maxMs: 900_000 });
   });
 
-  it('waits between half and all of backoffMs × 2^(n-1) after n failed attempts', () => {
-    const policy = sendingRetryPolicy({ attempts: 8, backoffMs: 2_000 });
-    expect(retryDelayRange(policy, 1)).toEqual({ minMs: 1_000, maxMs: 2_000 });
-    expect(retryDelayRange(policy, 3)).toEqual({ minMs: 4_000, maxMs: 8_000 });
-    expect(retryDelayRange(policy, 7)).toEqual({ minMs: 64_000, maxMs: 128_000 });
+  it('retries within the budget counted from the first failure, makes its last attempt when it ends, then dead-letters', () => {
+    const first = 1_000_000;
+    expect(nextRetry(config, { firstFailureAt: first, failures: 1 }, first, () => 1)).toEqual({ retryAt: first + 2_000 });
+    expect(nextRetry(config, { firstFailureAt: first, failures: 1 }, first, () => 0)).toEqual({ retryAt: first + 1_000 });
+    const late = first + config.retryBudgetMs - 60_000;
+    expect(nextRetry(config, { firstFailureAt: first, failures: 40 }, late, () => 1)).toEqual({ retryAt: first + config.retryBudgetMs });
+    expect(nextRetry(config, { firstFailureAt: first, failures: 41 }, first + config.retryBudgetMs)).toBe('dead-letter');
   });
 
-  it('agrees with the waits BullMQ draws for that policy', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 60_000 }), fc.integer({ min: 1, max: 12 }), (backoffMs, attemptsMade) => {
-      const policy = sendingRetryPolicy({ attempts: 20, backoffMs });
-      const { minMs, maxMs } = retryDelayRange(policy, attemptsMade);
-      const wait = Backoffs.calculate(policy.backoff, attemptsMade, new Error('451'), undefined as never) as number;
-      return wait >= minMs && wait <= maxMs;
+  it('an outage of an afternoon dead-letters nothing: the attempts it burns fit in the budget', () => {
+    // Four hours of 4xx, tried as the policy says: still retried, with about thirty attempts.
+    let now = 0;
+    let failures = 0;
+    for (;;) {
+      failures += 1;
+      const next = nextRetry(config, { firstFailureAt: 0, failures }, now, () => 0.5);
+      if (next === 'dead-letter') throw new Error('dead-lettered');
+      now = next.retryAt;
+      if (now > 4 * 3_600_000) break;
+    }
+    expect(failures).toBeLessThan(40);
+  });
+
+  it('never waits past the budget nor less than half the backoff, whatever the draw', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 86_400_000 }), fc.double({ min: 0, max: 0.999999, noNaN: true }), (failures, elapsed, r) => {
+      const next = nextRetry(config, { firstFailureAt: 0, failures }, elapsed, () => r);
+      if (elapsed >= config.retryBudgetMs) return next === 'dead-letter';
+      if (next === 'dead-letter') return false;
+      const { minMs } = retryDelayRange(config, failures);
+      return next.retryAt <= config.retryBudgetMs && next.retryAt >= Math.min(config.retryBudgetMs, elapsed + minMs);
     }), { numRuns: 500 });
+  });
+
+  it('pauses a mailbox longer each time, up to maxBackoffMs', () => {
+    expect([1, 2, 3, 12, 100].map((n) => pauseDelay(config, n))).toEqual([2_000, 4_000, 8_000, 900_000, 900_000]);
+  });
+
+  it('leaves BullMQ a few retries of its own, for what is neither an SMTP reply nor an outage, with the backoff it draws', () => {
+    const options = sendingJobOptions(config);
+    expect(options).toEqual({ attempts: 3, backoff: { type: 'exponential', delay: 2_000 } });
+    expect(Backoffs.calculate(options.backoff, 2, new Error('x'), undefined as never)).toBe(4_000);
   });
 });
 

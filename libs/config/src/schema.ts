@@ -564,16 +564,17 @@ export const GatewayConfigSchema = z
       .describe('Reading DSNs and MDNs, and how long outcomes are kept. A mail that cannot be read goes to the Quarantine folder.'),
     dispatcher: z
       .object({
-        attempts: z.number().int().min(1).default(8).describe('Sending attempts of a delivery before it goes to the dead-letter queue.'),
-        backoffMs: z.number().int().positive().default(2_000).describe('Delay before the second sending attempt, doubling for each one after (with jitter).'),
+        retryBudgetMs: z.number().int().min(1_000).default(24 * 3600_000).describe('How long a delivery is retried after its first transient failure (4xx, timeout) before it goes to the dead-letter queue; its last attempt is made when the budget ends. An unreachable operator uses none of it: the mailbox pauses instead.'),
+        backoffMs: z.number().int().positive().default(2_000).describe('Wait before the second sending attempt, doubling for each one after (with jitter); also the first pause of a mailbox whose operator is unreachable or refuses it.'),
+        maxBackoffMs: z.number().int().positive().default(15 * 60_000).describe('No wait between attempts, nor pause of a mailbox, is longer than this.'),
         concurrency: z.number().int().min(1).default(16).describe('Deliveries a dispatcher process sends at once, per mailbox.'),
         lockMs: z.number().int().min(1000).default(30_000).describe('A job whose worker died is taken back after this long (BullMQ lock and stalled check).'),
         reconcileMs: z
           .number()
           .int()
           .min(0)
-          .default(120_000).describe(
-            'After an interrupted attempt, how long to wait for a DSN proving the operator took the mail before sending it again (the mail may have been accepted just before the crash).',
+          .default(600_000).describe(
+            'After an interrupted attempt, how long to wait for a DSN proving the operator took the mail before sending it again (the mail may have been accepted just before the crash). A DSN comes back in seconds from the same operator and in minutes from another one (its relay queues): 10 minutes covers both.',
           ),
       })
       .strict()

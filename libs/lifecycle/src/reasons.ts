@@ -5,6 +5,7 @@
  * | state | reason |
  * | --- | --- |
  * | `refused` | the router's refusal reason (`no-mailbox`, `not-whitelisted`…, docs/recipients.md), or `routing-failed` |
+ * | `refused` (at dispatch or replay) | `not-whitelisted`, `patient-opposition`, `professionals-opposition` (DISPATCH_REFUSALS) |
  * | `failed` (SMTP) | the enhanced status code of the operator's 5xx reply (`5.1.1`), else its reply code (`550`) |
  * | `failed` (DSN) | the DSN's status (`5.1.1`) |
  * | `dead-lettered` | `retries-exhausted` |
@@ -21,7 +22,17 @@ export const REASONS = {
   replayed: 'replayed',
   /** Routing failed on every attempt (e.g. the directory stayed unavailable): the result's outcome is a refusal. */
   routingFailed: 'routing-failed',
+  /** The recipient's domain is not (any more) in the MSSanté liste blanche: refused at routing, dispatch or replay. */
+  notWhitelisted: 'not-whitelisted',
+  /** The patient opposes mails to the patient (Mon espace santé). */
+  patientOpposition: 'patient-opposition',
+  /** The patient opposes mails about them to professionals (practitioners, organisations, applications). */
+  professionalsOpposition: 'professionals-opposition',
 } as const;
+
+/** The reasons a queued (or dead-lettered) recipient is refused when checked again before sending or replaying. */
+export const DISPATCH_REFUSALS = [REASONS.notWhitelisted, REASONS.patientOpposition, REASONS.professionalsOpposition] as const;
+export type DispatchRefusalReason = (typeof DISPATCH_REFUSALS)[number];
 
 export type LifecycleReason = (typeof REASONS)[keyof typeof REASONS];
 

@@ -43,7 +43,9 @@ export const FINAL_STATES: readonly DeliveryState[] = ['refused', 'dead-lettered
 
 /** From which states each state may be entered. A receipt that would move a recipient backwards is recorded in the history only. */
 export const ENTER_FROM: Readonly<Record<DeliveryState, readonly DeliveryState[]>> = {
-  refused: [],
+  // Created refused by the router; or, checked again at dispatch and at replay, a domain that left the liste blanche
+  // or an opposition recorded since routing (dispatchRefusal, issues #22 and #25).
+  refused: ['queued', 'dead-lettered'],
   queued: ['dead-lettered'], // replayed by an operator
   submitted: ['queued'],
   // A DSN proves the operator took the mail even when our record of its 250 was lost in a crash (still 'queued').

@@ -40,6 +40,14 @@ export interface SmtpFailure {
   response?: string;
 }
 
+/**
+ * Why a mailbox's queue is paused rather than its recipients failed: the operator cannot be reached (nothing was
+ * tried), or it refuses the mailbox itself (its login, its certificate, its address as sender), which no recipient
+ * can fix and an operator must. The metric label and the alert name these.
+ */
+export const MAILBOX_PAUSES = ['unreachable', 'authentication', 'certificate', 'sender-refused', 'message-store'] as const;
+export type MailboxPause = (typeof MAILBOX_PAUSES)[number];
+
 export type SmtpFailureOutcome = {
   replyClass: SmtpReplyClass;
   /**
@@ -48,24 +56,39 @@ export type SmtpFailureOutcome = {
    */
   notAccepted: boolean;
 } & (
-  /** A permanent refusal of the recipient (5xx): the delivery fails now, without retrying. */
+  /** A permanent refusal of the recipient (5xx to RCPT TO or DATA): the delivery fails now, without retrying. */
   | { action: 'fail'; transition: Transition }
-  /** Anything else (4xx, connection, TLS, timeout): the job is retried per the sending retry policy. */
+  /** The mailbox's queue waits and tries again (pauseDelay), no attempt counted: see MAILBOX_PAUSES. */
+  | { action: 'pause'; pause: MailboxPause }
+  /** A transient failure of this delivery (4xx, a timeout, a connection cut mid-send): retried (nextRetry). */
   | { action: 'retry' }
 );
 
+// Replies that refuse the client rather than a recipient: authentication required, failed or too weak (RFC 4954).
+const AUTH_REPLIES = new Set([530, 534, 535, 538]);
+// Before a connection carries anything: nothing can have been sent.
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EDNS', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNECTION']);
+const CERTIFICATE = /certificate|CERT_|self[- ]signed|unable to (?:verify|get)|handshake|tlsv1 alert|ssl/i;
+
 export function smtpFailure(err: SmtpFailure): SmtpFailureOutcome {
   // nodemailer sets responseCode only from a three-digit reply.
-  const replyClass = (err.responseCode ? String(err.responseCode)[0] : 'conn') as SmtpReplyClass;
-  const notAccepted = Boolean(err.responseCode) || err.command === 'CONN' || err.code === 'ECONNREFUSED' || err.code === 'EDNS';
-  if (err.responseCode && err.responseCode >= 500) {
+  const code = err.responseCode;
+  const replyClass = (code ? String(code)[0] : 'conn') as SmtpReplyClass;
+  const opening = err.command === 'CONN';
+  const notAccepted = Boolean(code) || opening || err.code === 'ECONNREFUSED' || err.code === 'EDNS';
+  const pause = (p: MailboxPause): SmtpFailureOutcome => ({ action: 'pause', pause: p, replyClass, notAccepted: true });
+  if (err.code === 'EAUTH' || (code && AUTH_REPLIES.has(code))) return pause('authentication');
+  if (code && code >= 500 && err.command === 'MAIL FROM') return pause('sender-refused');
+  if (!code && (err.code === 'ETLS' || ((opening || err.code === 'ESOCKET') && CERTIFICATE.test(err.message)))) return pause('certificate');
+  if (!code && (opening || UNREACHABLE_CODES.has(err.code ?? '')) && err.command !== 'DATA') return pause('unreachable');
+  if (code && code >= 500) {
     const text = err.response ?? err.message;
     return {
       action: 'fail', replyClass, notAccepted,
       transition: {
         // Recorded as coming from the operator (its SMTP reply), unlike the DSN that reports the same kind of failure.
         state: 'failed', source: 'operator',
-        fields: { reason: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(err.response ?? '')?.[0] ?? String(err.responseCode), smtpResponse: text, detail: text },
+        fields: { reason: /\b5\.\d{1,3}\.\d{1,3}\b/.exec(err.response ?? '')?.[0] ?? String(code), smtpResponse: text, detail: text },
       },
     };
   }
@@ -158,6 +181,41 @@ export function confirmationTimeout(timeoutMs: number): Transition {
 /** A recipient the router will not serve is created refused, with the router's reason; it is never sent. */
 export function routingRefusal<R extends string>(reason: R, detail: string): { state: 'refused'; reason: R; detail: string } {
   return { state: 'refused', reason, detail };
+}
+
+/** Which way a patient's opposition goes: mails to the patient, or mails about them to professionals. */
+export type OppositionDirection = 'patient' | 'professionals';
+
+/** What the dispatcher (or a replay) knows of a recipient just before sending it. */
+export interface DispatchCheck {
+  /** The recipient record's kind: `patient` is written to at <INS>@patient.mssante.fr, every other kind is a professional's. */
+  kind: string;
+  /** Whether the liste blanche in use allows the recipient's domain now. */
+  domainAllowed: boolean;
+  /** The directions of the oppositions the result's patient has now (unknown at replay: empty). */
+  oppositions: readonly string[];
+}
+
+/**
+ * Checked again at dispatch and at replay (issues #22, #25): a recipient whose domain left the liste blanche, or whose
+ * patient now opposes mails in its direction, is refused (never sent), with the reason that applied. Undefined: send.
+ */
+export function dispatchRefusal(c: DispatchCheck): Transition | undefined {
+  const direction: OppositionDirection = c.kind === 'patient' ? 'patient' : 'professionals';
+  if (c.oppositions.includes(direction)) {
+    const reason = direction === 'patient' ? REASONS.patientOpposition : REASONS.professionalsOpposition;
+    return {
+      state: 'refused', source: 'dispatcher',
+      fields: { reason, detail: `checked before sending: the patient opposes mails ${direction === 'patient' ? 'to the patient' : 'to professionals'}` },
+    };
+  }
+  if (!c.domainAllowed) {
+    return {
+      state: 'refused', source: 'dispatcher',
+      fields: { reason: REASONS.notWhitelisted, detail: 'checked before sending: the recipient\'s domain is no longer in the MSSanté liste blanche' },
+    };
+  }
+  return undefined;
 }
 
 /** A history entry that changes nothing: the state it names is the one claimed (or the current one), never entered. */

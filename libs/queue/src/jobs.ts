@@ -28,5 +28,8 @@ export const DeliveryJob = z.object({
   urgent: z.boolean().optional(),
   /** Set after an interrupted attempt: no new attempt before this time unless a DSN settles it. */
   reconcileUntil: z.number().optional(),
+  /** Its retries so far (RetryState, @mssgw/lifecycle): when the first transient failure was, and how many. */
+  firstFailureAt: z.number().optional(),
+  failures: z.number().int().optional(),
 });
 export type DeliveryJob = z.infer<typeof DeliveryJob>;

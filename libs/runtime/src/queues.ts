@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { sendingRetryPolicy } from '@mssgw/lifecycle';
+import { sendingJobOptions } from '@mssgw/lifecycle';
 import { QUEUES } from '@mssgw/queue';
 import type { ServiceContext } from './index.ts';
 
@@ -27,6 +27,6 @@ export function sendQueue(ctx: ServiceContext, mailbox: string): Queue {
   return new Queue(QUEUES.send(mailbox), {
     connection: ctx.ordered.redis,
     prefix: ctx.config.redis.prefix,
-    defaultJobOptions: { ...sendingRetryPolicy(ctx.config.dispatcher), removeOnComplete: true, removeOnFail: true },
+    defaultJobOptions: { ...sendingJobOptions(ctx.config.dispatcher), removeOnComplete: true, removeOnFail: true },
   });
 }

@@ -58,11 +58,20 @@ export const metrics = {
     name: 'mssgw_recipients_refused_total', help: 'Recipients not served, per reason (not-whitelisted, ins-not-qualified, ...)',
     labelNames: ['reason'] as const, registers: [registry],
   }),
+  dispatchRefused: new Counter({
+    name: 'mssgw_dispatch_refused_total',
+    help: 'Recipients refused when checked again before sending or replaying (a domain that left the liste blanche, an opposition recorded since routing), per reason; also counted in mssgw_recipients_refused_total',
+    labelNames: ['reason'] as const, registers: [registry],
+  }),
   mailsQueued: new Counter({
     name: 'mssgw_mails_queued_total', help: 'Mails put on a send queue', labelNames: ['mailbox'] as const, registers: [registry],
   }),
   mailsSent: new Counter({
     name: 'mssgw_mails_sent_total', help: 'Mails accepted by the operator (SMTP 250)', labelNames: ['mailbox'] as const, registers: [registry],
+  }),
+  mailboxPaused: new Gauge({
+    name: 'mssgw_mailbox_paused', help: 'A mailbox whose sending waits, no recipient failed: its operator unreachable, or refusing the mailbox itself (authentication, certificate, sender), or the message store down (1 while paused, per reason)',
+    labelNames: ['mailbox', 'reason'] as const, registers: [registry],
   }),
   mailsRetried: new Counter({
     name: 'mssgw_mails_retried_total', help: 'Send attempts that failed transiently and will be retried',

@@ -1,7 +1,10 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Transporter } from 'nodemailer';
 import type { ApplicativeMailboxConfig } from '@mssgw/config';
-import { afterFailedAttempt, failureText, isSendable, retriesExhausted, smtpAccepted, smtpFailure, type DeliveryState, type SmtpFailure } from '@mssgw/lifecycle';
+import {
+  afterFailedAttempt, failureText, isSendable, MAILBOX_PAUSES, nextRetry, pauseDelay, retriesExhausted, smtpAccepted, smtpFailure, type DeliveryState, type MailboxPause,
+  type SmtpFailure,
+} from '@mssgw/lifecycle';
 import { DeliveryJob, QUEUES, redisKeys } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
@@ -45,7 +48,10 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
     }
     const transport = createMailboxTransport(config, mailbox);
     transports.push(transport);
-    const worker: Worker = new Worker(QUEUES.send(mailbox.address), (job: Job, token?: string) => deliver(ctx, { transport, mailbox, rate, worker }, job, token), {
+    const sender: Sender = { transport, mailbox, rate, worker: undefined as unknown as Worker, deadLetters, pauses: 0 };
+    // Every series exists from the start (at 0), so that the alert on it has data before the first pause.
+    for (const reason of MAILBOX_PAUSES) metrics.mailboxPaused.set({ mailbox: mailbox.address, reason }, 0);
+    const worker: Worker = new Worker(QUEUES.send(mailbox.address), (job: Job, token?: string) => deliver(ctx, sender, job, token), {
       ...bullConnection(config),
       concurrency: config.dispatcher.concurrency,
       lockDuration: config.dispatcher.lockMs,
@@ -54,9 +60,10 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
     // A job whose key vanished under it (Redis flushed or failed over) cannot be completed; the message store has its
     // outcome, and the sweeper queues again what is still to send.
     worker.on('error', (err) => ctx.log.warn({ mailbox: mailbox.address, err: err.message }, 'send queue error'));
+    sender.worker = worker;
     worker.on('failed', (job, err) => {
       if (!job) return;
-      onFailed(ctx, deadLetters, mailbox, job, err).catch((e: Error) => ctx.log.error({ deliveryId: job.id, err: e.message }, 'could not record the failed delivery; it stays on its queue'));
+      onFailed(ctx, sender, job, err).catch((e: Error) => ctx.log.error({ deliveryId: job.id, err: e.message }, 'could not record the failed delivery'));
     });
     workers.push(worker);
   }
@@ -77,6 +84,10 @@ interface Sender {
   mailbox: ApplicativeMailboxConfig;
   rate: OperatorRate;
   worker: Worker;
+  deadLetters: Queue;
+  /** Pauses of this mailbox's queue in a row (an unreachable operator, or one refusing the mailbox); 0 once a mail goes. */
+  pauses: number;
+  paused?: MailboxPause;
 }
 
 async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: string): Promise<void> {
@@ -88,7 +99,10 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   // limiter or by a refused connection is not mistaken for one.
   const sendingKey = redisKeys(ctx.config.redis.prefix).sending(d.deliveryId);
   // The delivery (its state, recipient, mail and DSN envelope id) and the marker in one round trip each, side by side.
-  const [out, marker] = await Promise.all([ctx.bodies.outbound(d.deliveryId), ctx.redis.exists(sendingKey)]);
+  const [out, marker] = await Promise.all([ctx.bodies.outbound(d.deliveryId), ctx.redis.exists(sendingKey)]).catch(async (err: Error) => {
+    // The message store does not answer: the whole queue waits, no attempt counted (an outage is nobody's retry).
+    return pauseMailbox(ctx, sender, 'message-store', err.message);
+  });
   if (!out) throw new UnrecoverableError(`delivery ${d.deliveryId} is not in the message store`);
   // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
   if (!isSendable(out.state as DeliveryState)) return;
@@ -128,6 +142,7 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
     const now = Date.now();
     const accepted = smtpAccepted(info.response, now);
     await ctx.status.apply(d.deliveryId, accepted, now, sendingKey);
+    resumed(ctx, sender);
     metrics.mailsSent.inc({ mailbox: mailbox.address });
     if (out.acknowledgedAt) metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - out.acknowledgedAt) / 1000);
     ctx.log.info({ deliveryId: d.deliveryId, messageId: out.messageId, queueId: accepted.fields.queueId }, 'mail accepted by the operator');
@@ -136,10 +151,13 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
     const outcome = smtpFailure(err);
     if (outcome.notAccepted) await ctx.redis.del(sendingKey);
     if (outcome.action === 'fail') {
+      resumed(ctx, sender);
       await ctx.status.apply(d.deliveryId, outcome.transition);
       metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: outcome.replyClass });
       throw new UnrecoverableError(`operator refused the recipient: ${err.responseCode}`);
     }
+    if (outcome.action === 'pause') return pauseMailbox(ctx, sender, outcome.pause, err.code ?? String(err.responseCode ?? ''));
+    resumed(ctx, sender);
     if (isSlowDown(err.responseCode)) {
       const slower = await rate.slowDown();
       metrics.operatorSlowDowns.inc({ operator, code: String(err.responseCode) });
@@ -147,18 +165,55 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
       ctx.log.warn({ deliveryId: d.deliveryId, code: err.responseCode, perSecond: slower }, 'operator asks to slow down; sending slower');
     }
     metrics.mailsRetried.inc({ mailbox: mailbox.address, reply_class: outcome.replyClass });
-    throw err;
+    // A transient failure of this delivery: tried again within the retry budget, then dead-lettered.
+    const state = { firstFailureAt: d.firstFailureAt ?? Date.now(), failures: (d.failures ?? 0) + 1 };
+    const next = nextRetry(ctx.config.dispatcher, state, Date.now());
+    if (next === 'dead-letter') return deadLetter(ctx, sender, d, failureText(err), outcome.replyClass, state.failures);
+    await job.updateData({ ...d, ...state });
+    await job.moveToDelayed(next.retryAt, token);
+    throw new DelayedError();
   }
 }
 
-/** After the last attempt, a delivery goes to the dead-letter queue with its reason; permanent refusals are already "failed". */
-async function onFailed(ctx: ServiceContext, deadLetters: Queue, mailbox: ApplicativeMailboxConfig, job: Job, err: SmtpError): Promise<void> {
+/**
+ * The operator cannot be reached, or refuses the mailbox itself, or the message store does not answer: no recipient
+ * is at fault, so none is failed and no attempt is counted. The mailbox's queue waits (BullMQ's rate limit, shared by
+ * every dispatcher of the queue), longer each time, then tries its next mail; the first one that goes resumes it.
+ */
+async function pauseMailbox(ctx: ServiceContext, sender: Sender, pause: MailboxPause, detail: string): Promise<never> {
+  sender.pauses += 1;
+  const waitMs = pauseDelay(ctx.config.dispatcher, sender.pauses);
+  if (sender.paused !== pause) {
+    if (sender.paused) metrics.mailboxPaused.set({ mailbox: sender.mailbox.address, reason: sender.paused }, 0);
+    ctx.log.error({ mailbox: sender.mailbox.address, pause, detail, waitMs }, 'mailbox paused: sending waits, no recipient is failed');
+  }
+  sender.paused = pause;
+  metrics.mailboxPaused.set({ mailbox: sender.mailbox.address, reason: pause }, 1);
+  await sender.worker.rateLimit(waitMs);
+  throw Worker.RateLimitError();
+}
+
+/** A mail went (or a recipient answered for itself): the mailbox is no longer paused. */
+function resumed(ctx: ServiceContext, sender: Sender): void {
+  sender.pauses = 0;
+  if (!sender.paused) return;
+  metrics.mailboxPaused.set({ mailbox: sender.mailbox.address, reason: sender.paused }, 0);
+  ctx.log.info({ mailbox: sender.mailbox.address, pause: sender.paused }, 'mailbox resumed');
+  delete sender.paused;
+}
+
+/** The retry budget is spent, or BullMQ gave up: the delivery goes to the dead-letter queue with its reason, recorded. */
+async function deadLetter(ctx: ServiceContext, sender: Sender, d: DeliveryJob, reason: string, replyClass: string, failures: number): Promise<void> {
+  const { mailbox } = sender;
+  await sender.deadLetters.add('dead-letter', { deliveryId: d.deliveryId, resultId: d.resultId, mailbox: mailbox.address, queue: QUEUES.send(mailbox.address), reason, failedAt: Date.now() }, { jobId: d.deliveryId });
+  await ctx.status.apply(d.deliveryId, retriesExhausted(reason));
+  metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: replyClass });
+  ctx.log.error({ deliveryId: d.deliveryId, failures }, 'delivery dead-lettered');
+}
+
+/** BullMQ gave up on a job for another reason than an SMTP reply (a bug, a mail that cannot be read): dead-lettered. */
+async function onFailed(ctx: ServiceContext, sender: Sender, job: Job, err: SmtpError): Promise<void> {
   const next = afterFailedAttempt({ permanent: err.name === 'UnrecoverableError', attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 });
   if (next !== 'dead-letter') return;
-  const d = DeliveryJob.parse(job.data);
-  const reason = failureText(err);
-  await deadLetters.add('dead-letter', { ...d, mailbox: mailbox.address, queue: QUEUES.send(mailbox.address), reason, failedAt: Date.now() }, { jobId: d.deliveryId });
-  await ctx.status.apply(d.deliveryId, retriesExhausted(reason));
-  metrics.mailsFailed.inc({ mailbox: mailbox.address, reply_class: smtpFailure(err).replyClass });
-  ctx.log.error({ deliveryId: d.deliveryId, attempts: job.attemptsMade, reason: err.code ?? err.responseCode }, 'delivery dead-lettered');
+  await deadLetter(ctx, sender, DeliveryJob.parse(job.data), failureText(err), smtpFailure(err).replyClass, job.attemptsMade);
 }
