@@ -31,6 +31,7 @@ export type RefusalReason =
   | 'test-ins-in-production'
   | 'patient-address-mismatch'
   | 'patient-opposition'
+  | 'professionals-opposition'
   | 'invisible-to-patient'
   | 'masked-to-professionals'
   | 'not-requested-by-producer'
@@ -60,8 +61,13 @@ export interface RoutingPolicy {
   /** Structures of the sending site, preferred when a practitioner has several mailboxes. */
   siteStructureIds?: string[];
   directory?: PractitionerDirectory;
-  /** Patients who refused electronic sending, by INS or IPP. */
+  /** Patients who refused electronic sending to themselves, by INS or IPP (a list held in memory). */
   opposes?(patient: QueuedResult['patient']): boolean;
+  /**
+   * The patient's oppositions as recorded (the message store, migration 0008): to mails to the patient, to mails to
+   * professionals, each with the date it was expressed.
+   */
+  oppositions?(result: QueuedResult): Promise<readonly { direction: 'patient' | 'professionals'; opposedAt: number }[]>;
 }
 
 export interface RoutingDecision {
@@ -106,6 +112,10 @@ export async function route(result: QueuedResult, policy: RoutingPolicy): Promis
   const roles = new Set(policy.roles?.[resultType] ?? DEFAULT_ROLES[result.profile]);
 
   const refuse = (r: Refusal) => refusals.push(r);
+  const oppositions = (await policy.oppositions?.(result)) ?? [];
+  const opposed = (direction: 'patient' | 'professionals') => oppositions.find((o) => o.direction === direction);
+  const toProfessionals = opposed('professionals');
+  const toPatient = opposed('patient');
   const allowed = (address: string, forPatient: boolean) => policy.allowsDomain(domainOf(address), forPatient);
   const accept = (r: Recipient) => {
     const key = r.address.toLowerCase();
@@ -142,9 +152,13 @@ export async function route(result: QueuedResult, policy: RoutingPolicy): Promis
       refuse({ ...base, ...(p.address ? { address: p.address } : {}), reason: 'not-requested-by-producer', detail: 'DESTMSSANTEPS is N' });
       continue;
     }
+    if (!isPatient && toProfessionals) {
+      refuse({ ...base, ...(p.address ? { address: p.address } : {}), reason: 'professionals-opposition', detail: oppositionDetail('professionals', toProfessionals.opposedAt) });
+      continue;
+    }
     if (isPatient) {
       const address = p.address ?? patientAddress(result);
-      const problem = patientProblem(result, address, policy);
+      const problem = patientProblem(result, address, policy, toPatient);
       if (problem) refuse({ ...base, ...(address ? { address } : {}), ...problem });
       else accept({ ...base, address: address! });
       continue;
@@ -193,7 +207,7 @@ export async function route(result: QueuedResult, policy: RoutingPolicy): Promis
   if (patientWanted && !patientListed) {
     const address = patientAddress(result);
     const base = { kind: 'patient' as const, origin: 'PID-3' };
-    const problem = patientProblem(result, address, policy);
+    const problem = patientProblem(result, address, policy, toPatient);
     if (problem) refuse({ ...base, ...(address ? { address } : {}), ...problem });
     else accept({ ...base, address: address! });
   }
@@ -207,7 +221,9 @@ const patientAddress = (result: QueuedResult): string | undefined =>
   result.patient.ins ? `${result.patient.ins.value}@${PATIENT_DOMAIN}` : undefined;
 
 /** A patient is written to only at <INS>@patient.mssante.fr, from a qualified INS of the right range. */
-function patientProblem(result: QueuedResult, address: string | undefined, policy: RoutingPolicy): Pick<Refusal, 'reason' | 'detail'> | undefined {
+function patientProblem(
+  result: QueuedResult, address: string | undefined, policy: RoutingPolicy, opposition?: { opposedAt: number },
+): Pick<Refusal, 'reason' | 'detail'> | undefined {
   const ins = result.patient.ins;
   if (!ins || !address) return { reason: 'ins-missing', detail: 'PID-3 carries no INS' };
   if (!ins.qualified) return { reason: 'ins-not-qualified', detail: `identity reliability (PID-32) is "${result.patient.identityReliability ?? ''}", not VALI` };
@@ -217,10 +233,15 @@ function patientProblem(result: QueuedResult, address: string | undefined, polic
   if (address.toLowerCase() !== `${ins.value}@${PATIENT_DOMAIN}`.toLowerCase()) {
     return { reason: 'patient-address-mismatch', detail: 'the patient address is not built from the INS of PID-3' };
   }
+  if (opposition) return { reason: 'patient-opposition', detail: oppositionDetail('patient', opposition.opposedAt) };
   if (policy.opposes?.(result.patient)) return { reason: 'patient-opposition', detail: 'the patient is on the opposition list' };
   if (!policy.allowsDomain(PATIENT_DOMAIN, true)) return { reason: 'not-whitelisted', detail: `${PATIENT_DOMAIN} is not allowed` };
   return undefined;
 }
+
+/** Which opposition refused a recipient, and since when (no identifier: the detail reaches the API and the feedback). */
+const oppositionDetail = (direction: 'patient' | 'professionals', opposedAt: number) =>
+  `the patient opposes mails ${direction === 'patient' ? 'to the patient' : 'to professionals'} (since ${new Date(opposedAt).toISOString().slice(0, 10)})`;
 
 /** Mail size estimate: Base64 grows attachments by 4/3 (plus line breaks), and headers and body add a little. */
 export const estimatedMailBytes = (attachmentBytes: number): number => Math.ceil(attachmentBytes * 1.37) + 16 * 1024;
@@ -247,7 +268,7 @@ export function applySizeLimits(decision: RoutingDecision, attachmentBytes: numb
 export function policyForSource(
   config: GatewayConfig,
   source: string,
-  reference: Pick<RoutingPolicy, 'allowsDomain' | 'directory' | 'opposes'>,
+  reference: Pick<RoutingPolicy, 'allowsDomain' | 'directory' | 'opposes' | 'oppositions'>,
 ): RoutingPolicy {
   const s = config.routing.sources[source];
   return {

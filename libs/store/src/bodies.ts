@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { OPPOSITION_MATCH } from './opposition.ts';
 import type { Pool } from './postgres.ts';
 
 /** A body held in the message store, by the SHA-256 of its bytes. */
@@ -36,6 +37,10 @@ export interface Outbound {
   acknowledgedAt: number | undefined;
   head: Buffer | undefined;
   attachmentsSha256: string | undefined;
+  /** The recipient's kind (patient, professional, organisation, application): the direction an opposition must have. */
+  kind: string;
+  /** The directions of the oppositions the result's patient has now (migration 0008), checked again before sending. */
+  oppositions: string[];
 }
 
 export const sha256Of = (content: Buffer): string => createHash('sha256').update(content).digest('hex');
@@ -117,11 +122,13 @@ on conflict (mail_id) do nothing`;
   async outbound(deliveryId: string): Promise<Outbound | undefined> {
     const res = await this.pool.query<{
       state: string; result_id: string; recipient: string; mailbox: string | null; message_id: string | null; envelope_id: string;
-      acknowledged_at: Date | null; head: Buffer | null; attachments_sha256: string | null;
+      acknowledged_at: Date | null; head: Buffer | null; attachments_sha256: string | null; kind: string; oppositions: string[] | null;
     }>({
       name: 'bodies_outbound',
       text: `select d.state, d.result_id, d.recipient, d.mailbox, d.message_id, d.envelope_id, r.acknowledged_at, m.head,
-          encode(m.attachments_sha256, 'hex') as attachments_sha256
+          encode(m.attachments_sha256, 'hex') as attachments_sha256, d.kind,
+          array(select distinct o.direction from oppositions o
+            where ${OPPOSITION_MATCH('r.patient_ins', "(r.normalized -> 'patient' ->> 'ipp')", 'r.sending_facility')}) as oppositions
         from deliveries d left join mails m on m.mail_id = d.mail_id left join results r on r.result_id = d.result_id
         where d.delivery_id = $1`,
       values: [deliveryId],
@@ -131,7 +138,7 @@ on conflict (mail_id) do nothing`;
     return {
       state: r.state, resultId: r.result_id, recipient: r.recipient, mailbox: r.mailbox ?? '', messageId: r.message_id ?? undefined,
       envelopeId: r.envelope_id, acknowledgedAt: r.acknowledged_at?.getTime(), head: r.head ?? undefined,
-      attachmentsSha256: r.attachments_sha256 ?? undefined,
+      attachmentsSha256: r.attachments_sha256 ?? undefined, kind: r.kind, oppositions: r.oppositions ?? [],
     };
   }
 

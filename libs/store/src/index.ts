@@ -5,3 +5,4 @@ export { MessageBodies, sha256Of, type Body, type StoredMail, type ResultToRoute
 export { pruneRecords, type PruneReport } from './prune.ts';
 export { searchKey, patientSearchKey, buildSearch, searchResults, encodeCursor, decodeCursor, SearchTimeoutError, type ResultSearch, type ResultSummary, type SearchPage, type SearchCursor } from './search.ts';
 export { SweepQueries, withSweepLock, type SweepCursor, type UnroutedResult, type WaitingDelivery } from './sweep.ts';
+export { OppositionStore, OPPOSITION_DIRECTIONS, type Opposition, type NewOpposition, type OppositionDirection, type OppositionOrigin, type OppositionSubject, type PatientIds } from './opposition.ts';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { apiAccessOf } from '@mssgw/config';
-import { maskDelivery, maskResult, maskResultsPage, maskText, pruneAudit } from '@mssgw/auth';
+import { maskAddress, maskDelivery, maskName, maskResult, maskResultsPage, maskText, pruneAudit } from '@mssgw/auth';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { QUEUES } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -11,9 +11,11 @@ import { searchResults, SearchTimeoutError } from '@mssgw/store';
 import { installAccess, refuse } from './access.ts';
 import { adminRoutes, apiKeySchema, auditEventSchema } from './admin.ts';
 import { deliverySchema, errorSchema, mailSchema, resultSchema, resultsPageSchema, resultSummarySchema } from './schemas.ts';
+import { closePatientConversation, CloseRefused } from './patient.ts';
 import { parseSearch, resultsQuerySchema, unknownParameters, type ResultsQuery } from './search.ts';
 
 export { credentialOf, hostAllowed, type Caller } from './access.ts';
+export { closePatientConversation, CloseRefused, FIN_SUBJECT, INS_PATTERN, type ClosedConversation } from './patient.ts';
 
 export interface ApiService extends RunningService {
   app: FastifyInstance;
@@ -229,8 +231,82 @@ function apiRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   app.post('/api/v1/dead-letters/:id/replay', { config: { role: 'operator' }, schema: { params: idParam } }, async (req, reply) => {
     const { id } = req.params as { id: string };
     req.audit.ids = [id];
-    const replayed = await replayDeadLetters(ctx, { deliveryId: id });
+    const report = { refused: [] as { deliveryId: string; reason: string; detail: string }[] };
+    const replayed = await replayDeadLetters(ctx, { deliveryId: id }, report);
+    // Checked again first (issue #22): a recipient whose domain left the liste blanche is refused, not replayed.
+    const refused = report.refused[0];
+    if (refused) {
+      req.audit.reason = `refused: ${refused.reason}`;
+      return reply.code(409).send({ error: 'refused', reason: `${refused.reason}: ${refused.detail}` });
+    }
     if (replayed.length === 0) return reply.code(404).send({ error: 'not-found', reason: `no dead-lettered delivery ${id}` });
     return { replayed };
   });
+
+  // Ends a patient's conversation with a sending mailbox: the one [FIN] message (issue #25, docs/message.md).
+  app.post(
+    '/api/v1/patients/:ins/close',
+    {
+      config: { role: 'operator' },
+      schema: {
+        params: { type: 'object', properties: { ins: { type: 'string', pattern: '^[0-9][0-9ABab][0-9]{13}$' } }, required: ['ins'] },
+        body: { type: 'object', properties: { mailbox: { type: 'string', minLength: 3, maxLength: 254 } }, required: ['mailbox'], additionalProperties: false },
+      },
+    },
+    async (req, reply) => {
+      const { ins } = req.params as { ins: string };
+      const { mailbox } = req.body as { mailbox: string };
+      const caller = req.access?.caller;
+      try {
+        const closed = await closePatientConversation(ctx, { ins, mailbox, by: caller ? `${caller.kind}:${caller.id}` : 'api' });
+        // Ids only: the INS is in the path, which the audit trail keeps as its pattern.
+        req.audit.ids = [closed.closingId, closed.deliveryId];
+        return reply.code(closed.state === 'failed' ? 502 : 200).send(closed);
+      } catch (err) {
+        if (!(err instanceof CloseRefused)) throw err;
+        req.audit.reason = err.code;
+        if (err.code === 'patient-opposition') return reply.code(409).send({ error: 'refused', reason: err.message });
+        return reply.code(400).send({ error: 'bad-request', reason: err.message });
+      }
+    },
+  );
+
+  // The replies that reached the sending mailboxes (issue #25): newest first; a viewer sees senders and subjects masked.
+  app.get(
+    '/api/v1/replies',
+    {
+      config: reader,
+      schema: {
+        querystring: {
+          type: 'object', additionalProperties: false,
+          properties: {
+            mailbox: { type: 'string', maxLength: 254 }, unmatched: { type: 'boolean' },
+            resultId: { type: 'string', pattern: '^[a-z]-[0-9a-f]{24}$' }, deliveryId: { type: 'string', pattern: '^[a-z]-[0-9a-f]{24}$' },
+            limit: { type: 'integer', minimum: 1, maximum: 500 }, before: { type: 'string', pattern: '^[0-9]{1,18}$' },
+          },
+        },
+      },
+      preValidation: async (req, reply) => {
+        const known = new Set(['mailbox', 'unmatched', 'resultId', 'deliveryId', 'limit', 'before']);
+        const unknown = [...new URL(req.url, 'http://x').searchParams.keys()].filter((k) => !known.has(k));
+        if (unknown.length) return reply.code(400).send({ error: 'bad-request', reason: `unknown parameter ${unknown[0]!.slice(0, 40)}` });
+      },
+    },
+    async (req) => {
+      const q = req.query as { mailbox?: string; unmatched?: boolean; resultId?: string; deliveryId?: string; limit?: number; before?: string };
+      req.audit.filters = Object.keys(q);
+      const replies = await ctx.status.listReplies(q);
+      req.audit.ids = replies.flatMap((r) => [`reply:${r.id}`, ...(r.deliveryId ? [r.deliveryId] : []), ...(r.resultId ? [r.resultId] : [])]);
+      const next = replies.length === (q.limit ?? 50) ? replies[replies.length - 1]!.id : undefined;
+      const shown = viewer(req)
+        ? replies.map((r) => ({
+          ...r,
+          ...(r.from ? { from: maskAddress(r.from) } : {}),
+          ...(r.subject ? { subject: maskName(r.subject) } : {}),
+          ...(r.forwardTo ? { forwardTo: maskAddress(r.forwardTo) } : {}),
+        }))
+        : replies;
+      return { replies: shown, ...(next ? { next } : {}) };
+    },
+  );
 }

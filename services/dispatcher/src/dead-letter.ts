@@ -1,7 +1,9 @@
 import { Queue } from 'bullmq';
 import { operatorReplay } from '@mssgw/lifecycle';
 import { DeliveryJob, QUEUES } from '@mssgw/queue';
+import { checkBeforeSending } from '@mssgw/routing';
 import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+import { metrics } from '@mssgw/telemetry';
 
 export interface DeadLetter {
   deliveryId: string;
@@ -23,11 +25,22 @@ export async function listDeadLetters(ctx: ServiceContext): Promise<DeadLetter[]
   }
 }
 
+/** A dead letter the replay refused: its recipient's domain left the liste blanche, or its patient opposes it now. */
+export interface RefusedReplay {
+  deliveryId: string;
+  reason: string;
+  detail: string;
+}
+
 /**
  * Puts dead-lettered deliveries back on their send queue (the same job, retried), their recipients back to
- * "queued". Returns the delivery ids replayed.
+ * "queued". Each is checked again first (issue #22): one whose domain has left the liste blanche, or whose patient
+ * now opposes mails in its direction, is not replayed but refused with that reason (and leaves the dead-letter
+ * queue); it is added to `report.refused` when given. Returns the delivery ids replayed.
  */
-export async function replayDeadLetters(ctx: ServiceContext, which: { all: true } | { deliveryId: string }): Promise<string[]> {
+export async function replayDeadLetters(
+  ctx: ServiceContext, which: { all: true } | { deliveryId: string }, report?: { refused: RefusedReplay[] },
+): Promise<string[]> {
   const dlq = new Queue(QUEUES.deadLetter, bullConnection(ctx.config));
   const queues = new Map<string, Queue>();
   const replayed: string[] = [];
@@ -35,6 +48,16 @@ export async function replayDeadLetters(ctx: ServiceContext, which: { all: true 
     const jobs = await dlq.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1, true);
     for (const entry of jobs.filter((j) => 'all' in which || j.id === which.deliveryId)) {
       const dead = entry.data as DeadLetter;
+      const out = await ctx.bodies.outbound(dead.deliveryId);
+      const refusal = out ? await checkBeforeSending(ctx, out) : undefined;
+      if (refusal) {
+        const { applied } = await ctx.status.apply(dead.deliveryId, refusal);
+        if (applied) for (const m of [metrics.dispatchRefused, metrics.recipientsRefused]) m.inc({ reason: refusal.fields.reason! });
+        await entry.remove();
+        report?.refused.push({ deliveryId: dead.deliveryId, reason: refusal.fields.reason!, detail: refusal.fields.detail! });
+        ctx.log.info({ deliveryId: dead.deliveryId, reason: refusal.fields.reason }, 'dead letter not replayed: refused');
+        continue;
+      }
       let queue = queues.get(dead.queue);
       if (!queue) queues.set(dead.queue, (queue = new Queue(dead.queue, bullConnection(ctx.config))));
       const job = await queue.getJob(dead.deliveryId);

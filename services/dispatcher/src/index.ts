@@ -8,6 +8,7 @@ import {
 import { DeliveryJob, QUEUES, redisKeys } from '@mssgw/queue';
 import { bullConnection, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
+import { checkBeforeSending } from '@mssgw/routing';
 import { isSlowDown, OperatorRate } from './operator-rate.ts';
 import { useNativeSmtpTransparency } from './smtp-data.ts';
 import { createMailboxTransport, probeOperator } from './transport.ts';
@@ -106,6 +107,15 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   if (!out) throw new UnrecoverableError(`delivery ${d.deliveryId} is not in the message store`);
   // The acceptance is recorded the moment the operator answers 250; a retried job finds it and sends nothing.
   if (!isSendable(out.state as DeliveryState)) return;
+  // Checked again before sending (issues #22, #25): a domain that left the liste blanche, an opposition recorded since
+  // routing. Such a recipient is refused with that reason and never sent (docs/recipients.md, Checks at dispatch).
+  const refusal = await checkBeforeSending(ctx, out);
+  if (refusal) {
+    const { applied } = await ctx.status.apply(d.deliveryId, refusal);
+    if (applied) for (const m of [metrics.dispatchRefused, metrics.recipientsRefused]) m.inc({ reason: refusal.fields.reason! });
+    ctx.log.info({ deliveryId: d.deliveryId, reason: refusal.fields.reason }, 'recipient refused before sending');
+    return;
+  }
   const interrupted = marker === 1;
   const until = d.reconcileUntil ?? (interrupted ? Date.now() + ctx.config.dispatcher.reconcileMs : undefined);
   if (until !== undefined && Date.now() < until) {

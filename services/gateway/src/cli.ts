@@ -15,9 +15,11 @@ import { toleranceOf } from '@mssgw/intake';
 import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
 import { parseReceipt } from '@mssgw/receipts';
 import { closeContext, createContext, redisEndpoint } from '@mssgw/runtime';
-import { connectPostgres, describePostgres, migrationStatus, prepareSchema, pruneRecords, StoreUnavailableError } from '@mssgw/store';
+import { connectPostgres, describePostgres, migrationStatus, OppositionStore, prepareSchema, pruneRecords, StoreUnavailableError, type Opposition } from '@mssgw/store';
+import { oppositionDirections, parseOppositionSubject } from '@mssgw/routing';
+import { closePatientConversation, CloseRefused, FIN_SUBJECT } from '@mssgw/api';
 import { FINAL_STATES } from '@mssgw/lifecycle';
-import { createApiKey, isRole, listApiKeys, pruneAudit, queryAudit, revokeApiKey, ROLES, type AuditEvent } from '@mssgw/auth';
+import { createApiKey, isRole, listApiKeys, pruneAudit, queryAudit, recordAudit, revokeApiKey, ROLES, type AuditEvent } from '@mssgw/auth';
 import { userInfo } from 'node:os';
 import { formatTable, runDemo } from './demo.ts';
 import { SERVICE_NAMES, startGateway, type ServiceName } from './start.ts';
@@ -51,7 +53,17 @@ Usage:
   mssgw prune [--dry-run]                    remove from the message store the results older than
                                              receipts.retentionDays whose recipients are all final
   mssgw dlq list [--json]                    deliveries that exhausted their retries, with the reason
-  mssgw dlq replay ID|--all                  put them back on their send queue
+  mssgw dlq replay ID|--all                  put them back on their send queue (one whose domain left
+                                             the liste blanche is refused instead, with that reason)
+  mssgw opposition add ID --direction D [--date YYYY-MM-DD]
+                                             record a patient's opposition: ID = INS:<ins> or
+                                             IPP:<ipp>@<facility> (MSH-4 of its results); D = patient
+                                             (no mail to the patient), professionals (no mail about the
+                                             patient to practitioners) or both
+  mssgw opposition remove ID [--direction D] withdraw it (both directions unless --direction)
+  mssgw opposition list [ID] [--json]        the oppositions recorded (file, CLI, API), oldest first
+  mssgw patient close INS --mailbox M        end the patient's conversation with the sending mailbox M:
+                                             sends the one mail whose subject is [FIN] (docs/message.md)
   mssgw apikey create --role R --name N      make an API key (R = viewer, operator, admin); the key
                                              is printed once, only its hash is kept
   mssgw apikey list [--json]                 the API keys: id, role, name, created, last used, revoked
@@ -119,6 +131,9 @@ async function main(argv: string[]): Promise<void> {
       outcome: { type: 'string' },
       since: { type: 'string' },
       limit: { type: 'string' },
+      direction: { type: 'string' },
+      date: { type: 'string' },
+      mailbox: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -329,9 +344,13 @@ async function main(argv: string[]): Promise<void> {
             console.log(`${dead.length} dead-lettered deliveries`);
           }
         } else if (rest[0] === 'replay' && (values.all || rest[1])) {
-          const ids = await replayDeadLetters(ctx, values.all ? { all: true } : { deliveryId: rest[1]! });
-          if (!values.all && ids.length === 0) fail(`no dead-lettered delivery ${rest[1]}`, 2);
-          console.log(`${ids.length} deliveries replayed${ids.length ? `: ${ids.join(', ')}` : ''}`);
+          const report = { refused: [] as { deliveryId: string; reason: string; detail: string }[] };
+          const ids = await replayDeadLetters(ctx, values.all ? { all: true } : { deliveryId: rest[1]! }, report);
+          for (const r of report.refused) console.log(`${r.deliveryId}  refused  ${r.reason}: ${r.detail}`);
+          if (!values.all && ids.length === 0 && report.refused.length === 0) fail(`no dead-lettered delivery ${rest[1]}`, 2);
+          console.log(`${ids.length} deliveries replayed${ids.length ? `: ${ids.join(', ')}` : ''}${report.refused.length ? `, ${report.refused.length} refused` : ''}`);
+          // A replay refused (its domain left the liste blanche): not what was asked, said by the exit status.
+          if (report.refused.length) process.exitCode = 4;
         } else fail('usage: mssgw dlq list | mssgw dlq replay ID|--all', 2);
       } finally {
         await closeContext(ctx);
@@ -399,6 +418,59 @@ async function main(argv: string[]): Promise<void> {
       });
       return;
     }
+    case 'opposition': {
+      await withStore(config(), async (pool) => {
+        const store = new OppositionStore(pool);
+        const [action, arg] = rest;
+        const subject = arg === undefined ? undefined : parseOppositionSubject(arg);
+        if (arg !== undefined && !subject) fail('ID: expected INS:<ins> or IPP:<ipp>@<facility>', 2);
+        const directions = values.direction === undefined ? undefined : oppositionDirections(values.direction);
+        if (values.direction !== undefined && !directions) fail(`--direction: expected patient, professionals or both, got "${values.direction}"`, 2);
+        if (action === 'add' && subject) {
+          if (subject.idType === 'any') fail('ID: say which id it is: INS:<ins>, or IPP:<ipp>@<facility> (an IPP alone means nothing across facilities)', 2);
+          if (!directions) fail('opposition add needs --direction patient|professionals|both', 2);
+          const opposedAt = values.date === undefined ? Date.now() : Date.parse(values.date);
+          if (Number.isNaN(opposedAt)) fail(`--date: expected an ISO 8601 date, got "${values.date}"`, 2);
+          const added = await store.add(directions!.map((direction) => ({ ...subject, direction, opposedAt })), 'cli');
+          await auditCli(pool, 'opposition add', added.map((o) => `opposition:${o.id}`));
+          for (const o of added) console.log(describeOpposition(o));
+          console.log(`${added.length} opposition(s) recorded${added.length < directions!.length ? ` (${directions!.length - added.length} already were)` : ''}`);
+        } else if (action === 'remove' && subject) {
+          const removed = (await Promise.all((directions ?? [undefined]).map((d) => store.remove(subject, d)))).flat();
+          await auditCli(pool, 'opposition remove', removed.map((o) => `opposition:${o.id}`));
+          for (const o of removed) console.log(`removed  ${describeOpposition(o)}`);
+          console.log(`${removed.length} opposition(s) removed`);
+          if (!removed.length) process.exitCode = 3;
+        } else if (action === 'list') {
+          const list = await store.list(subject ? { patientId: subject.patientId, limit: 100_000 } : { limit: 100_000 });
+          if (values.json) console.log(JSON.stringify(list, null, 2));
+          else {
+            for (const o of list) console.log(describeOpposition(o));
+            console.log(`${list.length} opposition(s)`);
+          }
+        } else fail('usage: mssgw opposition add ID --direction D [--date T] | remove ID [--direction D] | list [ID] [--json]', 2);
+      });
+      return;
+    }
+    case 'patient': {
+      const [action, ins] = rest;
+      if (action !== 'close' || !ins || !values.mailbox) fail('usage: mssgw patient close INS --mailbox SENDER', 2);
+      const cfg = config();
+      const ctx = createContext(cfg, 'mssgw-cli');
+      try {
+        await prepareSchema(ctx.pg, cfg.postgres);
+        const closed = await closePatientConversation(ctx, { ins: ins!, mailbox: values.mailbox!, by: cliUser() });
+        await auditCli(ctx.pg, 'patient close', [closed.closingId, closed.deliveryId]);
+        console.log(values.json ? JSON.stringify(closed, null, 2) : `${closed.deliveryId}  ${closed.state}  ${FIN_SUBJECT} message ${closed.messageId}: ${closed.detail}`);
+        if (closed.state === 'failed') process.exitCode = 1;
+      } catch (err) {
+        if (err instanceof CloseRefused) fail(err.message, err.code === 'patient-opposition' ? 4 : 2);
+        throw err;
+      } finally {
+        await closeContext(ctx);
+      }
+      return;
+    }
     default:
       fail(`unknown command "${command}"; see mssgw --help`, 2);
   }
@@ -416,6 +488,23 @@ async function withStore(cfg: GatewayConfig, fn: (pool: ReturnType<typeof connec
   } finally {
     await pool.end();
   }
+}
+
+/**
+ * An action taken from the command line, in the audit trail beside the API's: ids only, the user as the actor (no API
+ * credential: actor kind `none`), method `CLI`.
+ */
+async function auditCli(pool: ReturnType<typeof connectPostgres>, command: string, ids: string[]): Promise<void> {
+  await recordAudit(pool, {
+    actorKind: 'none', actor: cliUser(), role: null, method: 'CLI', route: `mssgw ${command}`, status: 200, outcome: 'allowed', reason: null,
+    ids, filters: [], client: 'local', requestId: `cli-${process.pid}-${Date.now()}`,
+  });
+}
+
+/** One opposition on one line: its id, whom it names, its direction, its date, who recorded it. */
+function describeOpposition(o: Opposition): string {
+  const who = o.idType === 'ipp' ? `IPP:${o.patientId}@${o.facility}` : o.idType === 'ins' ? `INS:${o.patientId}` : `${o.patientId} (old file format: INS or IPP)`;
+  return `${o.id.padStart(6)}  ${who}  ${o.direction === 'patient' ? 'no mail to the patient' : 'no mail to professionals'}  since ${new Date(o.opposedAt).toISOString().slice(0, 10)}  recorded ${new Date(o.recordedAt).toISOString()} (${o.origin})`;
 }
 
 /** One audit event on one line: when, allowed or refused, who, the request, its status, ids, filters, address, reason. */

@@ -4,12 +4,13 @@ import { Queue, Worker } from 'bullmq';
 import { readSecret } from '@mssgw/config';
 import { DirectoryChain, DirectoryStore, FhirDirectory, type DirectoryInfo, type PractitionerDirectory } from '@mssgw/directory';
 import { QUEUES } from '@mssgw/queue';
-import { OppositionList, policyForSource, type RoutingPolicy } from '@mssgw/routing';
+import { OppositionFile, patientIdsOf, policyForSource, type ParsedOppositionFile, type RoutingPolicy } from '@mssgw/routing';
 import { bullConnection, redisEndpoint, type ServiceContext } from '@mssgw/runtime';
+import { OppositionStore } from '@mssgw/store';
 import { metrics, referenceData } from '@mssgw/telemetry';
 import { WhitelistKeeper } from '@mssgw/whitelist';
 
-/** What routing decisions rest on: the liste blanche, the directory and the opposition list, kept current. */
+/** What routing decisions rest on: the liste blanche, the directory and the patients' oppositions, kept current. */
 export interface ReferenceData {
   policyFor(source: string): RoutingPolicy;
   directory: DirectoryStore;
@@ -65,21 +66,32 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
   const infoTimer = setInterval(() => void directory.info().then(noteDirectory, () => undefined), INFO_POLL_MS);
   infoTimer.unref();
 
-  let opposition: OppositionList | undefined;
-  if (config.routing.patientOpposition) {
-    const list = new OppositionList(config.routing.patientOpposition.file);
-    const loaded = () => {
+  // The oppositions live in the message store (mssgw opposition add|remove|list); the file, when configured, is one
+  // source of them, imported again each time it changes (its lines replace those of its previous version).
+  const oppositions = new OppositionStore(ctx.pg);
+  const countOppositions = () =>
+    oppositions.count().then((n) => {
       referenceData['patient-opposition'] = Date.now();
-      metrics.referenceDataEntries.set({ data: 'patient-opposition' }, list.size);
-    };
-    // Without the list, a patient who refused could be written to: the router does not start.
-    await list.load();
-    loaded();
-    list.watch(config.routing.patientOpposition.refreshIntervalMs, (err) => {
-      metrics.referenceDataRefreshFailures.inc({ data: 'patient-opposition' });
-      log.warn({ err: err.message }, 'patient opposition list unreadable; the last list stays in use');
+      metrics.referenceDataEntries.set({ data: 'patient-opposition' }, n);
     });
-    opposition = list;
+  let oppositionFile: OppositionFile | undefined;
+  if (config.routing.patientOpposition) {
+    const file = new OppositionFile(config.routing.patientOpposition.file);
+    const imported = async (parsed: ParsedOppositionFile) => {
+      const r = await oppositions.syncFile(parsed.entries);
+      await countOppositions();
+      // Counts and line numbers only: a line holds a patient's id.
+      log.info({ added: r.added, removed: r.removed, entries: r.total, oldFormatLines: parsed.legacy, rejectedLines: parsed.rejected.slice(0, 20) }, 'patient opposition file imported');
+    };
+    // Without the file's oppositions, a patient who refused could be written to: the router does not start.
+    await imported((await file.read())!);
+    file.watch(config.routing.patientOpposition.refreshIntervalMs, imported, (err) => {
+      metrics.referenceDataRefreshFailures.inc({ data: 'patient-opposition' });
+      log.warn({ err: err.message }, 'patient opposition file unreadable or not imported; the oppositions recorded stay in use');
+    });
+    oppositionFile = file;
+  } else {
+    await countOppositions();
   }
 
   const runImport = (location: string, minRatio: number, caFile: string | undefined) =>
@@ -122,7 +134,7 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
     policyForSource(config, source, {
       allowsDomain: (domain, forPatient) => whitelist.allows(domain, forPatient),
       directory: chain,
-      ...(opposition ? { opposes: (p: Parameters<OppositionList['opposes']>[0]) => opposition.opposes(p) } : {}),
+      oppositions: (result) => oppositions.forPatient(patientIdsOf(result)),
     });
 
   return {
@@ -133,7 +145,7 @@ export async function startReferenceData(ctx: ServiceContext): Promise<Reference
     async stop() {
       clearInterval(infoTimer);
       whitelist.stop();
-      opposition?.stop();
+      oppositionFile?.stop();
       await refreshWorker?.close();
       await refreshQueue?.close();
     },
