@@ -174,6 +174,19 @@ function productionProblems(raw: JsonObject, env: NodeJS.ProcessEnv, sandbox: st
   if (sslMode === 'disable' || sslMode === 'require') add('postgres.sslMode', 'production needs verify-ca or verify-full: health data never crosses the network unchecked');
   else if (!get(raw, 'postgres', 'caFile')) add('postgres.caFile', `production verifies the message store's certificate (sslMode ${typeof sslMode === 'string' ? sslMode : '?'}): give the CA that signs it`);
 
+  const redisUrl = get(raw, 'redis', 'url');
+  if (typeof redisUrl === 'string' && /^rediss?:\/\/[^/@]*:[^/@]+@/.test(redisUrl)) {
+    add('redis.url', 'a password in the URL ends up in the ConfigMap and in process listings: give it in redis.password ({ file } or { env })');
+  }
+  const zamEndpoints = get(raw, 'feedback', 'zamEndpoints');
+  if (Array.isArray(zamEndpoints)) {
+    zamEndpoints.forEach((e, i) => {
+      if (isObject(e) && !e['tls'] && e['insecurePlaintext'] !== true) {
+        add(`feedback.zamEndpoints[${i}].tls`, 'a ZAM carries the INS: production sends it over TLS (tls: { caFile, certFile, keyFile }), or set insecurePlaintext: true for a link protected otherwise');
+      }
+    });
+  }
+
   const mailboxes = raw['mailboxes'];
   if (!Array.isArray(mailboxes) || mailboxes.length === 0) add('mailboxes', 'production needs at least one applicative mailbox, with its IGC-Santé certificate');
   else {

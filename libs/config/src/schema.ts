@@ -252,7 +252,15 @@ export const GatewayConfigSchema = z
       ),
     redis: z
       .object({
-        url: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').describe('redis:// or rediss:// (TLS) URL, with credentials and db when needed.'),
+        url: z
+          .string()
+          .regex(/^rediss?:\/\//, 'expected a redis:// URL')
+          .describe('redis://host:port[/db] or rediss:// (TLS), with an ACL user name when needed; the password goes in redis.password (production refuses one in the URL).'),
+        password: SecretRef.optional().describe('Password of Redis (requirepass or the ACL user\'s), from a file or an environment variable.'),
+        caFile: filePath.optional().describe("rediss://: the CA (PEM) that signs Redis's certificate, trusted instead of Node's own store."),
+        certFile: filePath.optional().describe('rediss://: a client certificate (PEM) for Redis servers that ask for one (tls-auth-clients); give keyFile with it.'),
+        keyFile: filePath.optional().describe('The private key of certFile (PEM).'),
+        tlsServerName: hostname.optional().describe("rediss://: the name Redis's certificate must carry, when it is not the host connected to (with Sentinel, the master is reached by the address it announces)."),
         prefix: z.string().min(1).default('mssgw').describe("Prefix of every key and queue the gateway writes, so that several gateways can share one Redis."),
         sentinel: z
           .object({
@@ -262,9 +270,12 @@ export const GatewayConfigSchema = z
           })
           .strict()
           .optional()
-          .describe('High availability: the Sentinels that name the master (the URL then gives only credentials and db).'),
+          .describe('High availability: the Sentinels that name the master (the URL then gives only its user, db and scheme: with rediss://, the Sentinels and the master are reached over TLS).'),
       })
       .strict()
+      .refine((r) => Boolean(r.certFile) === Boolean(r.keyFile), { message: 'give certFile and keyFile together', path: ['certFile'] })
+      .refine((r) => r.url.startsWith('rediss://') || !(r.caFile || r.certFile || r.tlsServerName), { message: 'caFile, certFile and tlsServerName are for TLS: use a rediss:// URL', path: ['url'] })
+      .refine((r) => !(r.password && /^rediss?:\/\/[^/@]*:[^/@]*@/.test(r.url)), { message: 'a password in the URL and redis.password: give it in redis.password only', path: ['url'] })
       .prefault(ABSENT)
       .describe('Redis holds the queues, the stores and the status records; it runs with AOF.'),
     postgres: z
@@ -590,6 +601,18 @@ export const GatewayConfigSchema = z
                 host: hostname.describe("The producer's MLLP host."),
                 port: port.describe("The producer's MLLP port."),
                 ackTimeoutMs: z.number().int().positive().optional().describe("How long to wait for the producer's ACK (default 10 s)."),
+                tls: z
+                  .object({
+                    caFile: filePath.optional().describe("The CA (PEM) that signs the producer's certificate; default: Node's own store."),
+                    certFile: filePath.optional().describe("The gateway's client certificate (PEM), for a producer that asks for one (mutual TLS); give keyFile with it."),
+                    keyFile: filePath.optional().describe('The private key of certFile (PEM).'),
+                    servername: hostname.optional().describe("The name the producer's certificate must carry, when it is not host."),
+                  })
+                  .strict()
+                  .refine((t) => Boolean(t.certFile) === Boolean(t.keyFile), { message: 'give certFile and keyFile together', path: ['certFile'] })
+                  .optional()
+                  .describe('TLS to the producer (the ZAM\'s OBX carries the INS); without it, plain MLLP, which production refuses unless insecurePlaintext is true.'),
+                insecurePlaintext: z.boolean().optional().describe('Accept plain MLLP to this producer in production (a link protected otherwise, e.g. on the same host or a VPN).'),
               })
               .strict(),
           )

@@ -7,8 +7,10 @@ import { frame, MllpDecoder } from './mllp.ts';
 export interface MllpClientOptions {
   host: string;
   port: number;
-  /** TLS options (with cert/key for mutual TLS); plain TCP when absent. */
+  /** TLS options (with cert/key for mutual TLS; TLS 1.2 at least); plain TCP when absent. */
   tls?: tls.ConnectionOptions;
+  /** Time allowed to connect, TLS handshake included (default: ackTimeoutMs, else 30 s). */
+  connectTimeoutMs?: number;
   /** Time allowed for each acknowledgement. */
   ackTimeoutMs?: number;
 }
@@ -36,11 +38,27 @@ export class MllpClient {
 
   async connect(): Promise<void> {
     const { host, port } = this.options;
+    const timeoutMs = this.options.connectTimeoutMs ?? this.options.ackTimeoutMs ?? 30_000;
     this.socket = await new Promise<net.Socket>((resolve, reject) => {
+      // The callback runs once connected, and for TLS once the handshake has verified the server's certificate.
       const s = this.options.tls
-        ? tls.connect({ host, port, ...this.options.tls }, () => resolve(s))
-        : net.connect({ host, port }, () => resolve(s));
-      s.once('error', reject);
+        ? tls.connect({ host, port, minVersion: 'TLSv1.2', ...this.options.tls }, () => done())
+        : net.connect({ host, port }, () => done());
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`MLLP connection to ${host}:${port} not established within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        s.off('error', failed);
+        resolve(s);
+      };
+      const failed = (err: Error) => {
+        clearTimeout(timer);
+        s.destroy();
+        reject(err);
+      };
+      s.once('error', failed);
     });
     this.socket.setNoDelay(true);
     this.socket.on('data', (chunk: Buffer) => {

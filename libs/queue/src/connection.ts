@@ -1,9 +1,21 @@
 import { Redis, type RedisOptions } from 'ioredis';
 
+/** TLS towards Redis (a rediss:// URL): PEM text, so that an endpoint can be handed to a child process as JSON. */
+export interface RedisTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+}
+
 /** Where Redis is: one instance (redis:// URL), or the master a set of Sentinels names (high availability). */
 export interface RedisEndpoint {
-  /** redis://[user:password@]host:port[/db]; with Sentinel, only its credentials and db are used. */
+  /** redis://[user@]host:port[/db], or rediss:// for TLS; with Sentinel, only its user, db and scheme are used. */
   url: string;
+  /** The password, read from its secret (a password inside the URL wins, as ioredis reads it). */
+  password?: string;
+  /** For rediss://: the CA, the client certificate and key, the server name to check. */
+  tls?: RedisTls;
   sentinel?: { masterName: string; nodes: string[]; password?: string };
 }
 
@@ -16,18 +28,30 @@ export interface EndpointOptions {
   username?: string;
   password?: string;
   db?: number;
+  tls?: RedisTls;
+  sentinelTLS?: RedisTls;
+  enableTLSForSentinelMode?: boolean;
 }
 
+const isTls = (endpoint: RedisEndpoint) => /^rediss:\/\//i.test(endpoint.url);
+
 export function redisOptions(endpoint: RedisEndpoint): EndpointOptions {
-  if (!endpoint.sentinel) return { url: endpoint.url };
+  // An empty object still means TLS (Node's CA store): ioredis reads tls: {} as "connect with TLS".
+  const tls = isTls(endpoint) ? { ...endpoint.tls } : undefined;
+  if (!endpoint.sentinel) {
+    return { url: endpoint.url, ...(endpoint.password !== undefined ? { password: endpoint.password } : {}), ...(tls ? { tls } : {}) };
+  }
   const u = new URL(endpoint.url);
   const db = Number(u.pathname.replace(/^\//, '') || 0);
+  const password = u.password ? decodeURIComponent(u.password) : endpoint.password;
   return {
     sentinels: endpoint.sentinel.nodes.map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })),
     name: endpoint.sentinel.masterName,
     ...(endpoint.sentinel.password ? { sentinelPassword: endpoint.sentinel.password } : {}),
     ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(password !== undefined ? { password } : {}),
+    // rediss:// with Sentinel: the Sentinels and the master they name are both reached over TLS.
+    ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
     db,
   };
 }
@@ -41,8 +65,10 @@ export function connectRedis(endpoint: string | RedisEndpoint, options: RedisOpt
   // Auto-pipelining sends the commands of concurrent requests (status reads and updates, mail reads) in one write.
   const common: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, enableAutoPipelining: true, ...options };
   const e = typeof endpoint === 'string' ? { url: endpoint } : endpoint;
-  if (!e.sentinel) return new Redis(e.url, common);
-  return new Redis({ ...redisOptions(e), ...common });
+  const { url, ...rest } = redisOptions(e);
+  // Options after the URL: what the URL itself says (its host, port, db, user) wins over them, as in ioredis.
+  if (url !== undefined) return new Redis(url, { ...rest, ...common });
+  return new Redis({ ...rest, ...common });
 }
 
 /**

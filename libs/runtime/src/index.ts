@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs';
 export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
 export { kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
 export { intakeQueue, sendQueue } from './queues.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
-import { connectOrderedRedis, connectRedis, redisOptions, type Redis, type RedisEndpoint } from '@mssgw/queue';
+import { connectOrderedRedis, connectRedis, redisOptions, type Redis, type RedisEndpoint, type RedisTls } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { connectPostgres, MessageBodies, ResultStore, type Pool } from '@mssgw/store';
 import { createLogger, type Logger } from '@mssgw/telemetry';
@@ -66,10 +67,24 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
   };
 }
 
-/** Where this gateway's Redis is, secrets read. */
+/**
+ * Where this gateway's Redis is, secrets and certificates read: every connection to it (the stores, BullMQ's queues
+ * and workers, the directory import's child process) opens from this, so all of them carry the password and the TLS
+ * settings.
+ */
 export function redisEndpoint(config: GatewayConfig): RedisEndpoint {
-  const s = config.redis.sentinel;
-  return { url: config.redis.url, ...(s ? { sentinel: { masterName: s.masterName, nodes: s.nodes, ...(s.password ? { password: readSecret(s.password) } : {}) } } : {}) };
+  const { url, password, caFile, certFile, keyFile, tlsServerName, sentinel: s } = config.redis;
+  const tls: RedisTls = {
+    ...(caFile ? { ca: readFileSync(caFile, 'utf8') } : {}),
+    ...(certFile && keyFile ? { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') } : {}),
+    ...(tlsServerName ? { servername: tlsServerName } : {}),
+  };
+  return {
+    url,
+    ...(password ? { password: readSecret(password) } : {}),
+    ...(Object.keys(tls).length ? { tls } : {}),
+    ...(s ? { sentinel: { masterName: s.masterName, nodes: s.nodes, ...(s.password ? { password: readSecret(s.password) } : {}) } } : {}),
+  };
 }
 
 /** BullMQ connection options for a queue or a worker of this gateway. */

@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { ConnectionOptions } from 'node:tls';
 import type { Producer } from 'kafkajs';
+import type { GatewayConfig } from '@mssgw/config';
 import { buildZam, MllpClient } from '@mssgw/hl7';
 import { statusEventV1, zamFor } from '@mssgw/lifecycle';
 import { kafkaClient, type RunningService, type ServiceContext } from '@mssgw/runtime';
@@ -8,6 +11,18 @@ import type { StatusEvent } from '@mssgw/status';
 export type { StatusEventV1 } from '@mssgw/lifecycle';
 
 const GROUP = 'feedback';
+
+type ZamTlsConfig = NonNullable<GatewayConfig['feedback']['zamEndpoints'][number]['tls']>;
+
+/** TLS to a producer's ZAM endpoint: its CA (else Node's store), our certificate for mutual TLS; read at each connection, so that renewed files are taken up. */
+export function zamTls(t: ZamTlsConfig): ConnectionOptions {
+  return {
+    minVersion: 'TLSv1.2',
+    ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+    ...(t.certFile && t.keyFile ? { cert: readFileSync(t.certFile), key: readFileSync(t.keyFile) } : {}),
+    ...(t.servername ? { servername: t.servername } : {}),
+  };
+}
 
 export interface FeedbackService extends RunningService {
   /** Handles what is waiting in the outbox now (tests and the demo call it; the loop does the same). */
@@ -33,7 +48,7 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
     if (!endpoint) return undefined;
     let c = clients.get(source);
     if (!c) {
-      c = new MllpClient({ host: endpoint.host, port: endpoint.port, ackTimeoutMs: endpoint.ackTimeoutMs ?? 10_000 });
+      c = new MllpClient({ host: endpoint.host, port: endpoint.port, ackTimeoutMs: endpoint.ackTimeoutMs ?? 10_000, ...(endpoint.tls ? { tls: zamTls(endpoint.tls) } : {}) });
       await c.connect();
       clients.set(source, c);
     }
