@@ -17,7 +17,7 @@ export async function build() {
   const { build: esbuild } = await import('esbuild');
   mkdirSync(DIST, { recursive: true });
   await esbuild({
-    entryPoints: [path.join(here, 'src', 'main.tsx')],
+    entryPoints: [path.join(here, 'web', 'main.tsx')],
     outfile: path.join(DIST, 'app.js'),
     bundle: true,
     minify: true,
@@ -28,8 +28,8 @@ export async function build() {
     legalComments: 'none',
     logLevel: 'warning',
   });
-  copyFileSync(path.join(here, 'src', 'index.html'), path.join(DIST, 'index.html'));
-  copyFileSync(path.join(here, 'src', 'app.css'), path.join(DIST, 'app.css'));
+  copyFileSync(path.join(here, 'web', 'index.html'), path.join(DIST, 'index.html'));
+  copyFileSync(path.join(here, 'web', 'app.css'), path.join(DIST, 'app.css'));
   const js = readFileSync(path.join(DIST, 'app.js'));
   const sizes = { bytes: js.length, gzipBytes: gzipSync(js).length };
   writeFileSync(path.join(DIST, 'build.json'), JSON.stringify({ builtAt: new Date().toISOString(), ...sizes }) + '\n');
