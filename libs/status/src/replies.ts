@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { replyReceived } from '@mssgw/lifecycle';
-import { textParams, type Pool } from '@mssgw/store';
+import { textParams, type Queryable } from '@mssgw/store';
 
 /** How a reply was tied to what it answers (the `matched` label of mssgw_replies_total). */
 export const REPLY_MATCHES = ['in-reply-to', 'references', 'sender', 'none'] as const;
@@ -129,9 +129,9 @@ const normalId = (id: string) => id.trim().toLowerCase();
  * the mail as a body, noted in the recipient's history, listed for whoever answers them.
  */
 export class ReplyStore {
-  private readonly pool: Pool;
+  private readonly pool: Queryable;
 
-  constructor(pool: Pool) {
+  constructor(pool: Queryable) {
     this.pool = pool;
   }
 

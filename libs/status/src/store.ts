@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import {
   confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type HistoryNote, type Transition, type TransitionFields,
 } from '@mssgw/lifecycle';
-import { textParams, type Pool } from '@mssgw/store';
+import { textParams, type Queryable } from '@mssgw/store';
 import { ReplyStore, type Reply, type ReplyFilter } from './replies.ts';
 
 export type { DeliveryState } from '@mssgw/lifecycle';
@@ -139,16 +139,24 @@ const STATEMENT_NAMES = new Map<string, string>();
  * lifecycle (@mssgw/lifecycle) moves it, the history of its events, and the outbox the feedback service reads.
  */
 export class StatusStore {
-  private readonly pool: Pool;
+  private readonly pool: Queryable;
   /** Where the dispatcher's "attempt in progress" markers live (`clears`), deleted once a change is committed. */
   private readonly redis: Redis | undefined;
   /** The replies that reach the sending mailboxes (issue #25). */
   readonly replies: ReplyStore;
 
-  constructor(pool: Pool, redis?: Redis) {
+  constructor(pool: Queryable, redis?: Redis) {
     this.pool = pool;
     this.redis = redis;
     this.replies = new ReplyStore(pool);
+  }
+
+  /**
+   * The same store on one connection, in the transaction the caller holds (inTransaction, @mssgw/store): the router
+   * commits a result's mails, recipients and routed mark at once. A change that clears a Redis marker is not for it.
+   */
+  on(client: Queryable): StatusStore {
+    return new StatusStore(client);
   }
 
   /** Replies newest first (see ReplyStore.list): `{ unmatched: true }` lists those that answer nothing we know. */

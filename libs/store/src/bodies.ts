@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { OPPOSITION_MATCH } from './opposition.ts';
-import type { Pool } from './postgres.ts';
+import type { Pool, Queryable } from './postgres.ts';
 
 /** A body held in the message store, by the SHA-256 of its bytes. */
 export interface Body {
@@ -74,25 +74,24 @@ export class MessageBodies {
 
   /** A result to route: its normalized form and its documents. Undefined when the result is not recorded. */
   async forRouting(resultId: string): Promise<ResultToRoute | undefined> {
-    const res = await this.pool.query<{ normalized: string | null; settled: boolean }>({
+    // One statement: the result, then one row per document it holds (its HL7 text left out), the result's columns
+    // repeated on each. Bodies come in text form (node-postgres 8.23 decodes binary-format fields as UTF-8 text,
+    // which corrupts a bytea).
+    const res = await this.pool.query<{ normalized: string | null; settled: boolean; sha256: string | null; content: Buffer | null }>({
       name: 'bodies_for_routing',
-      text: `select normalized::text as normalized, (routed_at is not null or duplicate_of is not null) as settled from results where result_id = $1`,
+      text: `select r.normalized::text as normalized, (r.routed_at is not null or r.duplicate_of is not null) as settled,
+          encode(b.sha256, 'hex') as sha256, b.content
+        from results r
+        left join result_bodies rb on rb.result_id = r.result_id and rb.sha256 <> r.hl7_sha256
+        left join bodies b on b.sha256 = rb.sha256
+        where r.result_id = $1`,
       values: [resultId],
     });
-    const row = res.rows[0];
-    if (!row) return undefined;
-    const normalized = row.normalized === null ? undefined : (JSON.parse(row.normalized) as unknown);
-    const shas = documentShas(normalized);
+    const first = res.rows[0];
+    if (!first) return undefined;
     const documents = new Map<string, Buffer>();
-    if (shas.length) {
-      const docs = await this.pool.query<{ sha256: string; content: Buffer | null }>({
-        name: 'bodies_documents',
-        text: `select encode(sha256, 'hex') as sha256, content from bodies where sha256 = any($1::bytea[])`,
-        values: [shas.map(hex)],
-      });
-      for (const d of docs.rows) if (d.content) documents.set(d.sha256, d.content);
-    }
-    return { normalized, settled: row.settled, documents };
+    for (const row of res.rows) if (row.sha256 && row.content) documents.set(row.sha256, row.content);
+    return { normalized: first.normalized === null ? undefined : (JSON.parse(first.normalized) as unknown), settled: first.settled, documents };
   }
 
   /**
@@ -100,7 +99,7 @@ export class MessageBodies {
    * them), held by the result, and each mail's head. A mail already recorded is kept as it was (its recipients may
    * have it already).
    */
-  async putMails(resultId: string, mails: StoredMail[]): Promise<void> {
+  async putMails(resultId: string, mails: StoredMail[], db: Queryable = this.pool): Promise<void> {
     if (!mails.length) return;
     const parts = new Map<string, Body>();
     for (const m of mails) if (m.attachments) parts.set(m.attachments.sha256, m.attachments);
@@ -112,7 +111,7 @@ m as (select * from unnest($2::text[], $3::bytea[], $4::bytea[]) as x (mail_id, 
 insert into mails (mail_id, result_id, head, attachments_sha256)
 select mail_id, $1, head, attachments_sha256 from m
 on conflict (mail_id) do nothing`;
-    await this.pool.query(sql, [
+    await db.query(sql, [
       resultId, mails.map((m) => m.mailId), mails.map((m) => m.head), mails.map((m) => (m.attachments ? hex(m.attachments.sha256) : null)),
       ...bodyParams(parts.values()),
     ]);
@@ -171,11 +170,4 @@ on conflict (mail_id) do nothing`;
     read.then((b) => (b ? undefined : forget()), forget);
     return read;
   }
-}
-
-/** The SHA-256 of each document a normalized result refers to. */
-function documentShas(normalized: unknown): string[] {
-  const docs = (normalized as { documents?: { sha256?: unknown }[] } | undefined)?.documents;
-  if (!Array.isArray(docs)) return [];
-  return docs.map((d) => d.sha256).filter((s): s is string => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s));
 }

@@ -1,4 +1,4 @@
-export { connectPostgres, describePostgres, StoreUnavailableError, textParams, type Pool, type PoolClient, type PostgresConfig } from './postgres.ts';
+export { connectPostgres, describePostgres, inTransaction, StoreUnavailableError, textParams, type Pool, type PoolClient, type PostgresConfig, type Queryable } from './postgres.ts';
 export { migrate, migrationStatus, prepareSchema, readMigrations, MigrationError, MIGRATIONS_DIR, type Migration, type MigrationStatus } from './migrate.ts';
 export { ResultStore, type ReceivedResult } from './results.ts';
 export { MessageBodies, sha256Of, type Body, type StoredMail, type ResultToRoute, type Outbound } from './bodies.ts';

@@ -5,6 +5,8 @@ import { readSecret, type GatewayConfig } from '@mssgw/config';
 export type PostgresConfig = GatewayConfig['postgres'];
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+/** A pool or one of its connections (in a transaction): what a store needs to run its statements. */
+export type Queryable = Pick<pg.Pool, 'query'>;
 
 /** host:port/database of the store, for messages: never the user's password. */
 export function describePostgres(config: PostgresConfig): string {
@@ -59,4 +61,23 @@ export class StoreUnavailableError extends Error {
 export function textParams(params: unknown[]): unknown[] {
   const clean = (v: unknown): unknown => (typeof v === 'string' ? v.replaceAll('\u0000', '') : Array.isArray(v) ? v.map(clean) : v);
   return params.map(clean);
+}
+
+/**
+ * Runs `fn` in one transaction on one connection of the pool: committed if it returns, rolled back if it throws.
+ * One commit (one WAL flush) for all its statements, and all of them or none.
+ */
+export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
 }

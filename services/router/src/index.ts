@@ -7,7 +7,7 @@ import { IntakeJob, QUEUES, stableId, type DeliveryJob } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, intakeQueue, sendQueue, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
-import { pruneRecords, sha256Of, type StoredMail } from '@mssgw/store';
+import { inTransaction, pruneRecords, sha256Of, type StoredMail } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
 import { Sweeper } from './sweeper.ts';
@@ -59,36 +59,38 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
         return;
       }
     }
-    const { decision, content, mails: specs } = await planResult({
-      resultId, result, receivedAt: data.receivedAt, documents,
-      policy: reference.policyFor(data.source),
-      mailbox: senderMailbox(mailbox),
-      productReference: config.mssante.productReference,
-      settings: documentSettings(config.mssante.documents),
-      limits: config.routing,
-      ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
-      versionOf: (set) => ctx.status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
+    // One transaction from the version number to the routed mark: the mails, the recipients' records and the mark
+    // are committed together (one WAL flush), before a dispatcher can take a delivery, whose job names them only. A
+    // crash before the bulk add leaves recipients queued without a job: the sweeper queues them.
+    const { decision, specs, deliveries } = await inTransaction(ctx.pg, async (client) => {
+      const status = ctx.status.on(client);
+      const { decision, content, mails: specs } = await planResult({
+        resultId, result, receivedAt: data.receivedAt, documents,
+        policy: reference.policyFor(data.source),
+        mailbox: senderMailbox(mailbox),
+        productReference: config.mssante.productReference,
+        settings: documentSettings(config.mssante.documents),
+        limits: config.routing,
+        ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
+        versionOf: (set) => status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
+      });
+      const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
+      const renderedAt = new Date();
+      // Rendered once per mail, whatever its number of recipients and retries; the attachments part is one body for
+      // all the mails of the result that carry it.
+      const mails: StoredMail[] = specs.map((spec) => {
+        const m = renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt);
+        return { mailId: spec.mailId, head: m.head, ...(m.attachments.length ? { attachments: { sha256: sha256Of(m.attachments), mediaType: 'message/rfc822-part', content: m.attachments } } : {}) };
+      });
+      const deliveries = specs.flatMap((spec) => deliveriesOf(spec, data, result, decision.recipients));
+      await ctx.bodies.putMails(resultId, mails, client);
+      for (const id of documentIds) await status.indexDocument(id, resultId);
+      await recordRefusals(status, resultId, decision.refusals);
+      await status.createDeliveries(deliveries.map((d) => d.record));
+      await status.markRouted(resultId, data.acknowledgedAt);
+      return { decision, specs, deliveries };
     });
-    const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
-    const renderedAt = new Date();
-    // Rendered once per mail, whatever its number of recipients and retries; the attachments part is one body for all
-    // the mails of the result that carry it.
-    const mails: StoredMail[] = specs.map((spec) => {
-      const m = renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt);
-      return { mailId: spec.mailId, head: m.head, ...(m.attachments.length ? { attachments: { sha256: sha256Of(m.attachments), mediaType: 'message/rfc822-part', content: m.attachments } } : {}) };
-    });
-    const deliveries = specs.flatMap((spec) => deliveriesOf(spec, data, result, decision.recipients));
-    // The mails and the recipients' records are committed in the message store before a dispatcher can take a
-    // delivery: its job names them only.
-    const { status } = ctx;
-    await Promise.all([
-      ctx.bodies.putMails(resultId, mails),
-      ...documentIds.map((id) => status.indexDocument(id, resultId)),
-      recordRefusals(status, resultId, decision.refusals),
-      status.createDeliveries(deliveries.map((d) => d.record)),
-    ]);
     if (deliveries.length) await sendQueueOf(mailbox.address).addBulk(deliveries.map((d) => d.job));
-    await status.markRouted(resultId, data.acknowledgedAt);
     metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
     ctx.log.info(
