@@ -150,7 +150,7 @@ describe('opposition in both directions, checks at dispatch and replay, closing 
     expect(history.at(-1)).toMatchObject({ state: 'refused', source: 'dispatcher', applied: true });
 
     // Never sent: the mail the other recipient got never reached the refused one.
-    await waitFor('the listed recipient\'s copy in its mailbox', async () => mailboxFiles(DOCTORS[2]!.address!).some((m) => m.includes(listed.messageId!)), 60_000);
+    await waitFor('the listed recipient\'s copy in its mailbox', () => Promise.resolve(mailboxFiles(DOCTORS[2]!.address!).some((m) => m.includes(listed.messageId!))), 60_000);
     expect(mailboxFiles(DOCTORS[0]!.address!).some((m) => m.includes(listed.messageId!))).toBe(false);
     const metrics = await registry.metrics();
     expect(metrics).toMatch(/mssgw_dispatch_refused_total\{reason="professionals-opposition"\} 2/);
@@ -176,7 +176,7 @@ describe('opposition in both directions, checks at dispatch and replay, closing 
     const closed = (await res.json()) as { closingId: string; deliveryId: string; messageId: string; state: string };
     expect(closed).toMatchObject({ state: 'submitted', closingId: expect.stringMatching(/^c-[0-9a-f]{24}$/) as unknown });
     const address = `${PATIENTS[0]!.ins}@patient.mssante.fr`;
-    const mail = await waitFor('the [FIN] mail in the patient\'s mailbox', async () => mailboxFiles(address).find((m) => m.includes(closed.messageId)), 60_000);
+    const mail = await waitFor('the [FIN] mail in the patient\'s mailbox', () => Promise.resolve(mailboxFiles(address).find((m) => m.includes(closed.messageId))), 60_000);
     const head = mail.toString('utf8').split(/\r?\n\r?\n/)[0]!;
     expect(head).toMatch(/^Subject: \[FIN\]$/m);
     expect(head).toMatch(/^X-MSS-MES: FIN$/im); // header names are case-insensitive (nodemailer writes X-Mss-Mes)
