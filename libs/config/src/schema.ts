@@ -522,12 +522,12 @@ export const GatewayConfigSchema = z
         sources: z.record(z.string(), SourceRouting).default({}).describe('Per source (listener or topic source name): who receives which kind of result.'),
         patientOpposition: z
           .object({
-            file: filePath.describe("INS or IPP of patients who refused electronic sending, one per line ('#' comments)."),
-            refreshIntervalMs: z.number().int().min(1000).describe('How often the file is checked for changes.'),
+            file: filePath.describe("An import source of the patients' oppositions (kept in the message store; mssgw opposition): one per line, 'ID [DIRECTION [DATE]]' with ID = INS:<ins>, IPP:<ipp>@<facility> or a bare INS or IPP (the old format), DIRECTION = patient (default), professionals or both ('#' comments); see docs/recipients.md."),
+            refreshIntervalMs: z.number().int().min(1000).describe('How often the file is checked for changes (a changed file is imported again: its lines replace those of its previous version).'),
           })
           .strict()
           .optional()
-          .describe('The opposition list: its patients are never written to.'),
+          .describe('The opposition file: its patients are not written to, or their practitioners not, as each line says.'),
         maxPatientMailBytes: z.number().int().positive().default(25 * 1024 * 1024).describe('Mail size limit towards patients (Mon espace santé: 25 MB).'),
         maxMailBytes: z.number().int().positive().default(50 * 1024 * 1024).describe("Mail size limit towards professionals (the operator's)."),
         attempts: z.number().int().min(1).default(10).describe('Routing attempts of a result (e.g. while the directory is unavailable).'),
