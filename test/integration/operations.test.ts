@@ -2,9 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
 import { parse as parseYaml } from 'yaml';
 import { MllpClient } from '@mssgw/hl7';
+import { intakeQueue } from '@mssgw/runtime';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
+import { hostileCorpus } from '../support/hostile-mail.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
 
@@ -43,6 +46,14 @@ describe('operations: the dashboard and the alert rules, evaluated by the real P
     expect((await c.send(makeCisisResult({ controlId: `OPS-${t}`, patient: PATIENTS[0]!, doctors, toPatient: true, extraAddresses: ['x@example.org'] }))).code).toBe('AA');
     expect((await c.send('MSH|^~\\&|A|B|C|D|20260101||ADT^A01|BAD-' + t + '|P|2.5\rPID|||1\r')).code).toBe('AR');
     await c.close();
+    // A result whose routing fails on its only attempt (a job the router cannot read): MssgwRoutingFailed's measure.
+    const intake = intakeQueue(gateway.ctx);
+    await intake.add('result', { unreadable: true }, { jobId: `r-ops-failed-${t}`, attempts: 1 });
+    await intake.close();
+    // A mail the receipts reader quarantines (more MIME parts than receipts.maxMimeParts): MssgwReceiptsQuarantined's.
+    const many = hostileCorpus(40_000).find((m) => m.name === 'mime-parts-many')!.mail;
+    await nodemailer.createTransport({ host: '127.0.0.1', port: 10025, ignoreTLS: true })
+      .sendMail({ envelope: { from: 'mailer-daemon@mx.hostile.test', to: gateway.ctx.config.mailboxes[0]!.address }, raw: many });
     const [resultId] = await gateway.ctx.status.resultsByControlId(`OPS-${t}`);
     await waitFor('every recipient settled', async () => {
       await gateway.receipts!.sweep();
@@ -53,7 +64,7 @@ describe('operations: the dashboard and the alert rules, evaluated by the real P
   afterAll(async () => gateway?.stop());
 
   it('passes promtool check rules, and Prometheus has loaded every rule', async () => {
-    expect(execFileSync('promtool', ['check', 'rules', path.join(ROOT, 'deploy/prometheus/alerts.yml')]).toString()).toMatch(/SUCCESS: 12 rules found/);
+    expect(execFileSync('promtool', ['check', 'rules', path.join(ROOT, 'deploy/prometheus/alerts.yml')]).toString()).toMatch(/SUCCESS: 15 rules found/);
     const loaded = (await (await fetch(`${PROMETHEUS}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string }[] }[] } };
     expect(loaded.data.groups.flatMap((g) => g.rules.map((r) => r.name)).sort()).toEqual(rules.map((r) => r.alert).sort());
   });

@@ -120,6 +120,11 @@ export const metrics = {
     name: 'mssgw_replies_forwarded_total', help: 'Copies of replies sent to mailboxes[].forwardRepliesTo, per outcome (sent, failed: tried again at the next sweep)',
     labelNames: ['mailbox', 'outcome'] as const, registers: [registry],
   }),
+  feedbackFailed: new Counter({
+    name: 'mssgw_feedback_failed_total',
+    help: 'Feedback to producers that failed and waits in the outbox to be tried again, per channel (zam: a ZAM over MLLP to feedback.zamEndpoints; status-topic: the Kafka status topic)',
+    labelNames: ['channel'] as const, registers: [registry],
+  }),
   operatorDsnSupported: new Gauge({
     name: 'mssgw_operator_dsn_supported', help: '1 when the operator advertises DSN (RFC 3461) to the mailbox, 0 when tracking degrades',
     labelNames: ['mailbox'] as const, registers: [registry],
@@ -163,3 +168,7 @@ export const metrics = {
     labelNames: ['data'] as const, registers: [registry],
   }),
 };
+
+/** The feedback channels; their series exist from the start (at 0), so that the alert on them has data before a failure. */
+export const FEEDBACK_CHANNELS = ['zam', 'status-topic'] as const;
+for (const channel of FEEDBACK_CHANNELS) metrics.feedbackFailed.inc({ channel }, 0);
