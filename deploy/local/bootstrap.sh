@@ -6,6 +6,8 @@ command -v npm >/dev/null || die "npm is missing: install Debian's nodejs and np
 apt_install redis-server postfix dovecot-imapd dovecot-core prometheus openssl libxml2-utils docker-compose poppler-utils unzip
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v mvn >/dev/null || apt_install maven
+# The operator console's browser tests (test/integration/console.test.ts) drive Debian's Chromium; fonts for its screenshots.
+apt_install chromium fonts-dejavu-core
 cd "$REPO_ROOT"
 stamp=node_modules/.mssgw-installed
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ] || [ ! -x node_modules/.bin/node ]; then
