@@ -52,7 +52,7 @@ describe('Redis with a password from a file over TLS, and ZAM acknowledgements o
         for (const e of d.push(chunk)) {
           if (e.type !== 'message') continue;
           const msg = new Er7Message(decodeHl7(e.payload).text);
-          zams.push({ msg, authorized: socket.authorized, peer: socket.getPeerCertificate().subject?.CN ?? '' });
+          zams.push({ msg, authorized: socket.authorized, peer: String(socket.getPeerCertificate().subject?.CN ?? '') });
           socket.write(frame(buildAck(readHeader(msg), 'AA')));
         }
       });
