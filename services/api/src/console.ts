@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -21,15 +21,24 @@ const CONSOLE_DIR = path.resolve(import.meta.dirname, '../../console');
 const DIST = path.join(CONSOLE_DIR, 'dist');
 const ASSETS: Record<string, string> = { 'app.js': 'text/javascript; charset=utf-8', 'app.css': 'text/css; charset=utf-8' };
 
-/** The console's files, built now if the install did not (a checkout without `npm install`'s prepare step). */
+/** Whether dist/ is missing a file, or older than a source (a checkout changed since the install built it). */
+function stale(): boolean {
+  const built = [path.join(DIST, 'app.js'), path.join(DIST, 'index.html')];
+  if (!built.every((f) => existsSync(f))) return true;
+  const at = Math.min(...built.map((f) => statSync(f).mtimeMs));
+  const web = path.join(CONSOLE_DIR, 'web');
+  return readdirSync(web).some((f) => statSync(path.join(web, f)).mtimeMs > at);
+}
+
+/** The console's files, built now if the install did not (a checkout without `npm install`'s prepare step), or if stale. */
 function loadAssets(ctx: ServiceContext): Map<string, { body: Buffer; etag: string }> | undefined {
-  if (!existsSync(path.join(DIST, 'app.js')) || !existsSync(path.join(DIST, 'index.html'))) {
+  if (stale()) {
     try {
       execFileSync(process.execPath, [path.join(CONSOLE_DIR, 'build.mjs')], { stdio: 'pipe', timeout: 120_000 });
       ctx.log.info({ dir: DIST }, 'operator console built');
     } catch (err) {
-      ctx.log.warn({ err: (err as Error).message.slice(0, 300) }, 'operator console not built: / is not served');
-      return undefined;
+      ctx.log.warn({ err: (err as Error).message.slice(0, 300) }, 'operator console not built');
+      if (!existsSync(path.join(DIST, 'app.js'))) return undefined;
     }
   }
   const files = new Map<string, { body: Buffer; etag: string }>();

@@ -292,13 +292,17 @@ function Facts({ rows }: { rows: [string, ComponentChildren][] }) {
 }
 
 /** A CDA document: its header, and its PDF (level 1) or its sections' text (level 3). */
-function Cda({ xml, t, lang }: { xml: string; t: Words; lang: Lang }) {
+function Cda({ xml, t }: { xml: string; t: Words }) {
   const doc = new DOMParser().parseFromString(xml, 'application/xml');
   const one = (sel: string) => doc.getElementsByTagNameNS('urn:hl7-org:v3', sel)[0];
   const text = (el: Element | undefined) => el?.textContent?.trim() ?? '';
   const title = text(one('title'));
   const time = one('effectiveTime')?.getAttribute('value') ?? '';
-  const person = (root: Element | undefined) => (root ? [...root.getElementsByTagNameNS('urn:hl7-org:v3', 'name')].slice(0, 1).map((n) => n.textContent?.replace(/\s+/g, ' ').trim()).join('') : '');
+  // A person's name: its parts (prefix, given, family) in the document's order, spaced.
+  const person = (root: Element | undefined) => {
+    const name = root?.getElementsByTagNameNS('urn:hl7-org:v3', 'name')[0];
+    return name ? [...name.children].map((c) => c.textContent?.trim()).filter(Boolean).join(' ') || text(name) : '';
+  };
   const author = person(one('author'));
   const custodian = text(one('custodian')?.getElementsByTagNameNS('urn:hl7-org:v3', 'name')[0]);
   const nonXml = one('nonXMLBody');
@@ -318,7 +322,8 @@ function Cda({ xml, t, lang }: { xml: string; t: Words; lang: Lang }) {
       <h3>{t.cdaHeader}</h3>
       <Facts rows={[
         [t.document, title],
-        [t.effectiveTime, when ? formatTime(lang, Date.UTC(+when[1]!, +when[2]! - 1, +when[3]!, +(when[4] ?? 0) - 1, +(when[5] ?? 0)), false) : time],
+        // As the document states it (its own time, no zone conversion).
+        [t.effectiveTime, when ? `${when[3]}/${when[2]}/${when[1]}${when[4] ? ` ${when[4]}:${when[5] ?? '00'}` : ''}` : time],
         [t.author, author],
         [t.custodian, custodian],
       ]} />
@@ -328,7 +333,7 @@ function Cda({ xml, t, lang }: { xml: string; t: Words; lang: Lang }) {
   );
 }
 
-function DocumentView({ resultId, index, t, lang }: { resultId: string; index: number; t: Words; lang: Lang }) {
+function DocumentView({ resultId, index, t }: { resultId: string; index: number; t: Words }) {
   const [doc, setDoc] = useState<{ pdf?: string; xml?: string; text?: string; error?: string }>({});
   useEffect(() => {
     let url: string | undefined;
@@ -351,7 +356,7 @@ function DocumentView({ resultId, index, t, lang }: { resultId: string; index: n
   }, [resultId, index]);
   if (doc.error) return <Err text={doc.error} t={t} />;
   if (doc.pdf) return <iframe class="pdf" src={doc.pdf} title={t.documentFrame} />;
-  if (doc.xml) return <Cda xml={doc.xml} t={t} lang={lang} />;
+  if (doc.xml) return <Cda xml={doc.xml} t={t} />;
   if (doc.text !== undefined) return <pre>{doc.text}</pre>;
   return <p>{t.loading}</p>;
 }
@@ -406,7 +411,7 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
       {notice && <p role="status" class="notice">{notice}</p>}
       <div class="grid">
         <Section title={t.patient} id="patient">
-          <Facts rows={[['INS', <span class="ins">{data.patient.ins}</span>], [t.insQualified, s(data.patient.insQualified)], [t.patient, <span class="name">{[data.patient.family, data.patient.given].filter(Boolean).join(' ')}</span>], [t.birthDate, data.patient.birthDate], [t.sex, data.patient.sex]]} />
+          <Facts rows={[['INS', <span class="ins">{data.patient.ins}</span>], [t.insQualified, s(data.patient.insQualified)], [t.patient, <span class="name">{[data.patient.family, data.patient.given].filter(Boolean).join(' ')}</span>], [t.birthDate, data.patient.birthDate?.replace(/^(\d{4})(\d{2})(\d{2})$/, '$3/$2/$1')], [t.sex, data.patient.sex]]} />
         </Section>
         <Section title={t.hl7Facts} id="hl7">
           <Facts rows={[
@@ -433,7 +438,7 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
             {me.role === 'viewer' ? <span class="muted">{t.documentNeedsOperator}</span> : <button type="button" onClick={() => setShown(d.index)}>{t.showDocument}</button>}
           </li>
         ))}</ul>
-        {shown !== undefined && <DocumentView resultId={data.resultId} index={shown} t={t} lang={lang} />}
+        {shown !== undefined && <DocumentView resultId={data.resultId} index={shown} t={t} />}
       </Section>
       <section aria-labelledby="h-recipients">
         <h2 id="h-recipients">{t.recipients}</h2>
