@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoDefaults } from '@mssgw/config';
 import { StatusStore } from '@mssgw/status';
-import { connectPostgres, migrate, type Pool } from '@mssgw/store';
+import { connectPostgres, migrate, ResultStore, sha256Of, type Pool, type ReceivedResult } from '@mssgw/store';
 import { tag } from '../support/env.ts';
 
 describe('recipient state machine (real PostgreSQL)', () => {
@@ -69,12 +69,27 @@ describe('recipient state machine (real PostgreSQL)', () => {
     expect((await store.readEvents('feedback', 'c3', 100, 1, 0)).filter((e) => e.deliveryId === 'd-o')).toEqual([]);
   });
 
-  it('numbers the versions of a document set in the order results take them, the same one on a retry', async () => {
-    expect(await store.documentVersion('set-1', 'r-a', true)).toBe(1);
-    expect(await store.documentVersion('set-1', 'r-b', true)).toBe(2);
-    expect(await store.documentVersion('set-1', 'r-a', true)).toBe(1);
-    // A deletion names the current version without taking a new one.
-    expect(await store.documentVersion('set-1', 'r-c', false)).toBe(2);
+  it('numbers the versions of a document set in the order the producer sent them, whatever the routing order, the same on a retry', async () => {
+    const results = new ResultStore(pool);
+    const make = (n: string, action: string, setKey: string | undefined): ReceivedResult => {
+      const hl7 = Buffer.from(`MSH|^~\\&|LAB|FAC|GW|GW|20260101||ORU^R01|V-${n}|P|2.5\r`);
+      return {
+        resultId: `r-v${n}`, source: 'lab', transport: 'mllp', sendingApplication: 'LAB', sendingFacility: 'FAC', controlId: `V-${n}`,
+        contentSha256: sha256Of(hl7), hl7, messageType: 'ORU^R01', action, documentCode: 'X', receivedAt: Date.now(), ackReception: false, ackRead: false,
+        ...(setKey ? { setKey } : {}),
+      };
+    };
+    // Received in this order: the first send, an unrelated result, a correction, a result of another set, a deletion.
+    await results.record([make('1', 'initial', 'LAB.ORD1'), make('2', 'initial', undefined), make('3', 'replace', 'LAB.ORD1'), make('4', 'initial', 'LAB.ORD2')]);
+    await results.record([make('5', 'delete', 'LAB.ORD1')]);
+    // Routed in another order: each still gets the number of its place in the producer's order.
+    expect(await store.versionInSet('r-v3')).toBe(2);
+    expect(await store.versionInSet('r-v1')).toBe(1);
+    expect(await store.versionInSet('r-v3')).toBe(2);
+    expect(await store.versionInSet('r-v4')).toBe(1);
+    // A deletion names the current version without taking a new one; a result without a set is version 1.
+    expect(await store.versionInSet('r-v5')).toBe(2);
+    expect(await store.versionInSet('r-v2')).toBe(1);
     expect(await store.claimDocumentVersion('doc|1|initial', 'r-a')).toBe('r-a');
     expect(await store.claimDocumentVersion('doc|1|initial', 'r-b')).toBe('r-a');
   });

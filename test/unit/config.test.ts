@@ -54,7 +54,7 @@ describe('configuration', () => {
     expect(c.mllp.listeners).toEqual([]);
     expect(c.kafka).toMatchObject({ enabled: false, brokers: [], statusTopic: 'mssgw.status' });
     expect(c.mssante.testDomains).toEqual([]);
-    expect(c.dispatcher).toMatchObject({ concurrency: 16, lockMs: 30_000, reconcileMs: 120_000 });
+    expect(c.dispatcher).toMatchObject({ concurrency: 16, lockMs: 30_000, reconcileMs: 600_000, retryBudgetMs: 86_400_000, maxBackoffMs: 900_000 });
     expect(JSON.stringify(c)).not.toMatch(/sandbox|chu-demo|MSSGW-DEMO|1\.2\.250\.1\.999|10587|16379/);
     // The defaults alone point nowhere: the schema has no value for any key that names a host, a file or an identity.
     expect(JSON.stringify(c.operator)).not.toMatch(/127\.0\.0\.1/);

@@ -46,8 +46,8 @@ export interface ContentInput {
   sender: { name: string; address: string };
   settings: DocumentSettings;
   /**
-   * Version of a wrapped document in its set (1 for an initial send). The router keeps a counter per set in Redis;
-   * offline tools pass a fixed answer.
+   * Version of a wrapped document in its set (1 for an initial send): the router asks the message store, which ranks
+   * the set's results in the order they were received; offline tools pass a fixed answer.
    */
   versionOf(setId: InstanceId): Promise<number>;
 }
@@ -69,6 +69,18 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const cdaId = (h: CdaHeader) => (h.id.extension ? `${h.id.root}^${h.id.extension}` : h.id.root);
 /** CDA ids are OIDs and [A-Za-z0-9.-] extensions: anything else becomes '-'. */
 const idPart = (s: string) => s.replace(/[^A-Za-z0-9.-]+/g, '-').slice(0, 60);
+
+/** The set a wrapped document belongs to: the sending application and the order (or document) it answers. */
+const setKeyOf = (r: Pick<QueuedResult, 'sendingApplication' | 'documentId' | 'orderId' | 'controlId'>): string =>
+  `${idPart(r.sendingApplication || 'source')}.${idPart(r.documentId || r.orderId || r.controlId)}`;
+
+/**
+ * The set key of a result that may be wrapped as a CDA R2 N1 document (one that carries no CDA of its own), known at
+ * intake: the message store numbers the versions of a set in the order its results were received.
+ */
+export function wrappedSetKey(r: Pick<QueuedResult, 'sendingApplication' | 'documentId' | 'orderId' | 'controlId' | 'documents'>): string | undefined {
+  return r.documents.some((d) => d.kind === 'cda') ? undefined : setKeyOf(r);
+}
 
 /**
  * IHE_XDM.ZIP with the CDA documents (a raw result's report wrapped as CDA R2 N1 first), then the PDFs (given, or
@@ -144,11 +156,10 @@ async function wrapAsCda(input: ContentInput, documents: ReceivedDocument[]): Pr
   const text = documents.filter((d) => d.ref.kind === 'text').map((d) => d.content.toString('utf8')).join('\n');
   const title = result.documentLabel || (type === 'lab' ? "Compte rendu d'examens biologiques" : "Compte rendu d'imagerie médicale");
   const pdf = given ?? renderTextPdf([title, '', `${result.patient.family} ${result.patient.given}${result.patient.birthDate ? `, né(e) le ${result.patient.birthDate.slice(6, 8)}/${result.patient.birthDate.slice(4, 6)}/${result.patient.birthDate.slice(0, 4)}` : ''}`, '', ...text.split('\n')]);
-  const sender = idPart(result.sendingApplication || 'source');
-  const order = idPart(result.documentId || result.orderId || result.controlId);
-  const setId: InstanceId = { root: `${settings.idRoot}.1`, extension: `${sender}.${order}` };
+  const key = setKeyOf(result);
+  const setId: InstanceId = { root: `${settings.idRoot}.1`, extension: key };
   const version = await input.versionOf(setId);
-  const id = (v: number): InstanceId => ({ root: settings.idRoot, extension: `${sender}.${order}.${v}` });
+  const id = (v: number): InstanceId => ({ root: settings.idRoot, extension: `${key}.${v}` });
   // The reading physician signs an imaging report; the ordering provider is only the requester.
   const author = result.participants.find((p) => p.role === 'interpreter' && p.id) ?? result.participants.find((p) => p.role === 'sender' && p.id);
   const ins = result.patient.ins!;

@@ -305,23 +305,18 @@ export class StatusStore {
   }
 
   /**
-   * The version number of a wrapped document in its set for this result: the next one the first time, the same one
-   * when the routing job is retried. A deletion names the current version without taking a new one.
+   * The version number of a wrapped document for this result: its rank among the results of its set in the order
+   * they were received (results.id), so versions follow the producer's order whatever order the routers finish in,
+   * and a retried routing finds the same number. A deletion names the current version without taking a new one.
    */
-  async documentVersion(setId: string, resultId: string, takeNew: boolean): Promise<number> {
-    const known = await this.q<{ version: number }>('select version from set_versions where set_id = $1 and result_id = $2', [setId, resultId]);
-    if (known.rows[0]) return known.rows[0].version;
-    const version = takeNew
-      ? (await this.q<{ current: number }>(
-        `insert into set_counters (set_id, current) values ($1, 1) on conflict (set_id) do update set current = set_counters.current + 1 returning current`, [setId],
-      )).rows[0]!.current
-      : ((await this.q<{ current: number }>('select current from set_counters where set_id = $1', [setId])).rows[0]?.current ?? 1);
-    const res = await this.q<{ version: number }>(
-      `with ins as (insert into set_versions (set_id, result_id, version) values ($1, $2, $3) on conflict do nothing returning version)
-       select version from ins union all select version from set_versions where set_id = $1 and result_id = $2`,
-      [setId, resultId, version],
+  async versionInSet(resultId: string): Promise<number> {
+    const res = await this.q<{ v: number }>(
+      `select count(x.id)::int as v from results r
+       left join results x on x.set_key = r.set_key and x.id <= r.id and x.action <> 'delete'
+       where r.result_id = $1`,
+      [resultId],
     );
-    return res.rows[0]!.version;
+    return Math.max(1, res.rows[0]?.v ?? 1);
   }
 
   async markDuplicate(resultId: string, duplicateOf: string): Promise<void> {

@@ -29,6 +29,8 @@ export interface ReceivedResult {
   documents?: Body[];
   /** The result as the intake read it, for the router (JSON). */
   normalized?: unknown;
+  /** The document set a wrapped result belongs to (wrappedSetKey, @mssgw/mssante): its versions follow reception order. */
+  setKey?: string;
 }
 
 // One statement, one transaction, one WAL flush for a whole batch: the bodies first (a body already held is kept),
@@ -43,12 +45,13 @@ rb as (
 )
 insert into results (result_id, source, transport, sending_application, sending_facility, control_id, content_sha256,
   hl7_sha256, message_type, action, document_code, patient_ins, received_at, ack_reception, ack_read, patient_family, patient_given, patient_search,
-  normalized)
-select r, s, t, sa, sf, c, decode(ch, 'hex'), decode(hh, 'hex'), mt, a, dc, pi, ra, ar, ad, pf, pg, ps, nz::json
+  normalized, set_key)
+select r, s, t, sa, sf, c, decode(ch, 'hex'), decode(hh, 'hex'), mt, a, dc, pi, ra, ar, ad, pf, pg, ps, nz::json, sk
 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
   $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::boolean[], $15::boolean[], $16::text[], $17::text[], $18::text[],
-  $19::text[])
-  as x (r, s, t, sa, sf, c, ch, hh, mt, a, dc, pi, ra, ar, ad, pf, pg, ps, nz)
+  $19::text[], $22::text[])
+  as x (r, s, t, sa, sf, c, ch, hh, mt, a, dc, pi, ra, ar, ad, pf, pg, ps, nz, sk)
+-- The order of unnest's rows is the order of the batch, so ids (and set ranks) follow the order of reception.
 on conflict (source, sending_facility, control_id, content_sha256) do nothing
 returning result_id`;
 
@@ -87,6 +90,7 @@ export class ResultStore {
       col((r) => r.patientFamily || null), col((r) => r.patientGiven || null), col((r) => patientSearchKey(r.patientFamily, r.patientGiven)),
       col((r) => (r.normalized === undefined ? null : JSON.stringify(r.normalized))),
       held.map(([r]) => r), held.map(([, s]) => s),
+      col((r) => r.setKey ?? null),
     ];
     const res = await this.pool.query<{ result_id: string }>(recordStatement(bodies.size, columns.length + 1), [
       ...textParams(columns),

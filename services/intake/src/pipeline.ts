@@ -5,6 +5,7 @@ import {
   type Hl7Warning, type IntakeTolerance, type QueuedResult,
 } from '@mssgw/hl7';
 import { afterIssuedWrites, resultIdOf, type IntakeJob } from '@mssgw/queue';
+import { wrappedSetKey } from '@mssgw/mssante';
 import { intakeQueue, type ServiceContext } from '@mssgw/runtime';
 import type { ReceivedResult } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
@@ -159,6 +160,7 @@ export class ResultIntake {
       const resultId = resultIdOf({ source, sendingFacility: result.sendingFacility, controlId: result.controlId, contentSha256 });
       // What the router reads back (QueuedResult): the result without its documents' bytes nor the intake's warnings.
       const normalized: QueuedResult = { ...result, documents: result.documents.map(({ content: _, ...ref }) => ref) };
+      const setKey = wrappedSetKey(normalized);
       const received: ReceivedResult = {
         resultId, source, transport, sendingApplication: result.sendingApplication, sendingFacility: result.sendingFacility,
         controlId: result.controlId, contentSha256, hl7: bytes, messageType: `${result.messageType}^${result.event}`, action: result.action,
@@ -166,7 +168,7 @@ export class ResultIntake {
         patientFamily: result.patient.family, patientGiven: result.patient.given,
         ackReception: Boolean(result.flags['ACK_RECEPTION']), ackRead: Boolean(result.flags['ACK_LECTURE_MSS']),
         documents: result.documents.map((d) => ({ sha256: d.sha256, mediaType: d.mediaType, content: d.content })),
-        normalized,
+        normalized, ...(setKey ? { setKey } : {}),
       };
       const duplicate = await this.batch.queue({ resultId, received, job: { resultId, source, transport, receivedAt, acknowledgedAt: 0 } });
       if (duplicate) {

@@ -72,7 +72,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
         settings: documentSettings(config.mssante.documents),
         limits: config.routing,
         ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
-        versionOf: (set) => status.documentVersion(`${set.root}^${set.extension ?? ''}`, resultId, result.action !== 'delete'),
+        versionOf: () => status.versionInSet(resultId),
       });
       const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
       const renderedAt = new Date();
