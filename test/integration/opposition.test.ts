@@ -192,6 +192,23 @@ describe('opposition in both directions, checks at dispatch and replay, closing 
     expect(unknown.status).toBe(400);
   });
 
+  it('manages oppositions through the API, for an operator only, audited by row id', async () => {
+    const json = { 'content-type': 'application/json' };
+    const created = await operator.fetch(`${base}/api/v1/oppositions`, { method: 'POST', headers: json, body: JSON.stringify({ patient: `IPP:X-${t}@CHU-DEMO`, direction: 'both', date: '2026-12-01' }) });
+    expect(created.status).toBe(201);
+    const { added } = (await created.json()) as { added: { id: string; direction: string; origin: string; facility: string }[] };
+    expect(added.map((o) => [o.direction, o.origin, o.facility])).toEqual([['patient', 'api', 'CHU-DEMO'], ['professionals', 'api', 'CHU-DEMO']]);
+    const listed = await operator.json<{ oppositions: { id: string }[] }>(`${base}/api/v1/oppositions?patient=${encodeURIComponent(`IPP:X-${t}@chu-demo`)}`);
+    expect(listed.body.oppositions.map((o) => o.id)).toEqual(added.map((o) => o.id));
+    expect((await operator.fetch(`${base}/api/v1/oppositions`, { method: 'POST', headers: json, body: JSON.stringify({ patient: `X-${t}`, direction: 'patient' }) })).status).toBe(400);
+    expect((await viewer.fetch(`${base}/api/v1/oppositions`)).status).toBe(403);
+    expect((await operator.fetch(`${base}/api/v1/oppositions/${added[0]!.id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await operator.fetch(`${base}/api/v1/oppositions/${added[0]!.id}`, { method: 'DELETE' })).status).toBe(404);
+    const audit = await queryAudit(gateway.ctx.pg, { id: `opposition:${added[1]!.id}`, limit: 10 });
+    expect(audit.events.map((e) => e.route)).toEqual(expect.arrayContaining(['/api/v1/oppositions']));
+    expect(JSON.stringify(audit.events)).not.toContain(`X-${t}`);
+  });
+
   it('lists the replies: an operator in full, a viewer masked, each read in the audit trail', async () => {
     const recorded = await gateway.ctx.status.replies.record({
       mailbox: mailbox(), source: Buffer.from(`From: dominique@example.org\r\nSubject: Question sur mes resultats\r\nMessage-ID: <r-${t}@example.org>\r\n\r\nBonjour\r\n`),

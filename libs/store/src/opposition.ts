@@ -84,6 +84,13 @@ export class OppositionStore {
     return res.rows.map(of);
   }
 
+  /** Removes one opposition by its row id; undefined when there is none. */
+  async removeById(id: string): Promise<Opposition | undefined> {
+    if (!/^\d{1,18}$/.test(id)) return undefined;
+    const res = await this.pool.query<Row>(`delete from oppositions where id = $1::bigint returning ${COLUMNS}`, [id]);
+    return res.rows[0] ? of(res.rows[0]) : undefined;
+  }
+
   /** Every opposition recorded (or those naming one id), oldest first. */
   async list(filter: { patientId?: string; limit?: number } = {}): Promise<Opposition[]> {
     const limit = Math.min(Math.max(Math.trunc(filter.limit ?? 1000), 1), 100_000);

@@ -11,6 +11,7 @@ import { searchResults, SearchTimeoutError } from '@mssgw/store';
 import { installAccess, refuse } from './access.ts';
 import { adminRoutes, apiKeySchema, auditEventSchema } from './admin.ts';
 import { deliverySchema, errorSchema, mailSchema, resultSchema, resultsPageSchema, resultSummarySchema } from './schemas.ts';
+import { oppositionRoutes } from './oppositions.ts';
 import { closePatientConversation, CloseRefused } from './patient.ts';
 import { parseSearch, resultsQuerySchema, unknownParameters, type ResultsQuery } from './search.ts';
 
@@ -91,6 +92,7 @@ export async function startApi(ctx: ServiceContext, options: HttpOptions = {}): 
   if (routes) {
     await installAccess(app, ctx, access);
     apiRoutes(app, ctx);
+    oppositionRoutes(app, ctx);
     adminRoutes(app, ctx);
     (await import('./console.ts')).consoleRoutes(app, ctx); // the operator console at / (issue #24, docs/console.md)
     // The audit trail's retention: at start, then hourly (every api replica may; a prune finds little after another).
