@@ -172,3 +172,5 @@ export const metrics = {
 /** The feedback channels; their series exist from the start (at 0), so that the alert on them has data before a failure. */
 export const FEEDBACK_CHANNELS = ['zam', 'status-topic'] as const;
 for (const channel of FEEDBACK_CHANNELS) metrics.feedbackFailed.inc({ channel }, 0);
+// Results refused after every routing attempt (REASONS.routingFailed): at 0 from the start, for MssgwRoutingFailed.
+metrics.recipientsRefused.inc({ reason: 'routing-failed' }, 0);
