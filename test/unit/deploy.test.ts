@@ -115,11 +115,11 @@ describe('Helm chart', async () => {
       ['api', 'dispatcher', 'feedback', 'intake', 'receipts', 'router'].map((s) => `test-mssgw-${s}`),
     );
     const checked = validate(text);
-    expect(checked.stdout + checked.stderr).toMatch(/^21 valid, 1 skipped$/m);
+    expect(checked.stdout + checked.stderr).toMatch(/^22 valid, 2 skipped$/m);
     expect(checked.status).toBe(0);
     const all = render('ingress.enabled=true', 'ingress.className=nginx', 'ingress.tlsSecretName=mssgw-api-tls', 'networkPolicy.mllpFrom[0].ipBlock.cidr=10.20.0.0/24', 'podDisruptionBudget.enabled=false');
     const allChecked = validate(all.text);
-    expect(allChecked.stdout + allChecked.stderr).toMatch(/^16 valid, 1 skipped$/m);
+    expect(allChecked.stdout + allChecked.stderr).toMatch(/^17 valid, 2 skipped$/m);
     expect(allChecked.status).toBe(0);
   });
 
