@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
+import { demoConfig } from '@mssgw/config';
 import { MllpClient } from '@mssgw/hl7';
+import { connectRedis } from '@mssgw/queue';
+import { connectPostgres } from '@mssgw/store';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../test/support/samples.ts';
 import { cpuSecondsOf, redisServerPid, startGatewayProcess, type GatewayProcess } from './process.ts';
 import { postgresCpuSeconds } from './postgres-cpu.ts';
@@ -14,6 +17,12 @@ export interface StageFigures {
   intake: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number; postgresCpuMsPerResult: number };
   router: { resultsPerSecond: number; cpuMsPerResult: number; redisCpuMsPerResult: number; postgresCpuMsPerResult: number };
   dispatcher: { mailsPerSecond: number; cpuMsPerMail: number; redisCpuMsPerMail: number; postgresCpuMsPerMail: number; sinkCpuMsPerMail: number };
+  /**
+   * What a result costs in storage (40 KB PDF, one practitioner and the patient): PostgreSQL's bytes per result once
+   * every mail is sent (tables, TOAST and indexes of the schema), Redis's at the fullest (the routing jobs waiting,
+   * then the delivery jobs) and once every mail is sent (what is left).
+   */
+  storage: { postgresBytesPerResult: number; redisPeakBytesPerResult: number; redisBytesPerResultAfter: number; largestRedisValueBytes: number };
 }
 
 const metricTotal = async (port: number, name: string): Promise<number> => {
@@ -72,8 +81,12 @@ export async function benchStages(results: number): Promise<StageFigures> {
       }));
       await Promise.all(clients.map((c) => c.close()));
     });
+    const afterIntake = await redisBytes(env.MSSGW_REDIS_PREFIX);
     const router = await stage('router', 18095, 18095, () => until(18095, 'mssgw_mails_queued_total', 2 * results));
+    const afterRouter = await redisBytes(env.MSSGW_REDIS_PREFIX);
     const dispatcher = await stage('dispatcher', 18096, 18096, () => until(18096, 'mssgw_mails_sent_total', 2 * results));
+    const after = await redisBytes(env.MSSGW_REDIS_PREFIX);
+    const postgresBytes = await schemaBytes(env.MSSGW_POSTGRES_SCHEMA);
     const per = (x: number, n: number) => round((x * 1000) / n, 2);
     return {
       results,
@@ -83,9 +96,52 @@ export async function benchStages(results: number): Promise<StageFigures> {
         mailsPerSecond: round((2 * results) / dispatcher.seconds, 0), cpuMsPerMail: per(dispatcher.cpu, 2 * results),
         redisCpuMsPerMail: per(dispatcher.redis, 2 * results), postgresCpuMsPerMail: per(dispatcher.postgres, 2 * results), sinkCpuMsPerMail: per(dispatcher.sink, 2 * results),
       },
+      storage: {
+        postgresBytesPerResult: round(postgresBytes / results, 0),
+        redisPeakBytesPerResult: round(Math.max(afterIntake.total, afterRouter.total) / results, 0),
+        redisBytesPerResultAfter: round(after.total / results, 0),
+        largestRedisValueBytes: Math.max(afterIntake.largest, afterRouter.largest, after.largest),
+      },
     };
   } finally {
     await current?.stop().catch(() => undefined);
     sink.kill();
+  }
+}
+
+/** Redis memory (MEMORY USAGE, the value and its key's overhead) of every key under a prefix, and the largest one. */
+async function redisBytes(prefix: string): Promise<{ total: number; largest: number }> {
+  const redis = connectRedis('redis://127.0.0.1:16379');
+  try {
+    let total = 0;
+    let largest = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      const sizes = await Promise.all(keys.map((k) => redis.memory('USAGE', k, 'SAMPLES', '0')));
+      for (const n of sizes) {
+        total += n ?? 0;
+        largest = Math.max(largest, n ?? 0);
+      }
+    } while (cursor !== '0');
+    return { total, largest };
+  } finally {
+    await redis.quit();
+  }
+}
+
+/** Bytes of a schema's tables, their TOAST and their indexes. */
+async function schemaBytes(schema: string): Promise<number> {
+  const pool = connectPostgres({ ...demoConfig().postgres, schema });
+  try {
+    const res = await pool.query<{ bytes: string }>(
+      `select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint as bytes from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = $1 and c.relkind = 'r'`,
+      [schema],
+    );
+    return Number(res.rows[0]!.bytes);
+  } finally {
+    await pool.end();
   }
 }

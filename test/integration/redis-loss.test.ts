@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +9,7 @@ import type { RouterService } from '@mssgw/router';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
-import { freePort } from '../support/mllp-flood.ts';
+import { privateRedis, type PrivateRedis } from '../support/private-servers.ts';
 import { mailboxFiles, tag, testConfig, waitFor } from '../support/env.ts';
 
 /**
@@ -20,7 +19,7 @@ import { mailboxFiles, tag, testConfig, waitFor } from '../support/env.ts';
  */
 describe('Redis flushed in the middle of a run', () => {
   const t = tag();
-  let redis: ChildProcess;
+  let redis: PrivateRedis;
   let port: number;
   let gateway: Gateway;
   let senders: Gateway | undefined;
@@ -37,20 +36,8 @@ describe('Redis flushed in the middle of a run', () => {
     (await gateway.ctx.pg.query<{ n: number }>(`select count(*)::int as n from deliveries where state = 'queued'`)).rows[0]!.n;
 
   beforeAll(async () => {
-    port = await freePort();
-    const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-redis-loss-'));
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-    await waitFor('the test Redis', async () => {
-      const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    }, 10_000, 100);
+    redis = await privateRedis(mkdtempSync(path.join(tmpdir(), 'mssgw-redis-loss-')), 'none');
+    port = redis.port;
     config = testConfig('flush', (c) => {
       c.redis.url = `redis://127.0.0.1:${port}`;
       c.postgres.sweepIntervalMs = 500;
@@ -62,7 +49,7 @@ describe('Redis flushed in the middle of a run', () => {
   afterAll(async () => {
     await senders?.stop();
     await gateway?.stop();
-    redis?.kill('SIGKILL');
+    await redis?.stop();
   });
 
   it('loses no result and sends no mail twice: the sweeper queues again what PostgreSQL holds', async () => {

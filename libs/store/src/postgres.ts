@@ -40,8 +40,11 @@ export function connectPostgres(config: PostgresConfig, applicationName = 'mssgw
     // Every statement names its tables unqualified: they resolve in the gateway's schema.
     options: `-c search_path=${config.schema}`,
   });
-  // An idle connection that breaks (server restart) is dropped from the pool; the next query opens a new one.
+  // An idle connection that breaks (server restart) is dropped from the pool; the next query opens a new one. A
+  // connection checked out (a transaction, a lock held) reports the break as an 'error' event too: without a listener
+  // that event would end the process, when the query under way already rejects and is handled.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -140,22 +140,15 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
     await ctx.redis.del(sendingKey); // nothing was sent: this is not an interrupted attempt
     throw new Error(`the mail of delivery ${d.deliveryId} is not in the message store (pruned?)`);
   }
+  let info: { response: string; accepted: string[]; rejected: string[] };
   try {
-    const info = (await transport.sendMail({
+    info = (await transport.sendMail({
       raw: message,
       // Sent as written; given here only so that nodemailer does not draw random bytes for an id of its own per mail.
       messageId: out.messageId,
       envelope: { from: out.mailbox, to: [out.recipient] },
       dsn: { id: out.envelopeId, return: 'headers', notify: ['success', 'failure', 'delay'], recipient: out.recipient },
     })) as { response: string; accepted: string[]; rejected: string[] };
-    // The marker goes in the same step as the acceptance is recorded: never one without the other.
-    const now = Date.now();
-    const accepted = smtpAccepted(info.response, now);
-    await ctx.status.apply(d.deliveryId, accepted, now, sendingKey);
-    resumed(ctx, sender);
-    metrics.mailsSent.inc({ mailbox: mailbox.address });
-    if (out.acknowledgedAt) metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - out.acknowledgedAt) / 1000);
-    ctx.log.info({ deliveryId: d.deliveryId, messageId: out.messageId, queueId: accepted.fields.queueId }, 'mail accepted by the operator');
   } catch (e) {
     const err = e as SmtpError;
     const outcome = smtpFailure(err);
@@ -183,6 +176,21 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
     await job.moveToDelayed(next.retryAt, token);
     throw new DelayedError();
   }
+  // The operator took the mail. Its acceptance is recorded and the marker cleared in one step. If the message store
+  // does not answer, the marker stays: the next attempt waits for the DSN that will settle it rather than send again
+  // (an error from the store must never read as the operator's: the mail would go twice).
+  const now = Date.now();
+  const accepted = smtpAccepted(info.response, now);
+  try {
+    await ctx.status.apply(d.deliveryId, accepted, now, sendingKey);
+  } catch (err) {
+    ctx.log.error({ deliveryId: d.deliveryId, err: (err as Error).message }, 'mail accepted but not recorded: its DSN will settle it');
+    return pauseMailbox(ctx, sender, 'message-store', (err as Error).message);
+  }
+  resumed(ctx, sender);
+  metrics.mailsSent.inc({ mailbox: mailbox.address });
+  if (out.acknowledgedAt) metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - out.acknowledgedAt) / 1000);
+  ctx.log.info({ deliveryId: d.deliveryId, messageId: out.messageId, queueId: accepted.fields.queueId }, 'mail accepted by the operator');
 }
 
 /**
