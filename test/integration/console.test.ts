@@ -92,6 +92,7 @@ describe('operator console, in headless Chromium', () => {
       c.http.port = port;
       // A recipient refused at RCPT with 450 for every attempt: dead-lettered after a short budget (either setting).
       Object.assign(c.dispatcher, { attempts: 2, retryBudgetMs: 1000, backoffMs: 100 });
+      c.directory.extraction = { location: path.join(ROOT, 'test/fixtures/directory/Extraction_Correspondance_MSSante_202611260400.txt'), refreshIntervalMs: 86_400_000, minRatio: 0.5 };
       c.api = {
         ...(c.api ?? { allowedHosts: [], trustProxy: [], rateLimit: { max: 100_000, windowMs: 60_000 }, auditRetentionDays: 400 }),
         rateLimit: { max: 100_000, windowMs: 60_000 },
@@ -206,6 +207,17 @@ describe('operator console, in headless Chromium', () => {
     await page.getByRole('heading', { name: 'Lettres mortes', level: 1 }).waitFor();
     await shot(page, '5-dead-letters');
     expect(await axe(page)).toEqual([]);
+
+    // Directory look-up: a practitioner's mailboxes by RPPS, with the liste blanche's verdict.
+    await page.getByRole('link', { name: 'Annuaire' }).click();
+    await page.getByLabel('RPPS, FINESS ou adresse MSSanté').fill('10000000001');
+    await page.getByLabel('Type d’identifiant').selectOption('RPPS');
+    await page.getByRole('button', { name: 'Rechercher' }).click();
+    await expect.poll(() => page.locator('table.directory tbody tr').count()).toBe(2);
+    expect(await page.locator('table.directory').textContent()).toContain('alice.medecin-un@cabinet-demo.mssante.test');
+    expect(await page.locator('table.directory').textContent()).toContain('domaine autorisé');
+    await shot(page, '5b-directory');
+    expect(await axe(page)).toEqual([]);
     await context.close();
   });
 
@@ -235,6 +247,7 @@ describe('operator console, in headless Chromium', () => {
     await page.getByRole('heading', { name: 'Lettres mortes', level: 1 }).waitFor();
     expect(await page.getByRole('button', { name: 'Rejouer' }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Journal d’audit' }).count()).toBe(0);
+    expect(await page.getByRole('link', { name: 'Annuaire' }).count()).toBe(0);
     await context.close();
   });
 

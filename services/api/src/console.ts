@@ -7,7 +7,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { apiAccessOf } from '@mssgw/config';
 import { maskDelivery, maskIns, maskName } from '@mssgw/auth';
 import { DELIVERY_STATES } from '@mssgw/lifecycle';
-import { QUEUES } from '@mssgw/queue';
+import { DirectoryStore, practitionerKeys, structureKeys } from '@mssgw/directory';
+import { QUEUES, redisKeys } from '@mssgw/queue';
+import { domainAllowed, type LoadedWhitelist } from '@mssgw/whitelist';
 import { bullConnection, type ServiceContext } from '@mssgw/runtime';
 import { registry } from '@mssgw/telemetry';
 
@@ -296,5 +298,36 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const type = str(doc['mediaType']) ?? body.rows[0]!.media_type;
     const safe = /^(application\/pdf|text\/xml|application\/xml|text\/plain)$/.test(type) ? type : 'application/octet-stream';
     return reply.type(safe).header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('content-disposition', 'inline').send(content);
+  });
+
+  // Directory look-up: the mailboxes the Annuaire Santé extraction gives for a practitioner (RPPS, IDNPS, ADELI), a
+  // structure (FINESS, SIRET, IDNST) or an address, each with the liste blanche's verdict on its domain (the last
+  // good copy the gateway saved). Operator: it is how a recipient's address is found; the values are not audited.
+  app.get('/api/v1/console/directory', {
+    config: { role: 'operator' },
+    schema: {
+      querystring: {
+        type: 'object', additionalProperties: false, required: ['q'],
+        properties: { q: { type: 'string', minLength: 1, maxLength: 320 }, type: { type: 'string', enum: ['', 'RPPS', 'IDNPS', 'ADELI', 'FINESS', 'FINEG', 'FINEJ', 'SIRET', 'SIREN', 'IDNST'] } },
+      },
+    },
+  }, async (req) => {
+    const { q, type = '' } = req.query as { q: string; type?: string };
+    req.audit.filters = Object.keys(req.query as object);
+    const store = new DirectoryStore(ctx.redis, ctx.config.redis.prefix);
+    const found = q.includes('@')
+      ? await store.findAddress(q)
+      : ['FINESS', 'FINEG', 'FINEJ', 'SIRET', 'SIREN', 'IDNST'].includes(type)
+        ? await store.lookup(structureKeys(q, type))
+        : await store.lookup(type ? practitionerKeys(q, type) : [...practitionerKeys(q), ...structureKeys(q)]);
+    const saved = await ctx.redis.get(redisKeys(ctx.config.redis.prefix).whitelist);
+    const list = saved ? (JSON.parse(saved) as LoadedWhitelist) : undefined;
+    const testDomains = new Set(ctx.config.mssante.testDomains.map((d) => d.toLowerCase()));
+    const info = await store.info();
+    return {
+      directory: info ? { source: info.source, importedAt: info.importedAt, mailboxes: info.mailboxes } : null,
+      whitelist: list ? { generatedAt: list.generatedAt, fetchedAt: list.fetchedAt } : null,
+      mailboxes: found.map((m) => ({ ...m, whitelisted: domainAllowed(list, testDomains, m.address.slice(m.address.lastIndexOf('@') + 1).toLowerCase(), false) })),
+    };
   });
 }

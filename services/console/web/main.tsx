@@ -538,6 +538,58 @@ function AuditPage({ t, lang }: Ctx) {
   );
 }
 
+// ---- Directory --------------------------------------------------------------------------------------------------
+
+interface DirectoryAnswer {
+  directory: { source: string; importedAt: number; mailboxes: number } | null;
+  mailboxes: { address: string; type: string; family?: string; given?: string; profession?: string; structureName?: string; practitionerNationalId?: string; structureId?: string; whitelisted: boolean }[];
+}
+
+function DirectoryPage({ t, lang }: Ctx) {
+  const [q, setQ] = useState('');
+  const [type, setType] = useState('');
+  const [answer, setAnswer] = useState<DirectoryAnswer>();
+  const [error, setError] = useState<string>();
+  const search = async (e: Event) => {
+    e.preventDefault();
+    if (!q.trim()) return;
+    try {
+      setAnswer(await get<DirectoryAnswer>(`/api/v1/console/directory?${new URLSearchParams({ q: q.trim(), type }).toString()}`));
+      setError(undefined);
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <>
+      <h1>{t.directory}</h1>
+      <form class="card filters" role="search" onSubmit={(e) => void search(e)}>
+        <div class="field"><label for="d-q">{t.directoryQuery}</label><input id="d-q" value={q} onInput={(e) => setQ(e.currentTarget.value)} /></div>
+        <div class="field"><label for="d-type">{t.idType}</label>
+          <select id="d-type" value={type} onChange={(e) => setType(e.currentTarget.value)}>
+            <option value="">{t.anyType}</option>
+            {['RPPS', 'IDNPS', 'ADELI', 'FINESS', 'SIRET', 'IDNST'].map((x) => <option key={x} value={x}>{x}</option>)}
+          </select>
+        </div>
+        <div class="actions"><button type="submit" class="primary">{t.search}</button></div>
+      </form>
+      <Err text={error} t={t} />
+      {answer && <p class="muted">{answer.directory ? t.directoryFrom(answer.directory.source, answer.directory.mailboxes, formatTime(lang, answer.directory.importedAt)) : t.noDirectory}</p>}
+      {answer && (answer.mailboxes.length === 0 ? <p>{t.noMailbox}</p> : (
+        <table class="directory">
+          <thead><tr><th scope="col">{t.recipient}</th><th scope="col">{t.kind}</th><th scope="col">{t.name}</th><th scope="col">{t.profession}</th><th scope="col">{t.structure}</th><th scope="col">{t.whitelisted}</th></tr></thead>
+          <tbody>{answer.mailboxes.map((m) => (
+            <tr key={m.address}>
+              <td>{m.address}</td><td>{m.type}</td><td>{[m.family, m.given].filter(Boolean).join(' ')} {m.practitionerNationalId ?? ''}</td><td>{m.profession ?? ''}</td>
+              <td>{m.structureName ?? ''} {m.structureId ?? ''}</td><td><span class={`badge ${m.whitelisted ? 's-delivered' : 's-failed'}`}>{m.whitelisted ? t.allowed : t.notAllowed}</span></td>
+            </tr>
+          ))}</tbody>
+        </table>
+      ))}
+    </>
+  );
+}
+
 // ---- The shell --------------------------------------------------------------------------------------------------
 
 function App() {
@@ -592,9 +644,10 @@ function App() {
     location.hash = h;
   };
   const path = hash.replace(/^#/, '').split('?')[0] ?? '/';
-  const page = path.startsWith('/results/') ? 'result' : path === '/messages' ? 'messages' : path === '/dead-letters' ? 'dead-letters' : path === '/audit' ? 'audit' : path === '/' ? 'overview' : 'none';
+  const page = path.startsWith('/results/') ? 'result' : path === '/messages' ? 'messages' : path === '/dead-letters' ? 'dead-letters' : path === '/audit' ? 'audit'
+    : path === '/directory' ? 'directory' : path === '/' ? 'overview' : 'none';
   useEffect(() => {
-    const names: Record<string, string> = { overview: t.overview, messages: t.messages, result: t.result, 'dead-letters': t.deadLetters, audit: t.audit, none: t.notFound };
+    const names: Record<string, string> = { overview: t.overview, messages: t.messages, result: t.result, 'dead-letters': t.deadLetters, audit: t.audit, directory: t.directory, none: t.notFound };
     document.title = me ? `${names[page]} — ${t.title}` : `${t.signIn} — ${t.title}`;
   }, [page, me, t]);
 
@@ -619,6 +672,7 @@ function App() {
           {link('#/', t.overview, 'overview')}
           {link('#/messages', t.messages, 'messages')}
           {link('#/dead-letters', t.deadLetters, 'dead-letters')}
+          {me.role !== 'viewer' && link('#/directory', t.directory, 'directory')}
           {me.role === 'admin' && link('#/audit', t.audit, 'audit')}
         </nav>
         <div class="who">
@@ -633,6 +687,7 @@ function App() {
         {page === 'result' && <ResultPage {...ctx} id={path.slice('/results/'.length)} />}
         {page === 'dead-letters' && <DeadLettersPage {...ctx} />}
         {page === 'audit' && (me.role === 'admin' ? <AuditPage {...ctx} /> : <p>{t.notFound}</p>)}
+        {page === 'directory' && (me.role !== 'viewer' ? <DirectoryPage {...ctx} /> : <p>{t.notFound}</p>)}
         {page === 'none' && <p>{t.notFound}</p>}
       </main>
     </>
