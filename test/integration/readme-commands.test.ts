@@ -5,7 +5,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSyn
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { demoConfig } from '@mssgw/config';
+import { connectPostgres } from '@mssgw/store';
+import { SANDBOX_REDIS_URL } from '../support/env.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -105,7 +109,9 @@ describe('the commands the README shows', () => {
 
   it('npm run demo -- --keep-running keeps the gateway up for the API, then stops cleanly on Ctrl-C', async () => {
     for (const command of shown('demoKeepRunning')) {
-      const demo = await startUntil(command, /gateway still running \(API on (http:\/\/\S+)\)/);
+      // Its own key prefix and schema (the demo keeps them when given), to look at what it left in each.
+      const run = `readme${Date.now()}`;
+      const demo = await startUntil(command, /gateway still running \(API on (http:\/\/\S+)\)/, { MSSGW_REDIS_PREFIX: `mssgw-${run}`, MSSGW_POSTGRES_SCHEMA: `mssgw_${run}` });
       const api = /API on (http:\/\/[^)\s]+)\)/.exec(demo.output())![1]!;
       // The API needs a credential: the demo prints an operator key for it.
       expect((await fetch(`${api}/api/v1/results?controlId=DEMO-LAB-0001`)).status).toBe(401);
@@ -114,6 +120,28 @@ describe('the commands the README shows', () => {
       expect(res.status).toBe(200);
       const body = (await res.json()) as { results: { deliveries: { state: string }[] }[] };
       expect(body.results.at(-1)!.deliveries.map((d) => d.state)).toContain('delivered');
+      // PostgreSQL holds every result, recipient and event; Redis holds no value over 8 KB (jobs name rows only).
+      const pool = connectPostgres({ ...demoConfig().postgres, schema: `mssgw_${run}` });
+      try {
+        const counts = (await pool.query<{ results: number; deliveries: number; events: number; bodies: number }>(
+          `select (select count(*) from results)::int as results, (select count(*) from deliveries)::int as deliveries,
+             (select count(*) from delivery_events)::int as events, (select count(*) from bodies where content is not null)::int as bodies`,
+        )).rows[0]!;
+        expect(counts.results).toBe(7);
+        expect(counts.deliveries).toBeGreaterThanOrEqual(7);
+        expect(counts.events).toBeGreaterThan(counts.deliveries);
+        expect(counts.bodies).toBeGreaterThanOrEqual(7);
+      } finally {
+        await pool.end();
+      }
+      const redis = new Redis(SANDBOX_REDIS_URL);
+      try {
+        const keys = await redis.keys(`mssgw-${run}:*`);
+        const sizes = await Promise.all(keys.map(async (k) => [k, (await redis.memory('USAGE', k, 'SAMPLES', '0')) as number] as const));
+        expect(sizes.filter(([, n]) => n > 8 * 1024)).toEqual([]);
+      } finally {
+        redis.disconnect();
+      }
       await interrupt(demo.child);
       await demo.exited;
       const log = /gateway log: (\S+)/.exec(demo.output())![1]!;
