@@ -31,6 +31,16 @@ const ins = (() => {
 const patient: SamplePatient = { ins, family: `PIIFAM${T}`, given: `PIIGIV${T}`, birthDate: '19770417', sex: 'F' };
 const street = `RUE DES SECRETS ${T}`;
 const doctor = { ...DOCTORS[0]!, family: `PIIDOC${T}`, address: `pii-doc-${t}@cabinet-demo.mssante.test` };
+/**
+ * Values put where the parser quotes what it refuses (MSH-9, MSH-12, a MetaDMPMSS flag's value): a known leak, kept
+ * apart so that the other values are checked strictly (see the it.fails at the end).
+ */
+const quoted = { family: `QUOTFAM${T}`, ins: `1${ins.slice(1)}` };
+const quotedInputs = (hl7: string) => [
+  hl7.replace('ORU^R01^ORU_R01', `${quoted.family}^R01^ORU_R01`),
+  hl7.replace('|P|2.5|', `|P|${quoted.ins}|`),
+  hl7.replace(/(MASQUE_PS\^[^|]*\|\|)N/, `$1${quoted.family}`),
+];
 /** What must never be found, compared without case. */
 const SECRETS = [patient.family, patient.given, patient.ins, street, doctor.address, doctor.family, `${patient.ins}@patient.mssante.fr`];
 
@@ -87,6 +97,7 @@ describe('personal data in hostile input stays out of logs and dead-letter heade
   const topic = config.kafka.intakeTopics[0]!;
   const deadHeaders: Record<string, string>[] = [];
   let gateway: Gateway;
+  const logLines = () => readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
 
   beforeAll(async () => {
     const admin = kafka.admin();
@@ -117,6 +128,7 @@ describe('personal data in hostile input stays out of logs and dead-letter heade
     acks.push(await exchange(port, [frame(Buffer.concat([Buffer.from(good.replace(`PII-M0-${t}`, `PII-M5-${t}`).slice(0, 400), 'utf8'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from(`${patient.family}\r`)]))]));
     // Too large: refused with AR TOO_LARGE.
     acks.push(await exchange(port, [frame(`${good.replace(`PII-M0-${t}`, `PII-M6-${t}`)}NTE|1||${`${patient.family} ${ins} ${street} `.repeat(8000)}\r`)], 4000));
+    for (const q of quotedInputs(good)) await exchange(port, [frame(q)], 500);
     // Stray bytes between frames, then a frame cut off by the peer.
     acks.push(await exchange(port, [`${patient.family} ${ins}\r\n`, '\x0b', good.slice(0, 600)], 500));
     const codes = acks.map((a) => /MSA\|(A[AER])\|/.exec(a)?.[1] ?? '-');
@@ -141,6 +153,7 @@ describe('personal data in hostile input stays out of logs and dead-letter heade
       JSON.stringify({ schema: 'mssgw.result.v1', source: 'lab', hl7: hl7.replace('||||||F|\rPRT', '||||||D|\rPRT') }),
       `${patient.family} ${patient.given}, INS ${ins}, 12 ${street}`,
       hl7.replace(`PII-K0-${t}`, `PII-K1-${t}`).replace('\rPV1|', `\rP!D|${patient.family}|${ins}\rPV1|`),
+      ...quotedInputs(hl7),
     ];
     await producer.send({ topic, messages: records.map((value, i) => ({ key: `k${i}`, value })) });
     await producer.disconnect();
@@ -259,11 +272,21 @@ describe('personal data in hostile input stays out of logs and dead-letter heade
   it('logs none of it, at debug level', async () => {
     await gateway.stop();
     gateway = undefined as unknown as Gateway;
-    const lines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
+    const lines = logLines();
     expect(lines.length).toBeGreaterThan(20);
     // The bad input was seen and logged, by reason and id.
     expect(lines.join('\n')).toMatch(/PII-M1-/);
     const leaks = lines.flatMap((line) => SECRETS.filter((s) => line.toLowerCase().includes(s.toLowerCase())).map((s) => `${s} in ${line.slice(0, 400)}`));
     expect(leaks).toEqual([]);
+  });
+
+  // KNOWN LEAK, reported in #22: libs/hl7/src/result.ts quotes the refused value in its reason (readResult: MSH-12
+  // "HL7 version \"…\"", MSH-9 "message type \"…\"", "event \"…\"", a flag's "got \"…\""; validateResult: ORC-1 and
+  // OBX-11; "unsupported ED encoding \"…\""), clipped to 24 characters: enough for a name or an INS. The reason is
+  // logged ("result refused", "Kafka result dead-lettered") and copied into the dead-letter header mssgw-error. When
+  // the reasons stop quoting values, this fails: make it an it() and fold `quoted` into SECRETS.
+  it.fails('KNOWN LEAK: a value quoted in a refusal reason reaches the log and the dead-letter headers', () => {
+    const found = [...logLines(), JSON.stringify(deadHeaders)].filter((l) => [quoted.family, quoted.ins].some((q) => l.includes(q)));
+    expect(found).toEqual([]);
   });
 });
