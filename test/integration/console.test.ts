@@ -251,7 +251,7 @@ describe('operator console, in headless Chromium', () => {
     await context.close();
   });
 
-  it('shows an admin the audit log, in English on request', async () => {
+  it('shows an admin the audit log and the API keys, in English on request', async () => {
     const { context, page } = await newPage();
     await signIn(page, admin.key);
     await page.getByLabel('Langue').first().selectOption('en');
@@ -262,6 +262,20 @@ describe('operator console, in headless Chromium', () => {
     expect(await page.locator('html').getAttribute('lang')).toBe('en');
     await shot(page, '8-audit');
     expect(await axe(page)).toEqual([]);
+
+    // API keys: one made (shown once), then revoked, both confirmed by the API.
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByLabel('Key name').fill('night desk');
+    await page.getByRole('button', { name: 'Create the key' }).click();
+    const key = (await page.getByRole('status').locator('code').textContent())!;
+    expect(key).toMatch(/^mssgw\.k-[0-9a-f]{24}\./);
+    const keyId = key.split('.')[1]!;
+    expect((await fetch(`${base}/api/v1/console/me`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+    await shot(page, '9-keys');
+    expect(await axe(page)).toEqual([]);
+    await page.locator(`tr[data-key="${keyId}"]`).getByRole('button', { name: 'Revoke' }).click();
+    await expect.poll(() => page.locator(`tr[data-key="${keyId}"] button`).count()).toBe(0);
+    expect((await fetch(`${base}/api/v1/console/me`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
     await context.close();
   });
 

@@ -2,7 +2,7 @@
 // timelines, dead letters, audit log. Hash routes (#/messages, #/results/r-…) so that the api serves one page.
 import { render, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError, finishOidc, get, post, session, setOnUnauthorized, startOidc, type Me, type OidcSettings } from './api.ts';
+import { ApiError, call, finishOidc, get, post, session, setOnUnauthorized, startOidc, type Me, type OidcSettings } from './api.ts';
 import { formatTime, parisDayStart, WORDS, type Lang } from './i18n.ts';
 
 type Words = (typeof WORDS)['fr'];
@@ -590,6 +590,68 @@ function DirectoryPage({ t, lang }: Ctx) {
   );
 }
 
+// ---- API keys (admin) -------------------------------------------------------------------------------------------
+
+interface ApiKey { keyId: string; name: string; role: string; createdAt: number; createdBy: string; revokedAt?: number; lastUsedAt?: number }
+
+function KeysPage({ t, lang }: Ctx) {
+  const { data, error, reload } = usePoll(() => get<{ keys: ApiKey[] }>('/api/v1/keys'), [], 0);
+  const [name, setName] = useState('');
+  const [role, setRole] = useState('viewer');
+  const [created, setCreated] = useState<string>();
+  const [notice, setNotice] = useState<string>();
+  const create = async (e: Event) => {
+    e.preventDefault();
+    if (!name.trim()) return;
+    try {
+      setCreated((await post<{ key: string }>('/api/v1/keys', { name: name.trim(), role })).key);
+      setName('');
+      setNotice(undefined);
+    } catch (err) {
+      setNotice(`${t.error} : ${(err as Error).message}`);
+    }
+    reload();
+  };
+  const revoke = async (k: ApiKey) => {
+    if (!window.confirm(t.confirmRevoke(k.name))) return;
+    try {
+      await call(`/api/v1/keys/${k.keyId}`, { method: 'DELETE' });
+    } catch (err) {
+      setNotice(`${t.error} : ${(err as Error).message}`);
+    }
+    reload();
+  };
+  return (
+    <>
+      <h1>{t.keys}</h1>
+      <form class="card filters" onSubmit={(e) => void create(e)}>
+        <div class="field"><label for="k-name">{t.keyName}</label><input id="k-name" value={name} maxLength={100} onInput={(e) => setName(e.currentTarget.value)} /></div>
+        <div class="field"><label for="k-role">{t.role}</label>
+          <select id="k-role" value={role} onChange={(e) => setRole(e.currentTarget.value)}>
+            {(['viewer', 'operator', 'admin'] as const).map((r) => <option key={r} value={r}>{t.roles[r]}</option>)}
+          </select>
+        </div>
+        <div class="actions"><button type="submit" class="primary">{t.createKey}</button></div>
+      </form>
+      {created && <p role="status" class="notice">{t.newKey} <code class="ids">{created}</code></p>}
+      {notice && <p role="alert" class="error">{notice}</p>}
+      <Err text={error} t={t} />
+      {data && (
+        <table class="keys">
+          <thead><tr><th scope="col">{t.keyName}</th><th scope="col">{t.role}</th><th scope="col">{t.createdAt}</th><th scope="col">{t.createdBy}</th><th scope="col">{t.lastUsedAt}</th><th scope="col">{t.revoked}</th><th scope="col"><span class="sr-only">{t.action}</span></th></tr></thead>
+          <tbody>{data.keys.map((k) => (
+            <tr key={k.keyId} data-key={k.keyId}>
+              <td>{k.name} <span class="ids">{k.keyId}</span></td><td>{k.role}</td><td>{formatTime(lang, k.createdAt)}</td><td>{k.createdBy}</td>
+              <td>{formatTime(lang, k.lastUsedAt)}</td><td>{formatTime(lang, k.revokedAt)}</td>
+              <td>{!k.revokedAt && <button type="button" onClick={() => void revoke(k)}>{t.revoke}</button>}</td>
+            </tr>
+          ))}</tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
 // ---- The shell --------------------------------------------------------------------------------------------------
 
 function App() {
@@ -645,9 +707,9 @@ function App() {
   };
   const path = hash.replace(/^#/, '').split('?')[0] ?? '/';
   const page = path.startsWith('/results/') ? 'result' : path === '/messages' ? 'messages' : path === '/dead-letters' ? 'dead-letters' : path === '/audit' ? 'audit'
-    : path === '/directory' ? 'directory' : path === '/' ? 'overview' : 'none';
+    : path === '/directory' ? 'directory' : path === '/keys' ? 'keys' : path === '/' ? 'overview' : 'none';
   useEffect(() => {
-    const names: Record<string, string> = { overview: t.overview, messages: t.messages, result: t.result, 'dead-letters': t.deadLetters, audit: t.audit, directory: t.directory, none: t.notFound };
+    const names: Record<string, string> = { overview: t.overview, messages: t.messages, result: t.result, 'dead-letters': t.deadLetters, audit: t.audit, directory: t.directory, keys: t.keys, none: t.notFound };
     document.title = me ? `${names[page]} — ${t.title}` : `${t.signIn} — ${t.title}`;
   }, [page, me, t]);
 
@@ -674,6 +736,7 @@ function App() {
           {link('#/dead-letters', t.deadLetters, 'dead-letters')}
           {me.role !== 'viewer' && link('#/directory', t.directory, 'directory')}
           {me.role === 'admin' && link('#/audit', t.audit, 'audit')}
+          {me.role === 'admin' && link('#/keys', t.keys, 'keys')}
         </nav>
         <div class="who">
           <span data-role={me.role}>{t.signedInAs} : {me.id} — {t.roles[me.role]}</span>
@@ -688,6 +751,7 @@ function App() {
         {page === 'dead-letters' && <DeadLettersPage {...ctx} />}
         {page === 'audit' && (me.role === 'admin' ? <AuditPage {...ctx} /> : <p>{t.notFound}</p>)}
         {page === 'directory' && (me.role !== 'viewer' ? <DirectoryPage {...ctx} /> : <p>{t.notFound}</p>)}
+        {page === 'keys' && (me.role === 'admin' ? <KeysPage {...ctx} /> : <p>{t.notFound}</p>)}
         {page === 'none' && <p>{t.notFound}</p>}
       </main>
     </>
