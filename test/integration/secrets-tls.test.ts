@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAck, decodeHl7, Er7Message, frame, MllpClient, MllpDecoder, readHeader } from '@mssgw/hl7';
+import { zamTls } from '@mssgw/feedback';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { freePort } from '../support/mllp-flood.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
@@ -14,6 +15,11 @@ import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
 const pki = path.join(SANDBOX, 'pki');
 const pem = (f: string) => path.join(pki, f);
 const CLIENT = 'clients/labo-noreply@chu-demo.mssante.test';
+/** A TLS handshake with the sandbox CA and the client certificate succeeds on this port. */
+const tlsOpen = (port: number) => new Promise<boolean>((resolve) => {
+  const s = tls.connect({ host: '127.0.0.1', port, ca: readFileSync(pem('ca.pem')), cert: readFileSync(pem(`${CLIENT}.pem`)), key: readFileSync(pem(`${CLIENT}.key`)) }, () => (s.destroy(), resolve(true)));
+  s.on('error', () => resolve(false));
+});
 
 /**
  * Secrets and TLS (#22): a Redis of this test's own that asks for a password (requirepass) and speaks only TLS, with
@@ -26,22 +32,20 @@ describe('Redis with a password from a file over TLS, and ZAM acknowledgements o
   let redisServer: ChildProcess;
   let redisPort = 0;
   let gateway: Gateway;
+  let dir = '';
+  let passwordFile = '';
   const zams: { msg: Er7Message; authorized: boolean; peer: string }[] = [];
   let zamServer: tls.Server;
 
   beforeAll(async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'mssgw-redis-tls-'));
+    dir = mkdtempSync(path.join(tmpdir(), 'mssgw-redis-tls-'));
     redisPort = await freePort();
     redisServer = spawn('redis-server', [
       '--port', '0', '--tls-port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
       '--requirepass', password,
       '--tls-cert-file', pem('operator.pem'), '--tls-key-file', pem('operator.key'), '--tls-ca-cert-file', pem('ca.pem'), '--tls-auth-clients', 'yes',
     ], { stdio: 'ignore' });
-    const probe = () => new Promise<boolean>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port: redisPort, ca: readFileSync(pem('ca.pem')), cert: readFileSync(pem(`${CLIENT}.pem`)), key: readFileSync(pem(`${CLIENT}.key`)) }, () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    await waitFor('the TLS Redis', probe, 20_000, 100);
+    await waitFor('the TLS Redis', () => tlsOpen(redisPort), 20_000, 100);
 
     // The producer's ZAM endpoint: TLS with the sandbox's server certificate, asking for the gateway's client certificate.
     zamServer = tls.createServer({
@@ -61,7 +65,7 @@ describe('Redis with a password from a file over TLS, and ZAM acknowledgements o
     await new Promise<void>((r) => zamServer.listen(0, '127.0.0.1', () => r()));
     const zamPort = (zamServer.address() as { port: number }).port;
 
-    const passwordFile = path.join(dir, 'redis-password');
+    passwordFile = path.join(dir, 'redis-password');
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     gateway = await startGateway(testConfig('redistls', (c) => {
       c.redis.url = `rediss://127.0.0.1:${redisPort}/0`;
@@ -125,4 +129,59 @@ describe('Redis with a password from a file over TLS, and ZAM acknowledgements o
     expect(zam.peer).toBe('labo-noreply@chu-demo.mssante.test');
     expect(zam.msg.get(zam.msg.first('OBX'), 5)).toBe('N');
   }, 120_000);
+
+  it('reaches the same Redis through a Sentinel, the Sentinel and the master both over TLS', async () => {
+    const sentinelPort = await freePort();
+    const conf = path.join(dir, 'sentinel.conf');
+    // The Sentinel speaks TLS only, and reaches the master over TLS with the client certificate (tls-replication).
+    writeFileSync(conf, [
+      'port 0', `tls-port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`, `tls-cert-file ${pem('operator.pem')}`, `tls-key-file ${pem('operator.key')}`,
+      `tls-client-cert-file ${pem(`${CLIENT}.pem`)}`, `tls-client-key-file ${pem(`${CLIENT}.key`)}`, `tls-ca-cert-file ${pem('ca.pem')}`,
+      'tls-auth-clients yes', 'tls-replication yes', 'sentinel resolve-hostnames no', `sentinel monitor mssgw-tls 127.0.0.1 ${redisPort} 1`,
+      `sentinel auth-pass mssgw-tls ${password}`, '',
+    ].join('\n'));
+    const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    let viaSentinel: Gateway | undefined;
+    try {
+      await waitFor('the TLS Sentinel', () => tlsOpen(sentinelPort), 20_000, 100);
+      viaSentinel = await startGateway(testConfig('sentineltls', (c) => {
+        c.redis.url = 'rediss://unused-with-sentinel:6379/0';
+        c.redis.password = { file: passwordFile };
+        c.redis.caFile = pem('ca.pem');
+        c.redis.certFile = pem(`${CLIENT}.pem`);
+        c.redis.keyFile = pem(`${CLIENT}.key`);
+        c.redis.sentinel = { masterName: 'mssgw-tls', nodes: [`127.0.0.1:${sentinelPort}`] };
+      }), ['intake', 'router']);
+      const c = new MllpClient({ host: '127.0.0.1', port: viaSentinel.intake!.listeners[0]!.port });
+      await c.connect();
+      expect((await c.send(makeCisisResult({ controlId: `STLS-${t}`, patient: PATIENTS[1]!, doctors: [DOCTORS[1]!] }))).code).toBe('AA');
+      await c.close();
+      const [resultId] = await viaSentinel.ctx.status.resultsByControlId(`STLS-${t}`);
+      const routed = await waitFor('the result routed', async () => {
+        const r = await viaSentinel!.ctx.status.getResult(resultId!, { withDeliveries: true });
+        return r?.routedAt ? r : undefined;
+      }, 60_000);
+      expect(routed.deliveries.map((d) => [d.recipient, d.state])).toEqual([[DOCTORS[1]!.address, 'queued']]);
+      const admin = new Redis(`rediss://127.0.0.1:${redisPort}`, { password, tls: { ca: readFileSync(pem('ca.pem')), cert: readFileSync(pem(`${CLIENT}.pem`)), key: readFileSync(pem(`${CLIENT}.key`)) } });
+      try {
+        expect((await admin.keys(`${viaSentinel.ctx.config.redis.prefix}:*`)).length).toBeGreaterThan(0);
+      } finally {
+        admin.disconnect();
+      }
+    } finally {
+      await viaSentinel?.stop();
+      sentinel.kill();
+    }
+  }, 120_000);
+
+  it('refuses a producer whose certificate it cannot verify, and a producer refuses a gateway without a certificate', async () => {
+    const port = (zamServer.address() as { port: number }).port;
+    // Node's own store does not know the sandbox CA.
+    const untrusted = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 5_000, tls: zamTls({ certFile: pem(`${CLIENT}.pem`), keyFile: pem(`${CLIENT}.key`) }) });
+    await expect(untrusted.connect()).rejects.toThrow(/certificate/i);
+    const anonymous = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 5_000, tls: zamTls({ caFile: pem('ca.pem'), servername: 'localhost' }) });
+    // TLS 1.3 reports the missing client certificate after the handshake: the send fails either way.
+    await expect(anonymous.connect().then(() => anonymous.send(makeCisisResult({ controlId: `ZX-${t}`, patient: PATIENTS[0]!, doctors: [DOCTORS[0]!] })))).rejects.toThrow();
+    await anonymous.close();
+  });
 });
