@@ -128,6 +128,10 @@ describe('Redis with a password from a file over TLS, and ZAM acknowledgements o
     expect(zam.authorized).toBe(true);
     expect(zam.peer).toBe('labo-noreply@chu-demo.mssante.test');
     expect(zam.msg.get(zam.msg.first('OBX'), 5)).toBe('N');
+    // Their certificates' expiry is exported like the mailboxes'.
+    const { metrics } = await import('@mssgw/telemetry');
+    const usages = (await metrics.certificateExpiry.get()).values.map((v) => v.labels.usage);
+    expect(usages).toEqual(expect.arrayContaining(['redis-ca', 'redis-client', 'zam-ca-lab', 'zam-client-lab']));
   }, 120_000);
 
   it('reaches the same Redis through a Sentinel, the Sentinel and the master both over TLS', async () => {

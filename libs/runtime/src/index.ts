@@ -7,6 +7,7 @@ import { connectOrderedRedis, connectRedis, redisOptions, type Redis, type Redis
 import { StatusStore } from '@mssgw/status';
 import { connectPostgres, MessageBodies, ResultStore, type Pool } from '@mssgw/store';
 import { createLogger, type Logger } from '@mssgw/telemetry';
+import { watchCertificateExpiry } from './tls.ts';
 
 /** The stores, on one Redis connection. */
 export interface Stores {
@@ -56,11 +57,15 @@ export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceCon
       status: new StatusStore(pg, redis),
     };
   };
+  const endpoint = redisEndpoint(config);
+  // The CA and client certificate of rediss:// expire too: mssgw_tls_certificate_expiry, like the mailboxes'.
+  if (endpoint.tls?.ca) watchCertificateExpiry(Buffer.from(endpoint.tls.ca), 'redis-ca');
+  if (endpoint.tls?.cert) watchCertificateExpiry(Buffer.from(endpoint.tls.cert), 'redis-client');
   return {
     config,
     log,
-    ...stores(connectRedis(redisEndpoint(config))),
-    ordered: stores(connectOrderedRedis(redisEndpoint(config), { lazyConnect: true })),
+    ...stores(connectRedis(endpoint)),
+    ordered: stores(connectOrderedRedis(endpoint, { lazyConnect: true })),
     pg,
     results: new ResultStore(pg),
     bodies: new MessageBodies(pg),

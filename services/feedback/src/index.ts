@@ -5,7 +5,7 @@ import type { Producer } from 'kafkajs';
 import type { GatewayConfig } from '@mssgw/config';
 import { buildZam, MllpClient } from '@mssgw/hl7';
 import { statusEventV1, zamFor } from '@mssgw/lifecycle';
-import { kafkaClient, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { kafkaClient, watchCertificateExpiry, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusEvent } from '@mssgw/status';
 
 export type { StatusEventV1 } from '@mssgw/lifecycle';
@@ -41,6 +41,10 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
   if (config.kafka.enabled) {
     producer = kafkaClient(config, `${config.kafka.clientId}-feedback`, ctx.log).producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
+  }
+  for (const e of config.feedback.zamEndpoints) {
+    if (e.tls?.caFile) watchCertificateExpiry(readFileSync(e.tls.caFile), `zam-ca-${e.source}`);
+    if (e.tls?.certFile) watchCertificateExpiry(readFileSync(e.tls.certFile), `zam-client-${e.source}`);
   }
   const clients = new Map<string, MllpClient>();
   const zamClient = async (source: string): Promise<MllpClient | undefined> => {
