@@ -52,6 +52,7 @@ function loadAssets(ctx: ServiceContext): Map<string, { body: Buffer; etag: stri
 }
 
 const HOUR = 3_600_000;
+const OVERVIEW_TTL_MS = 3000;
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized'] as const;
 
 const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
@@ -154,7 +155,18 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     await Promise.all([...queues.values()].map((q) => q.close()));
   });
 
-  app.get('/api/v1/console/overview', { config: { role: 'viewer', audit: false } }, async () => {
+  // Every open console polls it: one computation serves all callers for OVERVIEW_TTL_MS (the counts scan the day).
+  let overview: { at: number; answer: Promise<unknown> } | undefined;
+  app.get('/api/v1/console/overview', { config: { role: 'viewer', audit: false } }, () => {
+    if (!overview || Date.now() - overview.at > OVERVIEW_TTL_MS) {
+      const answer = computeOverview();
+      overview = { at: Date.now(), answer };
+      answer.catch(() => (overview = undefined));
+    }
+    return overview.answer;
+  });
+
+  async function computeOverview() {
     const now = Date.now();
     const day = new Date(now - 24 * HOUR);
     const hour = new Date(now - HOUR);
@@ -167,7 +179,7 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         return { ok: false, ms: null };
       }
     };
-    const [states, received, failures, throughput, queueRows, redis, postgres] = await Promise.all([
+    const [states, received, failures, queueRows, redis, postgres] = await Promise.all([
       // Recipients of the results received in the window, by their state now: one index range per state.
       ctx.pg.query<{ state: string; hour: string; day: string }>(
         `select s.state,
@@ -175,15 +187,14 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
            (select count(*) from deliveries d where d.state = s.state and d.received_at >= $1) as day
          from unnest($3::text[]) as s (state)`, [day, hour, [...DELIVERY_STATES]],
       ),
-      ctx.pg.query<{ source: string; hour: string; day: string }>(
-        `select source, count(*) filter (where received_at >= $2) as hour, count(*) as day from results where received_at >= $1 group by source order by source`, [day, hour],
+      // One pass over the day's results (results_received): per source, per hour, and whether in the last hour.
+      ctx.pg.query<{ source: string; at: Date; recent: boolean; count: string }>(
+        `select source, date_trunc('hour', received_at) as at, received_at >= $2 as recent, count(*) as count
+         from results where received_at >= $1 group by 1, 2, 3`, [day, hour],
       ),
       ctx.pg.query<{ state: string; reason: string | null; count: string }>(
         `select state, reason, count(*) as count from deliveries where state = any($2::text[]) and received_at >= $1 group by state, reason order by count desc limit 20`,
         [day, ['failed', 'dead-lettered', 'refused', 'unconfirmed', 'processing-error']],
-      ),
-      ctx.pg.query<{ at: Date; count: string }>(
-        `select date_trunc('hour', received_at) as at, count(*) as count from results where received_at >= $1 group by 1 order by 1`, [day],
       ),
       Promise.all([QUEUES.intake, QUEUES.deadLetter, ...ctx.config.mailboxes.map((m) => QUEUES.send(m.address))].map(async (name) => {
         const q = queueOf(name);
@@ -194,13 +205,23 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       timed(() => ctx.redis.ping()),
       timed(() => ctx.pg.query('select 1')),
     ]);
+    const bySource = new Map<string, { hour: number; day: number }>();
+    const perHour = new Map<number, number>();
+    for (const r of received.rows) {
+      const n = Number(r.count);
+      const s = bySource.get(r.source) ?? { hour: 0, day: 0 };
+      s.day += n;
+      if (r.recent) s.hour += n;
+      bySource.set(r.source, s);
+      perHour.set(r.at.getTime(), (perHour.get(r.at.getTime()) ?? 0) + n);
+    }
     const gauge = async (name: string) => ((await registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => ({ labels: v.labels, value: v.value }));
     return {
       at: now,
       states: states.rows.map((r) => ({ state: r.state, hour: Number(r.hour), day: Number(r.day) })).filter((r) => r.day > 0),
-      received: received.rows.map((r) => ({ source: r.source, hour: Number(r.hour), day: Number(r.day) })),
+      received: [...bySource.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([source, n]) => ({ source, ...n })),
       failures: failures.rows.map((r) => ({ state: r.state, reason: r.reason ?? '', count: Number(r.count) })),
-      throughput: throughput.rows.map((r) => ({ at: r.at.getTime(), count: Number(r.count) })),
+      throughput: [...perHour.entries()].sort(([a], [b]) => a - b).map(([at, count]) => ({ at, count })),
       queues: queueRows,
       health: {
         redis, postgres,
@@ -210,7 +231,7 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         operatorDsn: await gauge('mssgw_operator_dsn_supported'),
       },
     };
-  });
+  }
 
   // A result as the console shows it: the HL7 facts the intake read, the version chain of its document, its
   // documents (what they are, not their bytes), every recipient with its history. Viewer: identities masked.
