@@ -19,6 +19,7 @@ import { startGateway, type Gateway } from '../../services/gateway/src/start.ts'
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
 import { apiClient, type ApiClient } from '../support/api.ts';
+import { faultyOperator } from '../support/operator.ts';
 import { startConsoleIdp, type ConsoleIdp } from '../e2e/console-idp.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -54,6 +55,9 @@ describe('operator console, in headless Chromium', () => {
   const ok = { ...DOCTORS[0]!, address: `alice-${t}@cabinet-demo.mssante.test` };
   const unknown = { ...DOCTORS[1]!, address: `unknown-console-${t}@cabinet-demo.mssante.test` };
   const deferred = { ...DOCTORS[2]!, address: `defer-console-${t}@cabinet-demo.mssante.test` };
+  // Refused (451) by the first gateway's operator until it is dead-lettered; the sandbox operator takes it after a replay.
+  const down = { ...DOCTORS[2]!, address: `down-console-${t}@cabinet-demo.mssante.test` };
+  let downResultId: string;
 
   /** A page of its own (storage apart), the browser's CSP bypassed only so that axe-core can be injected. */
   const newPage = async (): Promise<{ context: BrowserContext; page: Page }> => {
@@ -88,7 +92,7 @@ describe('operator console, in headless Chromium', () => {
     // The console's address must be known to the IdP (its redirect URI) before the gateway starts: a free port, then both.
     const port = await freePort();
     idp = await startConsoleIdp({ 'console-operator': ['mssgw-operator'], 'console-viewer': ['mssgw-viewer'] }, `http://127.0.0.1:${port}/`);
-    gateway = await startGateway(testConfig('console', (c) => {
+    const config = testConfig('console', (c) => {
       c.http.port = port;
       // A recipient refused at RCPT with 450 for every attempt: dead-lettered after a short budget (either setting).
       Object.assign(c.dispatcher, { attempts: 2, retryBudgetMs: 1000, backoffMs: 100 });
@@ -99,7 +103,23 @@ describe('operator console, in headless Chromium', () => {
         oidc: { issuer: idp.issuer, audience: idp.audience, rolesClaim: 'roles', roleMapping: { 'mssgw-viewer': 'viewer', 'mssgw-operator': 'operator' }, algorithms: ['ES256'], clockToleranceSeconds: 5 },
         console: { oidcClientId: idp.clientId, oidcScope: 'openid api' },
       };
-    }));
+    });
+    // First, the same gateway (its store, its queues) in front of an operator that refuses one mailbox for now: that
+    // recipient ends in the dead-letter queue. Then the gateway on the sandbox operator, where a replay delivers it.
+    const faulty = await faultyOperator();
+    const first = await startGateway({ ...structuredClone(config), operator: { ...config.operator, smtpPort: faulty.port } });
+    const m = new MllpClient({ host: '127.0.0.1', port: first.intake!.listeners[0]!.port });
+    await m.connect();
+    expect((await m.send(makeCisisResult({ controlId: `CONSOLE-D-${t}`, patient: PATIENTS[0]!, doctors: [down] }))).code).toBe('AA');
+    await m.close();
+    downResultId = await waitFor('the refused recipient dead-lettered', async () => {
+      const [id] = await first.ctx.status.resultsByControlId(`CONSOLE-D-${t}`);
+      const r = id ? await first.ctx.status.getResult(id) : undefined;
+      return r?.deliveries[0]?.state === 'dead-lettered' ? id : undefined;
+    }, 60_000, 300);
+    await first.stop();
+    await faulty.close();
+    gateway = await startGateway(config);
     base = `http://127.0.0.1:${gateway.api!.port}`;
     [operator, viewer, admin] = await Promise.all([apiClient(gateway.ctx.pg, 'operator', 'console operator'), apiClient(gateway.ctx.pg, 'viewer', 'console viewer'), apiClient(gateway.ctx.pg, 'admin', 'console admin')]);
     const c = new MllpClient({ host: '127.0.0.1', port: gateway.intake!.listeners[0]!.port });
@@ -205,8 +225,18 @@ describe('operator console, in headless Chromium', () => {
 
     await page.getByRole('link', { name: 'Lettres mortes' }).click();
     await page.getByRole('heading', { name: 'Lettres mortes', level: 1 }).waitFor();
+    const row = page.locator('tr', { has: page.getByRole('link', { name: downResultId }) });
+    await row.waitFor();
     await shot(page, '5-dead-letters');
     expect(await axe(page)).toEqual([]);
+    // Replayed from the list, then watched on its result's page (refreshed by itself) until the DSN says delivered.
+    await row.getByRole('button', { name: 'Rejouer' }).click();
+    await page.getByRole('status').filter({ hasText: 'Remis en file d’envoi' }).waitFor();
+    await page.goto(`${base}/#/results/${downResultId}`);
+    const replayed = recipient(down.address);
+    await expect.poll(() => replayed.getAttribute('data-state'), { timeout: 60_000, interval: 1000 }).toBe('delivered');
+    expect(await replayed.locator('ol.timeline').textContent()).toContain('replayed from the dead-letter queue');
+    await shot(page, '5a-replayed-delivered');
 
     // Directory look-up: a practitioner's mailboxes by RPPS, with the liste blanche's verdict.
     await page.getByRole('link', { name: 'Annuaire' }).click();
