@@ -264,6 +264,16 @@ describe('personal data in hostile input stays out of logs and dead-letter heade
       }
     }
     expect([...statuses]).toEqual(expect.arrayContaining([401, 403, 404]));
+    // A viewer sees identities masked: the replies and DSNs the hostile mails left, the results the bad input made.
+    const mailbox = q(config.mailboxes[0]!.address);
+    for (const u of [`/api/v1/replies?mailbox=${mailbox}`, `/api/v1/replies?unmatched=true`, '/api/v1/results?limit=50']) {
+      const res = await viewer.fetch(`${base}${u}`);
+      expect(res.status, u).toBe(200);
+      const text = await res.text();
+      // The patient's reply, the mail with the attachment, the broken one: listed, masked.
+      if (u.includes('mailbox=')) expect((JSON.parse(text) as { replies: unknown[] }).replies.length, text).toBeGreaterThanOrEqual(2);
+      bodies.push(text);
+    }
     // The answers to bad requests name the rule, never the value sent.
     const echoed = bodies.join('\n').toLowerCase();
     for (const s of SECRETS) expect(echoed, `4xx/5xx bodies: ${s}`).not.toContain(s.toLowerCase());
