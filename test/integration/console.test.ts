@@ -222,6 +222,16 @@ describe('operator console, in headless Chromium', () => {
     const replays = await queryAudit(gateway.ctx.pg, { route: '/api/v1/dead-letters/:id/replay', actor: operator.keyId, limit: 10 });
     expect(replays.events[0]).toMatchObject({ outcome: 'allowed', status: 200 });
     await shot(page, '4-replayed');
+    // Still refused by the operator, it is dead-lettered again; cancelled, confirmed: refused, nothing sent.
+    await expect.poll(() => dead.getAttribute('data-state'), { timeout: 30_000, interval: 500 }).toBe('dead-lettered');
+    await dead.getByRole('button', { name: 'Annuler l’envoi' }).click();
+    await page.getByRole('status').filter({ hasText: 'Envoi annulé' }).waitFor();
+    await expect.poll(() => dead.getAttribute('data-state')).toBe('refused');
+    expect(await dead.textContent()).toContain('cancelled');
+    const cancels = await queryAudit(gateway.ctx.pg, { route: '/api/v1/console/deliveries/:id/cancel', actor: operator.keyId, limit: 10 });
+    expect(cancels.events[0]).toMatchObject({ outcome: 'allowed', status: 200 });
+    expect(((await operator.json<{ deadLetters: { deliveryId: string }[] }>(`${base}/api/v1/dead-letters`)).body.deadLetters).map((d) => d.deliveryId))
+      .not.toContain(await dead.getAttribute('data-delivery'));
 
     await page.getByRole('link', { name: 'Lettres mortes' }).click();
     await page.getByRole('heading', { name: 'Lettres mortes', level: 1 }).waitFor();
@@ -313,6 +323,9 @@ describe('operator console, in headless Chromium', () => {
     const { context, page } = await newPage();
     const t0 = Date.now();
     await page.goto(`${base}/`);
+    await page.getByRole('heading', { name: 'Se connecter avec une clé d’API' }).waitFor();
+    await shot(page, '0-sign-in');
+    expect(await axe(page)).toEqual([]);
     await page.getByRole('button', { name: 'Se connecter avec le fournisseur d’identité de l’établissement' }).click();
     await idp.signIn(page, 'console-viewer');
     await page.getByRole('heading', { name: 'Vue d’ensemble', level: 1 }).waitFor();

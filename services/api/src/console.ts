@@ -351,4 +351,31 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       mailboxes: found.map((m) => ({ ...m, whitelisted: domainAllowed(list, testDomains, m.address.slice(m.address.lastIndexOf('@') + 1).toLowerCase(), false) })),
     };
   });
+
+  // Cancels what is still waiting: a queued or dead-lettered recipient becomes refused (reason "cancelled", by the
+  // operator, in its history), and its job leaves its queue. One being sent at this moment is not cancelled (409).
+  const deliveryParam = { type: 'object', properties: { id: { type: 'string', pattern: '^d-[0-9a-f]{24}$' } }, required: ['id'] } as const;
+  app.post('/api/v1/console/deliveries/:id/cancel', { config: { role: 'operator' }, schema: { params: deliveryParam } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    req.audit.ids = [id];
+    const d = await ctx.status.getDelivery(id);
+    if (!d) return reply.code(404).send({ error: 'not-found', reason: `no delivery ${id}` });
+    req.audit.ids.push(d.resultId);
+    const conflict = (why: string) => {
+      req.audit.reason = why;
+      return reply.code(409).send({ error: 'conflict', reason: why });
+    };
+    if (d.state !== 'queued' && d.state !== 'dead-lettered') return conflict(`only a queued or dead-lettered recipient can be cancelled; this one is ${d.state}`);
+    const queue = queueOf(d.state === 'dead-lettered' ? QUEUES.deadLetter : QUEUES.send(d.mailbox ?? ''));
+    const job = await queue.getJob(id);
+    if (job && (await job.getState()) === 'active') return conflict('the mail is being sent now: try again in a moment');
+    const caller = req.access?.caller;
+    const { applied, previous } = await ctx.status.apply(id, {
+      state: 'refused', source: 'operator', fields: { reason: 'cancelled', detail: `cancelled by ${caller ? `${caller.kind}:${caller.id}` : 'an operator'}` },
+    });
+    if (!applied) return conflict(`only a queued or dead-lettered recipient can be cancelled; this one is ${previous ?? 'gone'}`);
+    // The job goes too; one the dispatcher takes meanwhile finds the recipient refused and sends nothing.
+    await job?.remove().catch((err: Error) => ctx.log.warn({ deliveryId: id, err: err.message }, 'console: cancelled job not removed from its queue'));
+    return { cancelled: id, previous };
+  });
 }

@@ -361,7 +361,7 @@ function DocumentView({ resultId, index, t }: { resultId: string; index: number;
   return <p>{t.loading}</p>;
 }
 
-function Recipient({ d, t, lang, me, onReplay }: { d: Delivery; t: Words; lang: Lang; me: Me; onReplay: (d: Delivery) => void }) {
+function Recipient({ d, t, lang, me, onReplay, onCancel }: { d: Delivery; t: Words; lang: Lang; me: Me; onReplay: (d: Delivery) => void; onCancel: (d: Delivery) => void }) {
   return (
     <li class="recipient card" data-delivery={d.deliveryId} data-state={d.state}>
       <h3><span class="addr">{d.recipient}</span> <Badge state={d.state} t={t} /></h3>
@@ -382,7 +382,12 @@ function Recipient({ d, t, lang, me, onReplay }: { d: Delivery; t: Words; lang: 
           </li>
         ))}
       </ol>
-      {d.state === 'dead-lettered' && me.role !== 'viewer' && <button type="button" class="primary" onClick={() => onReplay(d)}>{t.replay}</button>}
+      {me.role !== 'viewer' && (d.state === 'dead-lettered' || d.state === 'queued') && (
+        <div class="actions">
+          {d.state === 'dead-lettered' && <button type="button" class="primary" onClick={() => onReplay(d)}>{t.replay}</button>}
+          <button type="button" onClick={() => onCancel(d)}>{t.cancel}</button>
+        </div>
+      )}
     </li>
   );
 }
@@ -396,6 +401,16 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
     try {
       await post(`/api/v1/dead-letters/${d.deliveryId}/replay`);
       setNotice(t.replayed);
+    } catch (e) {
+      setNotice(`${t.error} : ${(e as Error).message}`);
+    }
+    reload();
+  };
+  const cancel = async (d: Delivery) => {
+    if (!window.confirm(t.confirmCancel(d.recipient))) return;
+    try {
+      await post(`/api/v1/console/deliveries/${d.deliveryId}/cancel`);
+      setNotice(t.cancelled);
     } catch (e) {
       setNotice(`${t.error} : ${(e as Error).message}`);
     }
@@ -442,7 +457,7 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
       </Section>
       <section aria-labelledby="h-recipients">
         <h2 id="h-recipients">{t.recipients}</h2>
-        <ul class="recipients">{data.deliveries.map((d) => <Recipient key={d.deliveryId} d={d} t={t} lang={lang} me={me} onReplay={(x) => void replay(x)} />)}</ul>
+        <ul class="recipients">{data.deliveries.map((d) => <Recipient key={d.deliveryId} d={d} t={t} lang={lang} me={me} onReplay={(x) => void replay(x)} onCancel={(x) => void cancel(x)} />)}</ul>
       </section>
     </>
   );
