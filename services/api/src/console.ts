@@ -229,6 +229,9 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         mllpConnections: await gauge('mssgw_mllp_connections'),
         mailboxPaused: (await gauge('mssgw_mailbox_paused')).filter((g) => g.value > 0),
         operatorDsn: await gauge('mssgw_operator_dsn_supported'),
+        operatorRate: await gauge('mssgw_operator_rate_per_second'),
+        kafkaPartitionsPaused: (await gauge('mssgw_kafka_partitions_paused')).filter((g) => g.value > 0),
+        referenceDataAge: await gauge('mssgw_reference_data_age_seconds'),
       },
     };
   }

@@ -71,6 +71,8 @@ function SignIn({ t, onKey, oidc, error }: { t: Words; onKey: (key: string) => v
 
 // ---- Overview ---------------------------------------------------------------------------------------------------
 
+interface Gauge { labels: Record<string, string>; value: number }
+
 interface Overview {
   at: number;
   states: { state: string; hour: number; day: number }[];
@@ -78,7 +80,10 @@ interface Overview {
   failures: { state: string; reason: string; count: number }[];
   throughput: { at: number; count: number }[];
   queues: { queue: string; waiting?: number; active?: number; delayed?: number; failed?: number; prioritized?: number; oldestWaitingAt: number | null }[] | null;
-  health: { redis: { ok: boolean; ms: number | null }; postgres: { ok: boolean; ms: number | null }; mllpConnections: { labels: Record<string, string>; value: number }[]; mailboxPaused: { labels: Record<string, string> }[] };
+  health: {
+    redis: { ok: boolean; ms: number | null }; postgres: { ok: boolean; ms: number | null }; mllpConnections: Gauge[]; mailboxPaused: Gauge[];
+    operatorRate?: Gauge[]; kafkaPartitionsPaused?: Gauge[]; referenceDataAge?: Gauge[];
+  };
 }
 
 function OverviewPage({ t, lang }: Ctx) {
@@ -130,6 +135,9 @@ function OverviewPage({ t, lang }: Ctx) {
               <li>PostgreSQL : <span class={data.health.postgres.ok ? 'ok' : 'down'}>{data.health.postgres.ok ? `${t.healthOk} (${data.health.postgres.ms} ms)` : t.healthDown}</span></li>
               <li>{t.mllpPeers} : {data.health.mllpConnections.length ? data.health.mllpConnections.map((g) => `${g.labels['source'] ?? '?'} ${g.value}`).join(', ') : t.none}</li>
               <li>{t.pausedMailboxes} : {data.health.mailboxPaused.length ? data.health.mailboxPaused.map((g) => `${g.labels['mailbox'] ?? '?'} (${g.labels['reason'] ?? ''})`).join(', ') : t.none}</li>
+              {data.health.operatorRate?.length ? <li>{t.operatorRate} : {data.health.operatorRate.map((g) => `${g.labels['operator'] ?? ''} ${Math.round(g.value)} ${t.perSecond}`).join(', ')}</li> : null}
+              <li>{t.kafkaPaused} : {data.health.kafkaPartitionsPaused?.length ? data.health.kafkaPartitionsPaused.map((g) => `${g.labels['topic'] ?? ''} ${g.value}`).join(', ') : t.none}</li>
+              {data.health.referenceDataAge?.length ? <li>{t.referenceAge} : {data.health.referenceDataAge.map((g) => `${g.labels['data'] ?? ''} ${(g.value / 3600).toFixed(1)} ${t.hoursShort}`).join(', ')}</li> : null}
             </ul>
           </Section>
         </div>
