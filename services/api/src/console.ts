@@ -366,7 +366,7 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     req.audit.ids.push(d.resultId);
     const conflict = (why: string) => {
       req.audit.reason = why;
-      return reply.code(409).send({ error: 'conflict', reason: why });
+      return reply.code(409).send({ error: 'refused', reason: why });
     };
     if (d.state !== 'queued' && d.state !== 'dead-lettered') return conflict(`only a queued or dead-lettered recipient can be cancelled; this one is ${d.state}`);
     const queue = queueOf(d.state === 'dead-lettered' ? QUEUES.deadLetter : QUEUES.send(d.mailbox ?? ''));
