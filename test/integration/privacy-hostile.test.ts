@@ -31,10 +31,7 @@ const ins = (() => {
 const patient: SamplePatient = { ins, family: `PIIFAM${T}`, given: `PIIGIV${T}`, birthDate: '19770417', sex: 'F' };
 const street = `RUE DES SECRETS ${T}`;
 const doctor = { ...DOCTORS[0]!, family: `PIIDOC${T}`, address: `pii-doc-${t}@cabinet-demo.mssante.test` };
-/**
- * Values put where the parser quotes what it refuses (MSH-9, MSH-12, a MetaDMPMSS flag's value): a known leak, kept
- * apart so that the other values are checked strictly (see the it.fails at the end).
- */
+/** Values put where the parser quotes what it refuses (MSH-9, MSH-12, a MetaDMPMSS flag's value), in the ACK only. */
 const quoted = { family: `QUOTFAM${T}`, ins: `1${ins.slice(1)}` };
 const quotedInputs = (hl7: string) => [
   hl7.replace('ORU^R01^ORU_R01', `${quoted.family}^R01^ORU_R01`),
@@ -290,12 +287,10 @@ describe('personal data in hostile input stays out of logs and dead-letter heade
     expect(leaks).toEqual([]);
   });
 
-  // KNOWN LEAK, reported in #22: libs/hl7/src/result.ts quotes the refused value in its reason (readResult: MSH-12
-  // "HL7 version \"…\"", MSH-9 "message type \"…\"", "event \"…\"", a flag's "got \"…\""; validateResult: ORC-1 and
-  // OBX-11; "unsupported ED encoding \"…\""), clipped to 24 characters: enough for a name or an INS. The reason is
-  // logged ("result refused", "Kafka result dead-lettered") and copied into the dead-letter header mssgw-error. When
-  // the reasons stop quoting values, this fails: make it an it() and fold `quoted` into SECRETS.
-  it.fails('KNOWN LEAK: a value quoted in a refusal reason reaches the log and the dead-letter headers', () => {
+  // A refusal's text may quote the refused value back to its producer in the ACK (MSH-12, MSH-9, a flag, ORC-1,
+  // OBX-11, an ED encoding); what is logged and put in the dead-letter headers is loggableReason's: the reason code
+  // and where, never the value.
+  it('keeps a value quoted in a refusal reason out of the log and the dead-letter headers', () => {
     const found = [...logLines(), JSON.stringify(deadHeaders)].filter((l) => [quoted.family, quoted.ins].some((q) => l.includes(q)));
     expect(found).toEqual([]);
   });

@@ -114,3 +114,15 @@ export const warning = (reason: ReasonName, message: string, location?: ErrorLoc
 /** Warnings as they are shown and logged: stable code, location and text. */
 export const describeWarnings = (warnings: readonly Hl7Warning[]) =>
   warnings.map((w) => ({ code: Reason[w.reason].code, location: w.location ?? null, text: w.message }));
+
+/**
+ * What may be logged or put in a dead-letter header about a refusal: its reason code and where, never the refused
+ * value, which a reason's text may quote for the producer's ACK (a name or an INS put in MSH-9, a flag, OBX-11).
+ * The gateway's own troubles (the queue or the store unavailable) quote nothing of the message and keep their text.
+ */
+export function loggableReason(e: Hl7Error): string {
+  if (e.reason === 'queueUnavailable') return e.message;
+  const l = e.location;
+  const where = l ? ` at ${l.segment}${l.sequence && l.sequence > 1 ? `[${l.sequence}]` : ''}${l.field ? `-${l.field}` : ''}${l.component ? `.${l.component}` : ''}` : '';
+  return `${e.reasonCode || ErrorCondition[e.condition].code}${where}`;
+}

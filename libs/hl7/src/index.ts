@@ -2,7 +2,7 @@ export { MllpDecoder, frame, VT, FS, CR, type MllpEvent } from './mllp.ts';
 export { decodeHl7, type DecodedText } from './encoding.ts';
 export { Er7Message, type Segment, type Delimiters } from './er7.ts';
 export {
-  Hl7Error, ErrorCondition, Reason, REASON_TABLE, warning, describeWarnings, type ErrorConditionName, type ErrorLocation, type Hl7Warning, type ReasonName,
+  Hl7Error, ErrorCondition, Reason, REASON_TABLE, warning, describeWarnings, loggableReason, type ErrorConditionName, type ErrorLocation, type Hl7Warning, type ReasonName,
 } from './errors.ts';
 export {
   parseResult, readResult, validateResult, readHeader, checkFlagMatrix, lenientFlags, INS_OIDS, REQUIRED_FLAGS, DEFAULT_TOLERANCE, type IntakeTolerance,

@@ -2,7 +2,7 @@ import type { Batch, Consumer, KafkaMessage, Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { GatewayConfig } from '@mssgw/config';
 import { kafkaClient } from '@mssgw/runtime';
-import { Reason } from '@mssgw/hl7';
+import { loggableReason, Reason } from '@mssgw/hl7';
 import { metrics, type Logger } from '@mssgw/telemetry';
 import type { ResultIntake } from './pipeline.ts';
 
@@ -152,7 +152,7 @@ export async function startKafkaIntake(
       const o = await intake.accept(bytes, source, 'kafka');
       // Warnings of a result taken are logged (codes only) by the intake, for both transports.
       return {
-        message, code: o.code, controlId: o.controlId, reason: o.error?.message ?? '', errorCode: o.error?.code ?? '', reasonCode: o.error?.reasonCode ?? '',
+        message, code: o.code, controlId: o.controlId, reason: o.error ? loggableReason(o.error) : '', errorCode: o.error?.code ?? '', reasonCode: o.error?.reasonCode ?? '',
         transient: o.error?.condition === 'applicationError',
       };
     } catch (err) {

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type { GatewayConfig } from '@mssgw/config';
 import {
   buildAck, contentHashOf, decodeHl7, DEFAULT_TOLERANCE, Er7Message, Hl7Error, Reason, readHeader, readResult, validateResult, type AckCode, type AckTarget,
-  type Hl7Warning, type IntakeTolerance, type QueuedResult,
+  loggableReason, type Hl7Warning, type IntakeTolerance, type QueuedResult,
 } from '@mssgw/hl7';
 import { afterIssuedWrites, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import { wrappedSetKey } from '@mssgw/mssante';
@@ -184,7 +184,8 @@ export class ResultIntake {
     } catch (err) {
       const error = err instanceof Hl7Error ? err : Hl7Error.of('queueUnavailable', `the gateway could not queue the result: ${(err as Error).message}`);
       metrics.resultsRejected.inc({ source, transport, code: error.code });
-      this.ctx.log.warn({ controlId: target?.controlId, source, transport, code: error.code, reasonCode: error.reasonCode, ack: error.ackCode, reason: error.message }, 'result refused');
+      // The reason without the refused value (loggableReason): the ACK's text may quote it to the producer, the log never.
+      this.ctx.log.warn({ controlId: target?.controlId, source, transport, code: error.code, reasonCode: error.reasonCode, ack: error.ackCode, reason: loggableReason(error) }, 'result refused');
       return { code: error.ackCode, ack: buildAck(target, error.ackCode, error), controlId: target?.controlId ?? '', error };
     }
   }
