@@ -96,7 +96,15 @@ export function redisEndpoint(config: GatewayConfig): RedisEndpoint {
 export const bullConnection = (config: GatewayConfig) => ({
   connection: { ...redisOptions(redisEndpoint(config)), maxRetriesPerRequest: null },
   prefix: config.redis.prefix,
+  streams: QUEUE_EVENTS,
 });
+
+/**
+ * Each queue's event stream, which nothing of the gateway reads (its outcomes are in PostgreSQL), is kept short:
+ * BullMQ's default of 10,000 events made it a Redis value of about 1 MB per queue. Every Queue writes this into the
+ * queue's meta, so every one of them must say the same.
+ */
+export const QUEUE_EVENTS = { events: { maxLen: 50 } };
 
 export async function closeContext(ctx: ServiceContext): Promise<void> {
   await ctx.pg.end().catch(() => undefined);

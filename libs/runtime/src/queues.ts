@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { sendingJobOptions } from '@mssgw/lifecycle';
 import { QUEUES } from '@mssgw/queue';
-import type { ServiceContext } from './index.ts';
+import { QUEUE_EVENTS, type ServiceContext } from './index.ts';
 
 /**
  * The queues the gateway writes to, each with its job options in one place: the intake (and the sweeper) queue
@@ -14,6 +14,7 @@ export function intakeQueue(ctx: ServiceContext): Queue {
   return new Queue(QUEUES.intake, {
     connection: ctx.ordered.redis,
     prefix: ctx.config.redis.prefix,
+    streams: QUEUE_EVENTS,
     defaultJobOptions: {
       attempts: ctx.config.routing.attempts,
       backoff: { type: 'exponential', delay: ctx.config.routing.backoffMs },
@@ -27,6 +28,7 @@ export function sendQueue(ctx: ServiceContext, mailbox: string): Queue {
   return new Queue(QUEUES.send(mailbox), {
     connection: ctx.ordered.redis,
     prefix: ctx.config.redis.prefix,
+    streams: QUEUE_EVENTS,
     defaultJobOptions: { ...sendingJobOptions(ctx.config.dispatcher), removeOnComplete: true, removeOnFail: true },
   });
 }

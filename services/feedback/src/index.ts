@@ -7,6 +7,7 @@ import { buildZam, MllpClient } from '@mssgw/hl7';
 import { statusEventV1, zamFor } from '@mssgw/lifecycle';
 import { kafkaClient, watchCertificateExpiry, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusEvent } from '@mssgw/status';
+import { metrics } from '@mssgw/telemetry';
 
 export type { StatusEventV1 } from '@mssgw/lifecycle';
 
@@ -86,6 +87,7 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
         } catch (err) {
           clients.get(result.source)?.close().catch(() => undefined);
           clients.delete(result.source);
+          metrics.feedbackFailed.inc({ channel: 'zam' });
           ctx.log.warn({ deliveryId: e.deliveryId, event: zam.event, err: (err as Error).message }, 'ZAM not delivered; will retry');
           continue;
         }
@@ -93,7 +95,13 @@ export async function startFeedback(ctx: ServiceContext): Promise<FeedbackServic
       messages.push({ key: delivery.resultId, value: JSON.stringify(statusEventV1(e, delivery, result)) });
       done.push(e.id);
     }
-    if (producer && messages.length) await producer.send({ topic: config.kafka.statusTopic, messages });
+    if (producer && messages.length) {
+      await producer.send({ topic: config.kafka.statusTopic, messages }).catch((err: Error) => {
+        // Not acknowledged: told again at the next turn (the claims expire), and counted for the alert.
+        metrics.feedbackFailed.inc({ channel: 'status-topic' });
+        throw err;
+      });
+    }
     return done;
   };
 
