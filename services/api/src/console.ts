@@ -324,6 +324,20 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     return reply.type(safe).header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('content-disposition', 'inline').send(content);
   });
 
+  // The message as received (operator, an audited read): its segments one per line, long values (an embedded
+  // document in base64) shortened to their size, the charset as the intake decoded it (MSH-18).
+  app.get('/api/v1/console/results/:id/hl7', { config: { role: 'operator' }, schema: { params: resultParam } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    req.audit.ids = [id];
+    const raw = await ctx.results.hl7Of(id);
+    if (!raw) return reply.code(404).send({ error: 'not-found', reason: `no message kept for result ${id}` });
+    // MSH-18 says how it is encoded: ISO 8859 (8859/1, 8859/15) as Latin-1, anything else as UTF-8.
+    const msh18 = raw.subarray(0, raw.indexOf(0x0d) > 0 ? raw.indexOf(0x0d) : 500).toString('latin1').split('|')[17] ?? '';
+    const text = raw.toString(/8859/.test(msh18) ? 'latin1' : 'utf8');
+    const segments = text.split(/\r\n|\r|\n/).filter(Boolean).map((seg) => seg.replace(/[^|^~\\&]{201,}/g, (v) => `${v.slice(0, 40)}… (${v.length} characters)`));
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(segments.join('\n'));
+  });
+
   // Directory look-up: the mailboxes the Annuaire Santé extraction gives for a practitioner (RPPS, IDNPS, ADELI), a
   // structure (FINESS, SIRET, IDNST) or an address, each with the liste blanche's verdict on its domain (the last
   // good copy the gateway saved). Operator: it is how a recipient's address is found; the values are not audited.

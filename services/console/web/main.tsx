@@ -403,6 +403,14 @@ function Recipient({ d, t, lang, me, onReplay, onCancel }: { d: Delivery; t: Wor
 function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
   const { data, error, reload } = usePoll(() => get<ResultView>(`/api/v1/console/results/${id}`), [id]);
   const [shown, setShown] = useState<number>();
+  const [hl7, setHl7] = useState<string>();
+  const showHl7 = async () => {
+    try {
+      setHl7(await (await call(`/api/v1/console/results/${id}/hl7`)).text());
+    } catch (e) {
+      setHl7(`${t.error} : ${(e as Error).message}`);
+    }
+  };
   const [notice, setNotice] = useState<string>();
   const replay = async (d: Delivery) => {
     if (!window.confirm(t.confirmReplay(d.recipient))) return;
@@ -444,8 +452,14 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
             [t.documentType, `${s(h['documentCode']) ?? ''} ${s(h['documentLabel']) ?? ''}`], [t.documentId, s(h['documentId'])], [t.orderId, s(h['orderId'])], [t.urgent, s(h['urgent'])],
             [t.receivedAt, formatTime(lang, data.receivedAt)], [t.acknowledgedAt, formatTime(lang, data.acknowledgedAt)], [t.routedAt, formatTime(lang, data.routedAt)],
           ]} />
+          {me.role !== 'viewer' && !hl7 && <button type="button" onClick={() => void showHl7()}>{t.showHl7}</button>}
         </Section>
       </div>
+      {hl7 !== undefined && (
+        <Section title={t.hl7Message} id="hl7-message">
+          <pre class="hl7" tabIndex={0}>{hl7}</pre>
+        </Section>
+      )}
       {data.versions.length > 0 && (
         <Section title={t.versions} id="versions">
           <ol class="versions">{data.versions.map((v) => (
