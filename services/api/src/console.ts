@@ -179,18 +179,21 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         return { ok: false, ms: null };
       }
     };
-    const [states, received, failures, queueRows, redis, postgres] = await Promise.all([
-      // Recipients of the results received in the window, by their state now: one index range per state.
+    const [states, received, bySourceState, failures, queueRows, redis, postgres] = await Promise.all([
+      // Recipients of the results received in the window, by their state now: one range of deliveries_state per state.
       ctx.pg.query<{ state: string; hour: string; day: string }>(
-        `select s.state,
-           (select count(*) from deliveries d where d.state = s.state and d.received_at >= $2) as hour,
-           (select count(*) from deliveries d where d.state = s.state and d.received_at >= $1) as day
-         from unnest($3::text[]) as s (state)`, [day, hour, [...DELIVERY_STATES]],
+        `select state, count(*) filter (where received_at >= $2) as hour, count(*) as day
+         from deliveries where state = any($3::text[]) and received_at >= $1 group by state`, [day, hour, [...DELIVERY_STATES]],
       ),
       // One pass over the day's results (results_received): per source, per hour, and whether in the last hour.
       ctx.pg.query<{ source: string; at: Date; recent: boolean; count: string }>(
         `select source, date_trunc('hour', received_at) as at, received_at >= $2 as recent, count(*) as count
          from results where received_at >= $1 group by 1, 2, 3`, [day, hour],
+      ),
+      // Per source and state, the last hour only: the recipients reach their result's source through its row.
+      ctx.pg.query<{ source: string; state: string; count: string }>(
+        `select r.source, d.state, count(*) as count from deliveries d join results r on r.id = d.result_row
+         where d.state = any($2::text[]) and d.received_at >= $1 and r.received_at >= $1 group by 1, 2`, [hour, [...DELIVERY_STATES]],
       ),
       ctx.pg.query<{ state: string; reason: string | null; count: string }>(
         `select state, reason, count(*) as count from deliveries where state = any($2::text[]) and received_at >= $1 group by state, reason order by count desc limit 20`,
@@ -218,8 +221,10 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     const gauge = async (name: string) => ((await registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => ({ labels: v.labels, value: v.value }));
     return {
       at: now,
-      states: states.rows.map((r) => ({ state: r.state, hour: Number(r.hour), day: Number(r.day) })).filter((r) => r.day > 0),
+      states: states.rows.map((r) => ({ state: r.state, hour: Number(r.hour), day: Number(r.day) }))
+        .sort((a, b) => DELIVERY_STATES.indexOf(a.state as never) - DELIVERY_STATES.indexOf(b.state as never)),
       received: [...bySource.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([source, n]) => ({ source, ...n })),
+      sourceStates: bySourceState.rows.map((r) => ({ source: r.source, state: r.state, count: Number(r.count) })),
       failures: failures.rows.map((r) => ({ state: r.state, reason: r.reason ?? '', count: Number(r.count) })),
       throughput: [...perHour.entries()].sort(([a], [b]) => a - b).map(([at, count]) => ({ at, count })),
       queues: queueRows,

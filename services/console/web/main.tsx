@@ -77,6 +77,7 @@ interface Overview {
   at: number;
   states: { state: string; hour: number; day: number }[];
   received: { source: string; hour: number; day: number }[];
+  sourceStates: { source: string; state: string; count: number }[];
   failures: { state: string; reason: string; count: number }[];
   throughput: { at: number; count: number }[];
   queues: { queue: string; waiting?: number; active?: number; delayed?: number; failed?: number; prioritized?: number; oldestWaitingAt: number | null }[] | null;
@@ -84,6 +85,20 @@ interface Overview {
     redis: { ok: boolean; ms: number | null }; postgres: { ok: boolean; ms: number | null }; mllpConnections: Gauge[]; mailboxPaused: Gauge[];
     operatorRate?: Gauge[]; kafkaPartitionsPaused?: Gauge[]; referenceDataAge?: Gauge[];
   };
+}
+
+/** Sources down, states across: the states some recipient is in, in the lifecycle's order. */
+function SourceStates({ rows, t }: { rows: Overview['sourceStates']; t: Words }) {
+  const states = STATES.filter((s) => rows.some((r) => r.state === s));
+  const sources = [...new Set(rows.map((r) => r.source))].sort();
+  const n = (source: string, state: string) => rows.find((r) => r.source === source && r.state === state)?.count ?? 0;
+  if (!rows.length) return <p class="muted">{t.none}</p>;
+  return (
+    <table>
+      <thead><tr><th scope="col">{t.source}</th>{states.map((s) => <th key={s} scope="col" class="num"><Badge state={s} t={t} /></th>)}</tr></thead>
+      <tbody>{sources.map((src) => <tr key={src}><th scope="row">{src}</th>{states.map((s) => <td key={s} class="num">{n(src, s)}</td>)}</tr>)}</tbody>
+    </table>
+  );
 }
 
 function OverviewPage({ t, lang }: Ctx) {
@@ -106,6 +121,9 @@ function OverviewPage({ t, lang }: Ctx) {
               <thead><tr><th scope="col">{t.source}</th><th scope="col" class="num">{t.lastHour}</th><th scope="col" class="num">{t.lastDay}</th></tr></thead>
               <tbody>{data.received.map((s) => <tr key={s.source}><th scope="row">{s.source}</th><td class="num">{s.hour}</td><td class="num">{s.day}</td></tr>)}</tbody>
             </table>
+          </Section>
+          <Section title={t.sourceStates} id="source-states">
+            <SourceStates rows={data.sourceStates} t={t} />
           </Section>
           <Section title={t.queues} id="queues">
             <table>
