@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { MllpClient } from '@mssgw/hl7';
-import { queryAudit } from '@mssgw/auth';
+import { queryAudit, revokeApiKey } from '@mssgw/auth';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
@@ -294,6 +294,11 @@ describe('operator console, in headless Chromium', () => {
     expect(await page.getByRole('button', { name: 'Rejouer' }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Journal d’audit' }).count()).toBe(0);
     expect(await page.getByRole('link', { name: 'Annuaire' }).count()).toBe(0);
+    // The key revoked meanwhile: the next call is refused, and the page goes back to sign-in, saying why.
+    await revokeApiKey(gateway.ctx.pg, viewer.keyId);
+    await page.getByRole('link', { name: 'Messages' }).click();
+    await page.getByRole('alert').filter({ hasText: 'reconnectez-vous' }).waitFor();
+    expect(await page.getByRole('textbox', { name: 'Clé d’API' }).count()).toBe(1);
     await context.close();
   });
 

@@ -732,7 +732,11 @@ function App() {
     setMe(null);
   }, []);
   useEffect(() => {
-    setOnUnauthorized(signOut);
+    // A credential refused while signed in (a token expired, a key revoked): back to the sign-in page, saying why.
+    setOnUnauthorized(() => {
+      if (session.token()) setError(WORDS[savedLang()].sessionExpired);
+      signOut();
+    });
     void (async () => {
       try {
         const res = await fetch('/console/settings');
