@@ -94,8 +94,9 @@ describe('operator console, in headless Chromium', () => {
     idp = await startConsoleIdp({ 'console-operator': ['mssgw-operator'], 'console-viewer': ['mssgw-viewer'] }, `http://127.0.0.1:${port}/`);
     const config = testConfig('console', (c) => {
       c.http.port = port;
-      // A recipient refused at RCPT with 450 for every attempt: dead-lettered after a short budget (either setting).
-      Object.assign(c.dispatcher, { attempts: 2, retryBudgetMs: 1000, backoffMs: 100 });
+      // A recipient refused at RCPT with 450 (or 451) at every attempt: dead-lettered once a short retry budget is spent.
+      c.dispatcher.retryBudgetMs = 1_000;
+      c.dispatcher.backoffMs = 100;
       c.directory.extraction = { location: path.join(ROOT, 'test/fixtures/directory/Extraction_Correspondance_MSSante_202611260400.txt'), refreshIntervalMs: 86_400_000, minRatio: 0.5 };
       c.api = {
         ...(c.api ?? { allowedHosts: [], trustProxy: [], rateLimit: { max: 100_000, windowMs: 60_000 }, auditRetentionDays: 400 }),
