@@ -17,7 +17,7 @@ import { MllpClient } from '@mssgw/hl7';
 import { queryAudit, revokeApiKey } from '@mssgw/auth';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
-import { SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
+import { mailboxFiles, SANDBOX, tag, testConfig, waitFor } from '../support/env.ts';
 import { apiClient, type ApiClient } from '../support/api.ts';
 import { faultyOperator } from '../support/operator.ts';
 import { startConsoleIdp, type ConsoleIdp } from '../e2e/console-idp.ts';
@@ -245,6 +245,20 @@ describe('operator console, in headless Chromium', () => {
     expect(cancels.events[0]).toMatchObject({ outcome: 'allowed', status: 200 });
     expect(((await operator.json<{ deadLetters: { deliveryId: string }[] }>(`${base}/api/v1/dead-letters`)).body.deadLetters).map((d) => d.deliveryId))
       .not.toContain(await dead.getAttribute('data-delivery'));
+    // Resend to the delivered practitioner: a new mail, linked to the first, delivered in turn (the page refreshes by itself).
+    const first = await recipient(ok.address).getAttribute('data-delivery');
+    await recipient(ok.address).getByRole('button', { name: 'Renvoyer' }).click();
+    await page.getByRole('status').filter({ hasText: 'Nouveau message mis en file d’envoi' }).waitFor();
+    const copies = page.locator('li.recipient', { has: page.locator('.addr', { hasText: ok.address }) });
+    await expect.poll(() => copies.count()).toBe(2);
+    const again = copies.filter({ hasText: `resent from ${first}` });
+    await expect.poll(() => again.getAttribute('data-state'), { timeout: 60_000, interval: 1000 }).toBe('delivered');
+    expect(await page.locator(`li.recipient[data-delivery="${first}"]`).textContent()).toContain(`resent as ${await again.getAttribute('data-delivery')}`);
+    // Both in the practitioner's mailbox: the first mail and the new one, each with its own Message-ID.
+    const ofResult = () => mailboxFiles(ok.address).map((m) => /^Message-ID: *(\S+)/im.exec(m.toString('latin1'))?.[1] ?? '').filter((m) => m.includes(resultId));
+    const ids = await waitFor('both mails in the mailbox', () => Promise.resolve(ofResult().length >= 2 ? ofResult() : undefined));
+    expect(ids.sort()).toEqual([expect.stringMatching(new RegExp(`^<${resultId}-ps-r[0-9a-f]{6}@`)), expect.stringMatching(new RegExp(`^<${resultId}-ps@`))]);
+    await shot(page, '4b-resent');
 
     await page.getByRole('link', { name: 'Lettres mortes' }).click();
     await page.getByRole('heading', { name: 'Lettres mortes', level: 1 }).waitFor();

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -399,5 +399,50 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     // The job goes too; one the dispatcher takes meanwhile finds the recipient refused and sends nothing.
     await job?.remove().catch((err: Error) => ctx.log.warn({ deliveryId: id, err: err.message }, 'console: cancelled job not removed from its queue'));
     return { cancelled: id, previous };
+  });
+
+  // Resends to one recipient: a new mail (a new Message-ID, the same content) and a new delivery, queued, linked to
+  // the first both ways (the new one's first event names it; the first one's history notes the new one). Only a
+  // recipient whose delivery is over (delivered, failed, read...): one in flight waits, a dead letter is replayed, a
+  // refusal stands (the dispatcher checks the liste blanche and oppositions again before sending anyway).
+  const RESENDABLE = new Set(['delivered', 'relayed', 'expanded', 'failed', 'unconfirmed', 'displayed', 'processed', 'deleted', 'processing-error']);
+  app.post('/api/v1/console/deliveries/:id/resend', { config: { role: 'operator' }, schema: { params: deliveryParam } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    req.audit.ids = [id];
+    const d = await ctx.status.getDelivery(id);
+    if (!d) return reply.code(404).send({ error: 'not-found', reason: `no delivery ${id}` });
+    req.audit.ids.push(d.resultId);
+    const refused = (why: string) => {
+      req.audit.reason = why;
+      return reply.code(409).send({ error: 'refused', reason: why });
+    };
+    if (!RESENDABLE.has(d.state)) return refused(`only a recipient whose delivery is over can be resent; this one is ${d.state}`);
+    if (!d.mailId || !d.messageId || !d.mailbox) return refused('this recipient was never sent a mail');
+    const mail = await ctx.pg.query<{ head: Buffer | null; attachments_sha256: Buffer | null }>('select head, attachments_sha256 from mails where mail_id = $1', [d.mailId]);
+    const head = mail.rows[0]?.head;
+    if (!head) return refused('the mail is no longer kept (postgres.bodyRetentionDays)');
+    const suffix = `-r${randomBytes(3).toString('hex')}`;
+    const mailId = `${d.mailId}${suffix}`;
+    const messageId = d.messageId.replace(/@/, `${suffix}@`);
+    // The same mail under its new Message-ID and today's Date: the header block only, the body untouched.
+    const text = head.toString('latin1');
+    const end = text.search(/\r?\n\r?\n/);
+    const headers = end < 0 ? text : text.slice(0, end);
+    if (!/^Message-ID:/im.test(headers)) return refused('the stored mail has no Message-ID to renew');
+    const renewed = headers.replace(/^Message-ID:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*/im, `Message-ID: ${messageId}`)
+      .replace(/^Date:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*/im, `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`);
+    const caller = req.access?.caller;
+    const who = caller ? `${caller.kind}:${caller.id}` : 'an operator';
+    const deliveryId = `d-${randomBytes(12).toString('hex')}`;
+    await ctx.pg.query('insert into mails (mail_id, result_id, head, attachments_sha256) values ($1, $2, $3, $4) on conflict (mail_id) do nothing',
+      [mailId, d.resultId, Buffer.from(renewed + (end < 0 ? '' : text.slice(end)), 'latin1'), mail.rows[0]!.attachments_sha256]);
+    await ctx.status.createDelivery({
+      deliveryId, resultId: d.resultId, recipient: d.recipient, ...(d.recipientId ? { recipientId: d.recipientId } : {}), kind: d.kind, state: 'queued',
+      mailId, messageId, mailbox: d.mailbox,
+    }, `resent from ${id} by ${who}`);
+    await ctx.status.note(id, { state: d.state, source: 'operator', detail: `resent as ${deliveryId} by ${who}` });
+    await queueOf(QUEUES.send(d.mailbox)).add('deliver', { deliveryId, resultId: d.resultId }, { jobId: deliveryId });
+    req.audit.ids.push(deliveryId);
+    return { resent: deliveryId, from: id, messageId };
   });
 }

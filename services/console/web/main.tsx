@@ -387,7 +387,11 @@ function DocumentView({ resultId, index, t }: { resultId: string; index: number;
   return <p>{t.loading}</p>;
 }
 
-function Recipient({ d, t, lang, me, onReplay, onCancel }: { d: Delivery; t: Words; lang: Lang; me: Me; onReplay: (d: Delivery) => void; onCancel: (d: Delivery) => void }) {
+const RESENDABLE = ['delivered', 'relayed', 'expanded', 'failed', 'unconfirmed', 'displayed', 'processed', 'deleted', 'processing-error'];
+
+function Recipient({ d, t, lang, me, onReplay, onCancel, onResend }: {
+  d: Delivery; t: Words; lang: Lang; me: Me; onReplay: (d: Delivery) => void; onCancel: (d: Delivery) => void; onResend: (d: Delivery) => void;
+}) {
   return (
     <li class="recipient card" data-delivery={d.deliveryId} data-state={d.state}>
       <h3><span class="addr">{d.recipient}</span> <Badge state={d.state} t={t} /></h3>
@@ -408,6 +412,7 @@ function Recipient({ d, t, lang, me, onReplay, onCancel }: { d: Delivery; t: Wor
           </li>
         ))}
       </ol>
+      {me.role !== 'viewer' && RESENDABLE.includes(d.state) && <div class="actions"><button type="button" onClick={() => onResend(d)}>{t.resend}</button></div>}
       {me.role !== 'viewer' && (d.state === 'dead-lettered' || d.state === 'queued') && (
         <div class="actions">
           {d.state === 'dead-lettered' && <button type="button" class="primary" onClick={() => onReplay(d)}>{t.replay}</button>}
@@ -445,6 +450,16 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
     try {
       await post(`/api/v1/console/deliveries/${d.deliveryId}/cancel`);
       setNotice(t.cancelled);
+    } catch (e) {
+      setNotice(`${t.error} : ${(e as Error).message}`);
+    }
+    reload();
+  };
+  const resend = async (d: Delivery) => {
+    if (!window.confirm(t.confirmResend(d.recipient))) return;
+    try {
+      await post(`/api/v1/console/deliveries/${d.deliveryId}/resend`);
+      setNotice(t.resent);
     } catch (e) {
       setNotice(`${t.error} : ${(e as Error).message}`);
     }
@@ -497,7 +512,7 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
       </Section>
       <section aria-labelledby="h-recipients">
         <h2 id="h-recipients">{t.recipients}</h2>
-        <ul class="recipients">{data.deliveries.map((d) => <Recipient key={d.deliveryId} d={d} t={t} lang={lang} me={me} onReplay={(x) => void replay(x)} onCancel={(x) => void cancel(x)} />)}</ul>
+        <ul class="recipients">{data.deliveries.map((d) => <Recipient key={d.deliveryId} d={d} t={t} lang={lang} me={me} onReplay={(x) => void replay(x)} onCancel={(x) => void cancel(x)} onResend={(x) => void resend(x)} />)}</ul>
       </section>
     </>
   );
