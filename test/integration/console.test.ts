@@ -211,12 +211,12 @@ describe('operator console, in headless Chromium', () => {
     await expect.poll(() => recipient(unknown.address).textContent()).toContain('5.1.1');
     expect(await recipient(ok.address).locator('ol.timeline li').count()).toBeGreaterThanOrEqual(3); // queued, submitted, delivered
     expect(await page.locator('#h-hl7 ~ dl').textContent()).toContain('ORU R01');
+    await shot(page, '3-result-timeline', 'console-result.png');
     // The message as received: its segments, the embedded CDA shortened; an audited read.
     await page.getByRole('button', { name: 'Afficher le message HL7' }).click();
     await expect.poll(() => page.locator('pre.hl7').textContent()).toContain(`MSH|^~\\&|SIL-DEMO|CHU-DEMO|MSSGW|CHU-DEMO|`);
     expect(await page.locator('pre.hl7').textContent()).toMatch(/^OBX\|1\|ED\|11502-2.*characters\)/m);
     expect(await page.locator('pre.hl7').textContent()).toContain(`PID|||${patient.ins}^^^`);
-    await shot(page, '3-result-timeline', 'console-result.png');
     // The document: a CDA, rendered, with its PDF in the page; an audited read.
     await page.getByRole('button', { name: 'Afficher le document' }).first().click();
     await page.locator('.cda iframe.pdf').waitFor();
