@@ -37,6 +37,21 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
   const intake = intakeQueue(ctx);
   const sweeper = new Sweeper(ctx, intake, sendQueueOf);
 
+  // A patient's answers go to the mailbox's replyTo only while that address is in the MSSanté space (the liste
+  // blanche); otherwise the conversation is closed (X-MSS-MES: FIN), as with patientReplies: closed, and said once.
+  const warnedReplyTo = new Set<string>();
+  const senderMailboxChecked = (m: (typeof config.mailboxes)[number]) => {
+    const sender = senderMailbox(m);
+    const domain = sender.patientReplyTo?.split('@')[1];
+    if (!domain || reference.whitelist.allows(domain, false)) return sender;
+    if (!warnedReplyTo.has(m.address)) {
+      warnedReplyTo.add(m.address);
+      ctx.log.error({ mailbox: m.address }, 'patientReplies.replyTo is not in the MSSanté liste blanche: patient mails close the conversation instead');
+    }
+    const { patientReplyTo: _, ...closed } = sender;
+    return closed;
+  };
+
   const processor = async (job: Job) => {
     const data = IntakeJob.parse(job.data);
     const { resultId } = data;
@@ -67,7 +82,7 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
       const { decision, content, mails: specs } = await planResult({
         resultId, result, receivedAt: data.receivedAt, documents,
         policy: reference.policyFor(data.source),
-        mailbox: senderMailbox(mailbox),
+        mailbox: senderMailboxChecked(mailbox),
         productReference: config.mssante.productReference,
         settings: documentSettings(config.mssante.documents),
         limits: config.routing,
