@@ -26,6 +26,8 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const CONSOLE = path.join(ROOT, 'services/console');
 const SHOTS = path.join(SANDBOX, 'screenshots', 'console');
 const DOCS_SHOTS = process.env['MSSGW_DOCS_SCREENSHOTS'] === '1';
+/** How long a page may take to show what a check waits for, on a machine busy with the rest of the suite. */
+const PATIENT = { timeout: 15_000, interval: 200 };
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -165,13 +167,13 @@ describe('operator console, in headless Chromium', () => {
     const html = readFileSync(path.join(CONSOLE, 'dist', 'index.html'), 'utf8');
     expect(html.match(/(?:src|href)="([^"]+)"/g)?.every((a) => /="\/console\//.test(a))).toBe(true);
     execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(CONSOLE, 'tsconfig.json'), '--noEmit'], { stdio: 'pipe' });
-  });
+  }, 60_000);
 
   it('signs an operator in with a key: the overview, the patient found by INS and by name, the result, its document, a replay', async () => {
     const { context, page } = await newPage();
     await signIn(page, operator.key);
     await page.locator('#h-states').waitFor();
-    await expect.poll(() => page.locator('[data-state="delivered"]').count()).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('[data-state="delivered"]').count(), PATIENT).toBeGreaterThan(0);
     await shot(page, '1-overview', 'console-overview.png');
     expect(await axe(page)).toEqual([]);
 
@@ -180,15 +182,15 @@ describe('operator console, in headless Chromium', () => {
     await page.getByRole('link', { name: 'Messages' }).click();
     await page.getByLabel('Patient (INS)').fill(patient.ins);
     await page.getByRole('button', { name: 'Rechercher' }).click();
-    await expect.poll(() => page.locator('tbody tr[data-result]').count()).toBe(1);
+    await expect.poll(() => page.locator('tbody tr[data-result]').count(), PATIENT).toBe(1);
     timings['search by INS'] = Date.now() - t0;
-    await expect.poll(() => page.locator(`tr[data-result="${resultId}"] .ins`).textContent()).toBe(patient.ins);
+    await expect.poll(() => page.locator(`tr[data-result="${resultId}"] .ins`).textContent(), PATIENT).toBe(patient.ins);
     // By name, without its accent or hyphen.
     t0 = Date.now();
     await page.getByLabel('Patient (INS)').fill('');
     await page.getByLabel('Nom du patient').fill('essai noel');
     await page.getByRole('button', { name: 'Rechercher' }).click();
-    await expect.poll(() => page.locator(`tr[data-result="${resultId}"]`).count()).toBe(1);
+    await expect.poll(() => page.locator(`tr[data-result="${resultId}"]`).count(), PATIENT).toBe(1);
     timings['search by name'] = Date.now() - t0;
     expect(await page.locator('tbody tr[data-result]').count()).toBe(1);
     await shot(page, '2-messages');
@@ -208,13 +210,13 @@ describe('operator console, in headless Chromium', () => {
     timings['result page'] = Date.now() - t0;
     expect(await recipient(ok.address).getAttribute('data-state')).toBe('delivered');
     expect(await recipient(unknown.address).getAttribute('data-state')).toBe('failed');
-    await expect.poll(() => recipient(unknown.address).textContent()).toContain('5.1.1');
+    await expect.poll(() => recipient(unknown.address).textContent(), PATIENT).toContain('5.1.1');
     expect(await recipient(ok.address).locator('ol.timeline li').count()).toBeGreaterThanOrEqual(3); // queued, submitted, delivered
     expect(await page.locator('#h-hl7 ~ dl').textContent()).toContain('ORU R01');
     await shot(page, '3-result-timeline', 'console-result.png');
     // The message as received: its segments, the embedded CDA shortened; an audited read.
     await page.getByRole('button', { name: 'Afficher le message HL7' }).click();
-    await expect.poll(() => page.locator('pre.hl7').textContent()).toContain(`MSH|^~\\&|SIL-DEMO|CHU-DEMO|MSSGW|CHU-DEMO|`);
+    await expect.poll(() => page.locator('pre.hl7').textContent(), PATIENT).toContain(`MSH|^~\\&|SIL-DEMO|CHU-DEMO|MSSGW|CHU-DEMO|`);
     expect(await page.locator('pre.hl7').textContent()).toMatch(/^OBX\|1\|ED\|11502-2.*characters\)/m);
     expect(await page.locator('pre.hl7').textContent()).toContain(`PID|||${patient.ins}^^^`);
     // The document: a CDA, rendered, with its PDF in the page; an audited read.
@@ -239,7 +241,7 @@ describe('operator console, in headless Chromium', () => {
     await expect.poll(() => dead.getAttribute('data-state'), { timeout: 30_000, interval: 500 }).toBe('dead-lettered');
     await dead.getByRole('button', { name: 'Annuler l’envoi' }).click();
     await page.getByRole('status').filter({ hasText: 'Envoi annulé' }).waitFor();
-    await expect.poll(() => dead.getAttribute('data-state')).toBe('refused');
+    await expect.poll(() => dead.getAttribute('data-state'), PATIENT).toBe('refused');
     expect(await dead.textContent()).toContain('cancelled');
     const cancels = await queryAudit(gateway.ctx.pg, { route: '/api/v1/console/deliveries/:id/cancel', actor: operator.keyId, limit: 10 });
     expect(cancels.events[0]).toMatchObject({ outcome: 'allowed', status: 200 });
@@ -250,7 +252,7 @@ describe('operator console, in headless Chromium', () => {
     await recipient(ok.address).getByRole('button', { name: 'Renvoyer' }).click();
     await page.getByRole('status').filter({ hasText: 'Nouveau message mis en file d’envoi' }).waitFor();
     const copies = page.locator('li.recipient', { has: page.locator('.addr', { hasText: ok.address }) });
-    await expect.poll(() => copies.count()).toBe(2);
+    await expect.poll(() => copies.count(), PATIENT).toBe(2);
     const again = copies.filter({ hasText: `resent from ${first}` });
     await expect.poll(() => again.getAttribute('data-state'), { timeout: 60_000, interval: 1000 }).toBe('delivered');
     expect(await page.locator(`li.recipient[data-delivery="${first}"]`).textContent()).toContain(`resent as ${await again.getAttribute('data-delivery')}`);
@@ -280,13 +282,13 @@ describe('operator console, in headless Chromium', () => {
     await page.getByLabel('RPPS, FINESS ou adresse MSSanté').fill('10000000001');
     await page.getByLabel('Type d’identifiant').selectOption('RPPS');
     await page.getByRole('button', { name: 'Rechercher' }).click();
-    await expect.poll(() => page.locator('table.directory tbody tr').count()).toBe(2);
+    await expect.poll(() => page.locator('table.directory tbody tr').count(), PATIENT).toBe(2);
     expect(await page.locator('table.directory').textContent()).toContain('alice.medecin-un@cabinet-demo.mssante.test');
     expect(await page.locator('table.directory').textContent()).toContain('domaine autorisé');
     await shot(page, '5b-directory');
     expect(await axe(page)).toEqual([]);
     await context.close();
-  });
+  }, 240_000);
 
   it('shows a viewer masked identities and no action', async () => {
     const { context, page } = await newPage();
@@ -322,7 +324,7 @@ describe('operator console, in headless Chromium', () => {
     await page.getByRole('alert').filter({ hasText: 'reconnectez-vous' }).waitFor();
     expect(await page.getByRole('textbox', { name: 'Clé d’API' }).count()).toBe(1);
     await context.close();
-  });
+  }, 120_000);
 
   it('shows an admin the audit log and the API keys, in English on request', async () => {
     const { context, page } = await newPage();
@@ -330,7 +332,7 @@ describe('operator console, in headless Chromium', () => {
     await page.getByLabel('Langue').first().selectOption('en');
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
-    await expect.poll(() => page.locator('table.audit tbody tr').count()).toBeGreaterThan(5);
+    await expect.poll(() => page.locator('table.audit tbody tr').count(), PATIENT).toBeGreaterThan(5);
     expect(await page.locator('table.audit').textContent()).toContain('/api/v1/console/results/:id');
     expect(await page.locator('html').getAttribute('lang')).toBe('en');
     await shot(page, '8-audit');
@@ -347,10 +349,10 @@ describe('operator console, in headless Chromium', () => {
     await shot(page, '9-keys');
     expect(await axe(page)).toEqual([]);
     await page.locator(`tr[data-key="${keyId}"]`).getByRole('button', { name: 'Revoke' }).click();
-    await expect.poll(() => page.locator(`tr[data-key="${keyId}"] button`).count()).toBe(0);
+    await expect.poll(() => page.locator(`tr[data-key="${keyId}"] button`).count(), PATIENT).toBe(0);
     expect((await fetch(`${base}/api/v1/console/me`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
     await context.close();
-  });
+  }, 120_000);
 
   it('signs in through the hospital IdP: authorization code + PKCE, the role from the token', async () => {
     const { context, page } = await newPage();
@@ -371,5 +373,5 @@ describe('operator console, in headless Chromium', () => {
     const events = await queryAudit(gateway.ctx.pg, { actor: 'console-viewer', limit: 10 });
     expect(events.events.some((e) => e.actorKind === 'oidc' && e.route === '/api/v1/results')).toBe(true);
     await context.close();
-  });
+  }, 120_000);
 });
