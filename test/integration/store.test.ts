@@ -75,6 +75,21 @@ describe('the result record', () => {
   });
   afterAll(async () => pool.end());
 
+  it('takes batches committing side by side that share documents and results, in any order, without a deadlock', async () => {
+    // The same few documents (one PDF sent for many results) and the same results (a retransmission landing in two
+    // batches), in a different order in each batch: each batch's row locks must be taken in one order.
+    const docs = Array.from({ length: 6 }, (_, i) => {
+      const content = Buffer.from(`%PDF-1.4 shared ${t} ${i}`);
+      return { sha256: sha256Of(content), mediaType: 'application/pdf', content };
+    });
+    const results = Array.from({ length: 12 }, (_, i) => ({ ...received(message(`DL-${t}-${i}`)), documents: [docs[i % 6]!, docs[(i + 3) % 6]!] }));
+    const shuffled = (seed: number) => [...results].sort((a, b) => ((a.controlId.charCodeAt(a.controlId.length - 1) * seed) % 7) - ((b.controlId.charCodeAt(b.controlId.length - 1) * seed) % 7));
+    const outcomes = await Promise.all(Array.from({ length: 16 }, (_, k) => store.record(shuffled(k + 2))));
+    // Each result new in exactly one batch, a repeat in every other.
+    const firsts = results.map((_, i) => outcomes.filter((o, k) => !o[shuffled(k + 2).indexOf(results[i]!)]).length);
+    expect(firsts).toEqual(results.map(() => 1));
+  });
+
   it('is new once; a retransmission, even with a fresh MSH-7, is a repeat; a reused control id with other content is a new result', async () => {
     const first = message(`REC-${t}`);
     expect(await store.record([received(first)])).toEqual([false]);

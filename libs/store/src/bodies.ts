@@ -55,7 +55,13 @@ export const insertBodies = (count: number, first: number): string => `insert in
   on conflict (sha256) do update set content = coalesce(bodies.content, excluded.content), pruned_at = null
   where bodies.content is null`;
 
-export const bodyParams = (bodies: Iterable<Body>): unknown[] => [...bodies].flatMap((b) => [hex(b.sha256), b.mediaType, b.content]);
+/**
+ * The parameters of insertBodies, in the order of their SHA-256: every statement that writes bodies takes their row
+ * locks in the same order, so two of them writing the same bodies (the same PDF in two batches) wait for each other
+ * instead of deadlocking.
+ */
+export const bodyParams = (bodies: Iterable<Body>): unknown[] =>
+  [...bodies].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0)).flatMap((b) => [hex(b.sha256), b.mediaType, b.content]);
 
 /** Attachments parts a process keeps after reading them (about 110 KB each for a 40 KB PDF). */
 const RECENT_ATTACHMENTS = 32;

@@ -52,7 +52,9 @@ from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
   $19::text[], $22::text[])
   as x (r, s, t, sa, sf, c, ch, hh, mt, a, dc, pi, ra, ar, ad, pf, pg, ps, nz, sk)
 -- The order of unnest's rows is the order of the batch, so ids (and set ranks) follow the order of reception.
-on conflict (source, sending_facility, control_id, content_sha256) do nothing
+-- Any unique key: result_id derives from (source, facility, control id, content hash), so the two say the same, but a
+-- copy committing side by side in another batch may be found first by either.
+on conflict do nothing
 returning result_id`;
 
 const HL7_MEDIA_TYPE = 'x-application/hl7-v2+er7';
@@ -92,10 +94,9 @@ export class ResultStore {
       held.map(([r]) => r), held.map(([, s]) => s),
       col((r) => r.setKey ?? null),
     ];
-    const res = await this.pool.query<{ result_id: string }>(recordStatement(bodies.size, columns.length + 1), [
-      ...textParams(columns),
-      ...bodyParams(bodies.values()),
-    ]);
+    const sql = recordStatement(bodies.size, columns.length + 1);
+    const params = [...textParams(columns), ...bodyParams(bodies.values())];
+    const res = await retryDeadlock(() => this.pool.query<{ result_id: string }>(sql, params));
     const recorded = new Set(res.rows.map((r) => r.result_id));
     // Two copies in one batch: the first is the new one, the second a repeat.
     const seen = new Set<string>();
@@ -131,5 +132,20 @@ export class ResultStore {
       [resultId],
     );
     return res.rows[0]?.content ?? undefined;
+  }
+}
+
+/**
+ * A statement PostgreSQL chose as a deadlock's victim (40P01) is run again, a few times: it did nothing, and two
+ * batches that carry the same result or body, in different orders, may meet that way.
+ */
+async function retryDeadlock<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await run();
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || i >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 20));
+    }
   }
 }
