@@ -55,6 +55,8 @@ describe('shipped gateway configurations', () => {
     const dockerfile = readFileSync(path.join(ROOT, 'deploy/docker/Dockerfile'), 'utf8');
     expect(dockerfile).toMatch(/rm -rf [^\n]*\bdeploy\/demo\b/);
     expect(dockerfile).toMatch(/^ENV [^\n]*\bMSSGW_CONTAINER=1\b/m);
+    // Its install skips scripts: the operator console is built by the image itself (read-only root at run time).
+    expect(dockerfile).toMatch(/--ignore-scripts[\s\S]*&& node services\/console\/build\.mjs/);
   });
 
   it('compose gives the gateway the secrets directory its configuration names, and no demo secret', () => {
