@@ -47,18 +47,28 @@ export const sha256Of = (content: Buffer): string => createHash('sha256').update
 const hex = (s: string) => Buffer.from(s, 'hex');
 
 /**
- * "insert into bodies" for `count` bodies whose parameters start at $first, three each (sha256, media type, content).
- * Each content is a parameter of its own, sent as binary: in an array it would be spelt out in hex, twice its size.
+ * Two CTEs that write `count` bodies whose parameters start at $first, three each (sha256, media type, content): the
+ * new ones inserted, the pruned ones (content emptied by retention) filled again. A body already held is left alone
+ * and not locked: a lock on it (as an upsert takes) met the foreign-key checks of batches committing side by side and
+ * deadlocked them. Each content is a parameter of its own, sent as binary: in an array it would be spelt out in hex,
+ * twice its size.
  */
-export const insertBodies = (count: number, first: number): string => `insert into bodies (sha256, media_type, size, content)
-  values ${Array.from({ length: count }, (_, i) => `($${first + 3 * i}::bytea, $${first + 1 + 3 * i}, length($${first + 2 + 3 * i}::bytea), $${first + 2 + 3 * i}::bytea)`).join(', ')}
-  on conflict (sha256) do update set content = coalesce(bodies.content, excluded.content), pruned_at = null
-  where bodies.content is null`;
+export const writeBodies = (count: number, first: number): string => {
+  const rows = Array.from({ length: count }, (_, i) => i);
+  const sha = (i: number) => `$${first + 3 * i}::bytea`;
+  const content = (i: number) => `$${first + 2 + 3 * i}::bytea`;
+  return `b as (
+  insert into bodies (sha256, media_type, size, content)
+  values ${rows.map((i) => `(${sha(i)}, $${first + 1 + 3 * i}, length(${content(i)}), ${content(i)})`).join(', ')}
+  on conflict (sha256) do nothing),
+refill as (
+  update bodies set content = v.c, pruned_at = null from (values ${rows.map((i) => `(${sha(i)}, ${content(i)})`).join(', ')}) as v (s, c)
+  where bodies.sha256 = v.s and bodies.content is null)`;
+};
 
 /**
- * The parameters of insertBodies, in the order of their SHA-256: every statement that writes bodies takes their row
- * locks in the same order, so two of them writing the same bodies (the same PDF in two batches) wait for each other
- * instead of deadlocking.
+ * The parameters of writeBodies, in the order of their SHA-256: two statements inserting the same new bodies (the same
+ * PDF in two batches) meet them in the same order, so one waits for the other instead of deadlocking.
  */
 export const bodyParams = (bodies: Iterable<Body>): unknown[] =>
   [...bodies].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0)).flatMap((b) => [hex(b.sha256), b.mediaType, b.content]);
@@ -111,7 +121,7 @@ export class MessageBodies {
     for (const m of mails) if (m.attachments) parts.set(m.attachments.sha256, m.attachments);
     const first = 5;
     const sql = `
-with ${parts.size ? `b as (${insertBodies(parts.size, first)}),
+with ${parts.size ? `${writeBodies(parts.size, first)},
 rb as (insert into result_bodies (result_id, sha256) select $1, s from unnest($4::bytea[]) as s where s is not null on conflict do nothing),` : ''}
 m as (select * from unnest($2::text[], $3::bytea[], $4::bytea[]) as x (mail_id, head, attachments_sha256))
 insert into mails (mail_id, result_id, head, attachments_sha256)

@@ -1,4 +1,4 @@
-import { bodyParams, insertBodies, sha256Of, type Body } from './bodies.ts';
+import { bodyParams, sha256Of, writeBodies, type Body } from './bodies.ts';
 import { textParams, type Pool } from './postgres.ts';
 import { patientSearchKey } from './search.ts';
 
@@ -37,7 +37,7 @@ export interface ReceivedResult {
 // then the results and the bodies each holds; a result already recorded (same source, facility, control id and
 // content) is left as it was. The rows returned are the results this batch recorded for the first time.
 const recordStatement = (bodies: number, first: number) => `
-with b as (${insertBodies(bodies, first)}),
+with ${writeBodies(bodies, first)},
 rb as (
   insert into result_bodies (result_id, sha256)
   select r, decode(s, 'hex') from unnest($20::text[], $21::text[]) as x (r, s)
