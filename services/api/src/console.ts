@@ -252,9 +252,11 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       ctx.pg.query<{ normalized: unknown; patient_ins: string | null; patient_family: string | null; patient_given: string | null; message_type: string }>(
         'select normalized, patient_ins, patient_family, patient_given, message_type from results where result_id = $1', [id],
       ),
-      ctx.pg.query<{ result_id: string; version: number; set_id: string; action: string | null; received_at: Date | null }>(
-        `select o.result_id, o.version, o.set_id, r.action, r.received_at from set_versions s join set_versions o on o.set_id = s.set_id
-         left join results r on r.result_id = o.result_id where s.result_id = $1 order by o.version, r.received_at`, [id],
+      // The results of its document set in reception order, each with its version: its rank among the set's results
+      // that are not deletions (a deletion names the current one), as the router numbers them (versionInSet).
+      ctx.pg.query<{ result_id: string; version: number; action: string | null; received_at: Date | null }>(
+        `select o.result_id, greatest(1, count(*) filter (where o.action <> 'delete') over (order by o.id))::int as version, o.action, o.received_at
+         from results s join results o on o.set_key = s.set_key where s.result_id = $1 order by o.id`, [id],
       ),
     ]);
     const histories = await Promise.all(result.deliveries.map((d) => ctx.status.history(d.deliveryId)));
