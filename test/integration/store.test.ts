@@ -228,6 +228,7 @@ describe('retention', () => {
     const r = spawnSync(path.join(ROOT, 'services/gateway/bin/mssgw'), ['prune', '--dry-run'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^would remove \d+ results received before \d{4}-\d\d-\d\dT.* with every recipient final, \d+ recipients, \d+ events, \d+ bodies$/m);
+    expect(r.stdout).toMatch(/^would empty the bodies of \d+ results over since before \d{4}-\d\d-\d\dT.* \(their records stay\)$/m);
   });
 });
 

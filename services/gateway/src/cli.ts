@@ -51,7 +51,8 @@ Usage:
                                              a lock; --status lists applied and pending migrations (exit 3
                                              when some are pending)
   mssgw prune [--dry-run]                    remove from the message store the results older than
-                                             receipts.retentionDays whose recipients are all final
+                                             receipts.retentionDays whose recipients are all final, and
+                                             empty the bodies of those over since postgres.bodyRetentionDays
   mssgw dlq list [--json]                    deliveries that exhausted their retries, with the reason
   mssgw dlq replay ID|--all                  put them back on their send queue (one whose domain left
                                              the liste blanche is refused instead, with that reason)
@@ -323,11 +324,15 @@ async function main(argv: string[]): Promise<void> {
       const pool = connectPostgres(cfg.postgres, 'mssgw-cli');
       try {
         const olderThan = new Date(Date.now() - cfg.receipts.retentionDays * 86_400_000);
-        const r = await pruneRecords(pool, { olderThan, finalStates: FINAL_STATES, dryRun: values['dry-run'] ?? false }).catch((err: Error) => {
+        // The same retention as the router's hourly prune: records after receipts.retentionDays, bodies after
+        // postgres.bodyRetentionDays.
+        const bodiesOlderThan = new Date(Date.now() - cfg.postgres.bodyRetentionDays * 86_400_000);
+        const r = await pruneRecords(pool, { olderThan, bodiesOlderThan, finalStates: FINAL_STATES, dryRun: values['dry-run'] ?? false }).catch((err: Error) => {
           throw new StoreUnavailableError(describePostgres(cfg.postgres), err);
         });
-        const verb = values['dry-run'] ? 'would remove' : 'removed';
-        console.log(`${verb} ${r.results} results received before ${olderThan.toISOString()} with every recipient final, ${r.deliveries} recipients, ${r.events} events, ${r.bodies} bodies`);
+        const dry = values['dry-run'] ?? false;
+        console.log(`${dry ? 'would remove' : 'removed'} ${r.results} results received before ${olderThan.toISOString()} with every recipient final, ${r.deliveries} recipients, ${r.events} events, ${r.bodies} bodies`);
+        console.log(`${dry ? 'would empty' : 'emptied'} the bodies of ${r.emptied} results over since before ${bodiesOlderThan.toISOString()} (their records stay)`);
       } finally {
         await pool.end();
       }
