@@ -9,17 +9,16 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ImapFlow } from 'imapflow';
 import { Kafka, logLevel } from 'kafkajs';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSecret, type GatewayConfig } from '@mssgw/config';
+import type { GatewayConfig } from '@mssgw/config';
 import { frame } from '@mssgw/hl7';
-import { mailboxTls } from '@mssgw/runtime';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { apiClient } from '../support/api.ts';
 import { DOCTORS, makeCisisResult, type SamplePatient } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
+import { folderCounts } from '../support/imap.ts';
 
 const t = tag();
 const T = t.toUpperCase();
@@ -67,20 +66,7 @@ function exchange(port: number, chunks: (string | Buffer)[], waitMs = 1500): Pro
   });
 }
 
-async function inboxCount(config: GatewayConfig): Promise<number> {
-  const mailbox = config.mailboxes[0]!;
-  const client = new ImapFlow({
-    host: config.operator.imapHost, port: config.operator.imapPort, secure: false, doSTARTTLS: true,
-    auth: { user: mailbox.address, pass: readSecret(mailbox.imapPassword) }, tls: mailboxTls(config, mailbox), logger: false,
-  });
-  await client.connect();
-  try {
-    const status = await client.status('INBOX', { messages: true });
-    return status ? (status.messages ?? 0) : 0;
-  } finally {
-    await client.logout();
-  }
-}
+const inboxCount = async (config: GatewayConfig) => (await folderCounts(config, ['INBOX']))['INBOX']!;
 
 describe('personal data in hostile input stays out of logs and dead-letter headers', () => {
   const logFile = path.join(mkdtempSync(path.join(tmpdir(), 'mssgw-pii-')), 'gateway.log');

@@ -1,41 +1,22 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSecret, type GatewayConfig } from '@mssgw/config';
-import { mailboxTls } from '@mssgw/runtime';
+import type { GatewayConfig } from '@mssgw/config';
 import { StatusStore } from '@mssgw/status';
 import { connectPostgres, migrate } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { mailboxFiles, tag, testConfig, waitFor } from '../support/env.ts';
+import { folderCounts } from '../support/imap.ts';
 import { hostileCorpus, wellFormedDsn } from '../support/hostile-mail.ts';
 
 /** The operator's injection port (plain SMTP, no TLS): mail from the outside world, as anyone may send it. */
 const inject = nodemailer.createTransport({ host: '127.0.0.1', port: 10025, ignoreTLS: true });
 const send = (to: string, raw: Buffer) => inject.sendMail({ envelope: { from: 'mailer-daemon@mx.hostile.test', to }, raw });
 
-/** How many mails each folder of the test's mailbox holds, read over IMAP as the gateway reads them. */
-async function folders(config: GatewayConfig): Promise<Record<string, number>> {
-  const mailbox = config.mailboxes[0]!;
-  const client = new ImapFlow({
-    host: config.operator.imapHost, port: config.operator.imapPort, secure: false, doSTARTTLS: true,
-    auth: { user: mailbox.address, pass: readSecret(mailbox.imapPassword) }, tls: mailboxTls(config, mailbox), logger: false,
-  });
-  await client.connect();
-  try {
-    const out: Record<string, number> = {};
-    for (const f of ['INBOX', 'Processed', 'Unrecognised', 'Replies', 'Quarantine']) {
-      const s = await client.status(f, { messages: true });
-      out[f] = s ? (s.messages ?? 0) : 0;
-    }
-    return out;
-  } finally {
-    await client.logout();
-  }
-}
+const folders = (config: GatewayConfig) => folderCounts(config, ['INBOX', 'Processed', 'Unrecognised', 'Replies', 'Quarantine']);
 
 async function quarantinedBy(mailbox: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};

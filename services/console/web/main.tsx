@@ -435,36 +435,20 @@ function ResultPage({ t, lang, me, id }: Ctx & { id: string }) {
     }
   };
   const [notice, setNotice] = useState<string>();
-  const replay = async (d: Delivery) => {
-    if (!window.confirm(t.confirmReplay(d.recipient))) return;
+  // An operator's action on one recipient: confirmed, posted, its outcome shown, the result read again.
+  const act = (confirm: (recipient: string) => string, path: (id: string) => string, done: string) => async (d: Delivery) => {
+    if (!window.confirm(confirm(d.recipient))) return;
     try {
-      await post(`/api/v1/dead-letters/${d.deliveryId}/replay`);
-      setNotice(t.replayed);
+      await post(path(d.deliveryId));
+      setNotice(done);
     } catch (e) {
       setNotice(`${t.error} : ${(e as Error).message}`);
     }
     reload();
   };
-  const cancel = async (d: Delivery) => {
-    if (!window.confirm(t.confirmCancel(d.recipient))) return;
-    try {
-      await post(`/api/v1/console/deliveries/${d.deliveryId}/cancel`);
-      setNotice(t.cancelled);
-    } catch (e) {
-      setNotice(`${t.error} : ${(e as Error).message}`);
-    }
-    reload();
-  };
-  const resend = async (d: Delivery) => {
-    if (!window.confirm(t.confirmResend(d.recipient))) return;
-    try {
-      await post(`/api/v1/console/deliveries/${d.deliveryId}/resend`);
-      setNotice(t.resent);
-    } catch (e) {
-      setNotice(`${t.error} : ${(e as Error).message}`);
-    }
-    reload();
-  };
+  const replay = act(t.confirmReplay, (id) => `/api/v1/dead-letters/${id}/replay`, t.replayed);
+  const cancel = act(t.confirmCancel, (id) => `/api/v1/console/deliveries/${id}/cancel`, t.cancelled);
+  const resend = act(t.confirmResend, (id) => `/api/v1/console/deliveries/${id}/resend`, t.resent);
   if (error && !data) return <><h1>{t.result}</h1><Err text={error} t={t} /></>;
   if (!data) return <p>{t.loading}</p>;
   const h = data.hl7;
