@@ -1,6 +1,6 @@
 export {
   StatusStore,
-  type Delivery, type DeliveryEvent, type ResultRecord, type RecipientKind, type StatusEvent,
+  type Delivery, type DeliveryEvent, type ResultRecord, type RecipientKind, type RoutingRecord, type StatusEvent,
 } from './store.ts';
 export {
   ReplyStore, REPLY_MATCHES,

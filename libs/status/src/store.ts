@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import {
   confirmationClock, confirmationTimeout, ENTER_FROM, type DeliveryEventSource, type DeliveryState, type HistoryNote, type Transition, type TransitionFields,
 } from '@mssgw/lifecycle';
-import { textParams, type Queryable } from '@mssgw/store';
+import { mailsWrite, textParams, type Queryable, type StoredMail } from '@mssgw/store';
 import { ReplyStore, type Reply, type ReplyFilter } from './replies.ts';
 
 export type { DeliveryState } from '@mssgw/lifecycle';
@@ -115,8 +115,8 @@ select (select state from cur) as current, exists (select 1 from upd) as applied
 
 // Recipients' first records, their first events and their outbox entries, all or nothing, in one statement: one round
 // trip and one commit, whatever their number. A recipient already recorded is left as it was.
-const CREATE = `
-with ins as (
+const CREATE_CTES = `
+ins as (
   insert into deliveries (delivery_id, result_id, recipient, recipient_id, kind, state, mail_id, message_id, mailbox, reason, detail, updated_at)
   select r.delivery_id, r.result_id, r.recipient, r.recipient_id, r.kind, r.state, r.mail_id, r.message_id, r.mailbox, r.reason, r.detail, $12::timestamptz
   from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
@@ -127,8 +127,29 @@ ev as (
   insert into delivery_events (delivery_id, at, state, applied, source, detail)
   select ins.delivery_id, $12, ins.state, true, 'router', e.detail
   from ins join unnest($1::text[], $13::text[]) as e (delivery_id, detail) on e.delivery_id = ins.delivery_id),
-ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, state, '', 'router' from ins)
+ob as (insert into status_outbox (delivery_id, state, previous, source) select delivery_id, state, '', 'router' from ins)`;
+const CREATE = `with ${CREATE_CTES}
 select delivery_id from ins`;
+
+// What routing decides about a result, in one statement after the recipients' CTEs ($1-$13): the documents it is
+// indexed by ($15), its routed mark ($16, $17) and its rendered mails (from $18, mailsWrite, which names the result again). One round trip, one
+// commit: a dispatcher never finds a delivery whose mail is not there, and a crash leaves all of it or none.
+const ROUTED_CTES = `
+docs as (insert into result_documents (document_id, result_id) select d, $14::text from unnest($15::text[]) as d on conflict do nothing),
+routed as (update results set routed_at = $16, acknowledged_at = coalesce($17, acknowledged_at) where result_id = $14::text)`;
+
+/** What the router records of a result it routed (StatusStore.recordRouting). */
+export interface RoutingRecord {
+  resultId: string;
+  /** Its rendered mails (heads, and the attachments part they share). */
+  mails: StoredMail[];
+  /** The ids of the documents it carries (CDA ClinicalDocument/id, TXA-12), as root^extension. */
+  documentIds: string[];
+  /** Its recipients' first records: queued, or refused (each event's detail is the refusal's reason). */
+  deliveries: NewDelivery[];
+  /** When its ACK went (the intake's time). */
+  acknowledgedAt: number | undefined;
+}
 
 type NewDelivery = Omit<Delivery, 'updatedAt'> & { updatedAt?: number };
 
@@ -188,6 +209,27 @@ export class StatusStore {
   /** Creates the records of many recipients at once (see createDelivery; each event's detail is the recipient's detail, else its reason); returns the ids created now. */
   async createDeliveries(list: NewDelivery[], at = Date.now()): Promise<string[]> {
     return this.create(list, list.map((d) => d.detail ?? d.reason), at);
+  }
+
+  /**
+   * Records at once what routing decided about a result (RoutingRecord): its mails, its recipients' records (queued
+   * or refused) with their first events and outbox entries, the documents it is indexed by, and its routed mark.
+   * Returns the ids of the recipients recorded now (none when a retried job finds them recorded).
+   */
+  async recordRouting(r: RoutingRecord, at = Date.now()): Promise<string[]> {
+    const list = r.deliveries;
+    const col = (f: (d: NewDelivery) => string | undefined) => list.map((d) => f(d) ?? null);
+    const mails = mailsWrite(r.resultId, r.mails, 18);
+    const sql = `with ${[CREATE_CTES, ROUTED_CTES, ...(r.mails.length ? mails.ctes : [])].join(',\n')}
+select delivery_id from ins`;
+    const res = await this.q<{ delivery_id: string }>(sql, [
+      col((d) => d.deliveryId), col((d) => d.resultId), col((d) => d.recipient), col((d) => d.recipientId), col((d) => d.kind), col((d) => d.state),
+      col((d) => d.mailId), col((d) => d.messageId), col((d) => d.mailbox), col((d) => d.reason), col((d) => d.detail), new Date(at),
+      list.map((d) => (d.state === 'refused' ? d.reason : d.detail ?? d.reason) ?? null),
+      r.resultId, r.documentIds, new Date(at), date(r.acknowledgedAt),
+      ...(r.mails.length ? mails.params : []),
+    ]);
+    return res.rows.map((x) => x.delivery_id);
   }
 
   private async create(list: NewDelivery[], eventDetails: (string | undefined)[], at: number): Promise<string[]> {

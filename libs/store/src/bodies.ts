@@ -23,6 +23,8 @@ export interface ResultToRoute {
   /** Routed already, or found to be a duplicate: nothing is left to do. */
   settled: boolean;
   documents: Map<string, Buffer>;
+  /** The oppositions the result's patient has now (by INS, or by IPP with the sending facility), read with it. */
+  oppositions: { direction: 'patient' | 'professionals'; opposedAt: number }[];
 }
 
 /** What the dispatcher needs to send one delivery, read in one statement. */
@@ -73,6 +75,33 @@ refill as (
 export const bodyParams = (bodies: Iterable<Body>): unknown[] =>
   [...bodies].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0)).flatMap((b) => [hex(b.sha256), b.mediaType, b.content]);
 
+/**
+ * The CTEs that record a result's rendered mails, and their parameters numbered from $first: the attachments parts as
+ * bodies (once, whoever shares them), held by the result, and each mail's head. A mail already recorded is kept as it
+ * was (its recipients may have it already).
+ */
+export function mailsWrite(resultId: string, mails: StoredMail[], first: number): { ctes: string[]; params: unknown[] } {
+  const parts = new Map<string, Body>();
+  for (const m of mails) if (m.attachments) parts.set(m.attachments.sha256, m.attachments);
+  const [result, ids, heads, shas] = [first, first + 1, first + 2, first + 3].map((n) => `$${n}`);
+  const ctes = [
+    ...(parts.size ? [
+      writeBodies(parts.size, first + 4),
+      `rb as (insert into result_bodies (result_id, sha256) select ${result}::text, s from unnest(${shas}::bytea[]) as s where s is not null on conflict do nothing)`,
+    ] : []),
+    `mails_in as (insert into mails (mail_id, result_id, head, attachments_sha256)
+  select mail_id, ${result}::text, head, attachments_sha256 from unnest(${ids}::text[], ${heads}::bytea[], ${shas}::bytea[]) as x (mail_id, head, attachments_sha256)
+  on conflict (mail_id) do nothing)`,
+  ];
+  return {
+    ctes,
+    params: [
+      resultId, mails.map((m) => m.mailId), mails.map((m) => m.head), mails.map((m) => (m.attachments ? hex(m.attachments.sha256) : null)),
+      ...bodyParams(parts.values()),
+    ],
+  };
+}
+
 /** Attachments parts a process keeps after reading them (about 110 KB each for a 40 KB PDF). */
 const RECENT_ATTACHMENTS = 32;
 
@@ -88,14 +117,16 @@ export class MessageBodies {
     this.pool = pool;
   }
 
-  /** A result to route: its normalized form and its documents. Undefined when the result is not recorded. */
+  /** A result to route: its normalized form, its documents and its patient's oppositions. Undefined when the result is not recorded. */
   async forRouting(resultId: string): Promise<ResultToRoute | undefined> {
     // One statement: the result, then one row per document it holds (its HL7 text left out), the result's columns
     // repeated on each. Bodies come in text form (node-postgres 8.23 decodes binary-format fields as UTF-8 text,
     // which corrupts a bytea).
-    const res = await this.pool.query<{ normalized: string | null; settled: boolean; sha256: string | null; content: Buffer | null }>({
+    const res = await this.pool.query<{ normalized: string | null; settled: boolean; oppositions: string; sha256: string | null; content: Buffer | null }>({
       name: 'bodies_for_routing',
       text: `select r.normalized::text as normalized, (r.routed_at is not null or r.duplicate_of is not null) as settled,
+          (select coalesce(json_agg(json_build_object('direction', o.direction, 'opposedAt', (extract(epoch from o.opposed_at) * 1000)::bigint) order by o.id), '[]')
+            from oppositions o where ${OPPOSITION_MATCH('r.patient_ins', "(r.normalized -> 'patient' ->> 'ipp')", 'r.sending_facility')})::text as oppositions,
           encode(b.sha256, 'hex') as sha256, b.content
         from results r
         left join result_bodies rb on rb.result_id = r.result_id and rb.sha256 <> r.hl7_sha256
@@ -107,30 +138,20 @@ export class MessageBodies {
     if (!first) return undefined;
     const documents = new Map<string, Buffer>();
     for (const row of res.rows) if (row.sha256 && row.content) documents.set(row.sha256, row.content);
-    return { normalized: first.normalized === null ? undefined : (JSON.parse(first.normalized) as unknown), settled: first.settled, documents };
+    return {
+      normalized: first.normalized === null ? undefined : (JSON.parse(first.normalized) as unknown), settled: first.settled, documents,
+      oppositions: JSON.parse(first.oppositions) as ResultToRoute['oppositions'],
+    };
   }
 
   /**
-   * Records a result's rendered mails, in one statement: their attachments parts as bodies (once, whoever shares
-   * them), held by the result, and each mail's head. A mail already recorded is kept as it was (its recipients may
-   * have it already).
+   * Records a result's rendered mails, in one statement (see mailsWrite). The router records them with the rest of
+   * what routing decides (StatusStore.recordRouting); a closing mail to a patient comes here.
    */
   async putMails(resultId: string, mails: StoredMail[], db: Queryable = this.pool): Promise<void> {
     if (!mails.length) return;
-    const parts = new Map<string, Body>();
-    for (const m of mails) if (m.attachments) parts.set(m.attachments.sha256, m.attachments);
-    const first = 5;
-    const sql = `
-with ${parts.size ? `${writeBodies(parts.size, first)},
-rb as (insert into result_bodies (result_id, sha256) select $1, s from unnest($4::bytea[]) as s where s is not null on conflict do nothing),` : ''}
-m as (select * from unnest($2::text[], $3::bytea[], $4::bytea[]) as x (mail_id, head, attachments_sha256))
-insert into mails (mail_id, result_id, head, attachments_sha256)
-select mail_id, $1, head, attachments_sha256 from m
-on conflict (mail_id) do nothing`;
-    await db.query(sql, [
-      resultId, mails.map((m) => m.mailId), mails.map((m) => m.head), mails.map((m) => (m.attachments ? hex(m.attachments.sha256) : null)),
-      ...bodyParams(parts.values()),
-    ]);
+    const w = mailsWrite(resultId, mails, 1);
+    await db.query(`with ${w.ctes.join(',\n')} select 1`, w.params);
   }
 
   /** Everything the dispatcher needs to send a delivery, or undefined when there is no such delivery. */

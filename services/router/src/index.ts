@@ -7,7 +7,7 @@ import { IntakeJob, QUEUES, stableId, type DeliveryJob } from '@mssgw/queue';
 import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, intakeQueue, sendQueue, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
-import { inTransaction, pruneRecords, sha256Of, type StoredMail } from '@mssgw/store';
+import { pruneRecords, sha256Of, type StoredMail } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
 import { Sweeper } from './sweeper.ts';
@@ -74,37 +74,35 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
         return;
       }
     }
-    // One transaction from the version number to the routed mark: the mails, the recipients' records and the mark
-    // are committed together (one WAL flush), before a dispatcher can take a delivery, whose job names them only. A
-    // crash before the bulk add leaves recipients queued without a job: the sweeper queues them.
-    const { decision, specs, deliveries } = await inTransaction(ctx.pg, async (client) => {
-      const status = ctx.status.on(client);
-      const { decision, content, mails: specs } = await planResult({
-        resultId, result, receivedAt: data.receivedAt, documents,
-        policy: reference.policyFor(data.source),
-        mailbox: senderMailboxChecked(mailbox),
-        productReference: config.mssante.productReference,
-        settings: documentSettings(config.mssante.documents),
-        limits: config.routing,
-        ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
-        versionOf: () => status.versionInSet(resultId),
-      });
-      const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
-      const renderedAt = new Date();
-      // Rendered once per mail, whatever its number of recipients and retries; the attachments part is one body for
-      // all the mails of the result that carry it.
-      const mails: StoredMail[] = specs.map((spec) => {
-        const m = renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt);
-        return { mailId: spec.mailId, head: m.head, ...(m.attachments.length ? { attachments: { sha256: sha256Of(m.attachments), mediaType: 'message/rfc822-part', content: m.attachments } } : {}) };
-      });
-      const deliveries = specs.flatMap((spec) => deliveriesOf(spec, data, result, decision.recipients));
-      await ctx.bodies.putMails(resultId, mails, client);
-      for (const id of documentIds) await status.indexDocument(id, resultId);
-      await recordRefusals(status, resultId, decision.refusals);
-      await status.createDeliveries(deliveries.map((d) => d.record));
-      await status.markRouted(resultId, data.acknowledgedAt);
-      return { decision, specs, deliveries };
+    // The patient's oppositions were read with the result: one round trip less for every result.
+    const policy = { ...reference.policyFor(data.source), oppositions: () => Promise.resolve(stored.oppositions) };
+    const { decision, content, mails: specs } = await planResult({
+      resultId, result, receivedAt: data.receivedAt, documents,
+      policy,
+      mailbox: senderMailboxChecked(mailbox),
+      productReference: config.mssante.productReference,
+      settings: documentSettings(config.mssante.documents),
+      limits: config.routing,
+      ...(config.mssante.bodies ? { bodies: config.mssante.bodies } : {}),
+      versionOf: () => ctx.status.versionInSet(resultId),
     });
+    const documentIds = content ? [...(result.documentId ? [result.documentId] : []), ...content.documentIds] : [];
+    const renderedAt = new Date();
+    // Rendered once per mail, whatever its number of recipients and retries; the attachments part is one body for
+    // all the mails of the result that carry it.
+    const mails: StoredMail[] = specs.map((spec) => {
+      const m = renderMail(spec, content?.contents ?? new Map<string, Buffer>(), renderedAt);
+      return { mailId: spec.mailId, head: m.head, ...(m.attachments.length ? { attachments: { sha256: sha256Of(m.attachments), mediaType: 'message/rfc822-part', content: m.attachments } } : {}) };
+    });
+    const deliveries = specs.flatMap((spec) => deliveriesOf(spec, data, result, decision.recipients));
+    const refusals = refusalRecords(resultId, decision.refusals);
+    // One statement from the mails to the routed mark: the mails, the recipients' records (queued and refused) and the
+    // mark are committed together (one WAL flush), before a dispatcher can take a delivery, whose job names them only.
+    // A crash before the bulk add leaves recipients queued without a job: the sweeper queues them.
+    const created = new Set(await ctx.status.recordRouting({
+      resultId, mails, documentIds, deliveries: [...deliveries.map((d) => d.record), ...refusals], acknowledgedAt: data.acknowledgedAt,
+    }));
+    for (const r of refusals) if (created.has(r.deliveryId)) metrics.recipientsRefused.inc({ reason: r.reason });
     if (deliveries.length) await sendQueueOf(mailbox.address).addBulk(deliveries.map((d) => d.job));
     metrics.mailsQueued.inc({ mailbox: mailbox.address }, deliveries.length);
     for (const r of decision.recipients) metrics.recipientsResolved.inc({ kind: r.kind });
@@ -178,17 +176,22 @@ function documentVersionOf(result: QueuedResult, documents: ReceivedDocument[]):
   return result.documentId ? `${result.documentId}|${result.event}|${result.action}` : undefined;
 }
 
+/** The records of the refused recipients: refused from the start, with the reason and its detail. */
+function refusalRecords(resultId: string, refusals: Refusal[]) {
+  return refusals.map((r, i) => ({
+    deliveryId: stableId('d', resultId, 'refused', String(i), r.address ?? r.id ?? r.origin),
+    resultId,
+    recipient: r.address ?? `${r.origin}:${r.id ?? 'unnamed'}`,
+    ...(r.id ? { recipientId: r.id } : {}),
+    kind: r.kind,
+    ...routingRefusal(r.reason, r.detail),
+  }));
+}
+
+/** Records refused recipients on their own (a result whose routing failed for good), counted once each. */
 async function recordRefusals(status: StatusStore, resultId: string, refusals: Refusal[]): Promise<void> {
-  await Promise.all(refusals.map(async (r, i) => {
-    const created = await status.createDelivery({
-      deliveryId: stableId('d', resultId, 'refused', String(i), r.address ?? r.id ?? r.origin),
-      resultId,
-      recipient: r.address ?? `${r.origin}:${r.id ?? 'unnamed'}`,
-      ...(r.id ? { recipientId: r.id } : {}),
-      kind: r.kind,
-      ...routingRefusal(r.reason, r.detail),
-    });
-    if (created) metrics.recipientsRefused.inc({ reason: r.reason });
+  await Promise.all(refusalRecords(resultId, refusals).map(async (r) => {
+    if (await status.createDelivery(r)) metrics.recipientsRefused.inc({ reason: r.reason });
   }));
 }
 
