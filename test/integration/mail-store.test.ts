@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectPostgres, migrate, MessageBodies, ResultStore, sha256Of, type Pool } from '@mssgw/store';
+import { StatusStore } from '@mssgw/status';
+import { connectPostgres, migrate, MessageBodies, OppositionStore, ResultStore, sha256Of, type Pool } from '@mssgw/store';
 import { testConfig } from '../support/env.ts';
 
 const part = (text: string) => {
@@ -78,8 +79,59 @@ describe('bodies in the message store (real PostgreSQL)', () => {
     expect(stored.settled).toBe(false);
     expect(stored.normalized).toEqual({ controlId: 'C1', documents: [{ sha256: doc.sha256 }] });
     expect(stored.documents.get(doc.sha256)!.toString()).toBe('%PDF-1.4 x');
+    expect(stored.oppositions).toEqual([]);
     await pool.query(`update results set routed_at = now() where result_id = 'r-doc'`);
     expect((await bodies.forRouting('r-doc'))!.settled).toBe(true);
     expect(await bodies.forRouting('r-unknown')).toBeUndefined();
+  });
+
+  it('records what routing decided in one statement, all of it once: mails, queued and refused recipients, documents, routed mark', async () => {
+    const results = new ResultStore(pool);
+    const hl7 = Buffer.from('MSH|^~\\&|LAB|FAC|GW|GW|20260101||ORU^R01|C2|P|2.5\r');
+    const acknowledgedAt = Date.now() - 5000;
+    await results.record([{
+      resultId: 'r-route', source: 'lab', transport: 'mllp', sendingApplication: 'LAB', sendingFacility: 'FAC', controlId: 'C2',
+      contentSha256: sha256Of(hl7), hl7, messageType: 'ORU^R01', action: 'initial', documentCode: 'X', receivedAt: Date.now(),
+      ackReception: false, ackRead: false, documents: [], patientIns: '255069999999934', normalized: { controlId: 'C2', patient: { ipp: 'IPP-7' } },
+    }]);
+    // The patient's oppositions come with the result (by INS, or by IPP of the sending facility; another facility's IPP is someone else).
+    await new OppositionStore(pool).add([
+      { idType: 'ins', patientId: '255069999999934', direction: 'patient', opposedAt: Date.UTC(2026, 0, 2) },
+      { idType: 'ipp', patientId: 'IPP-7', facility: 'fac', direction: 'professionals', opposedAt: Date.UTC(2026, 0, 3) },
+      { idType: 'ipp', patientId: 'IPP-7', facility: 'OTHER', direction: 'patient', opposedAt: Date.UTC(2026, 0, 4) },
+    ], 'cli');
+    const bodies = new MessageBodies(pool);
+    expect((await bodies.forRouting('r-route'))!.oppositions).toEqual([
+      { direction: 'patient', opposedAt: Date.UTC(2026, 0, 2) }, { direction: 'professionals', opposedAt: Date.UTC(2026, 0, 3) },
+    ]);
+    const status = new StatusStore(pool);
+    const attachments = part('\r\n--b\r\nshared\r\n--b--\r\n');
+    const record = {
+      resultId: 'r-route',
+      mails: [{ mailId: 'm-r1', head: Buffer.from('Subject: r1\r\n\r\n'), attachments }],
+      documentIds: ['1.2.250.1^doc-7'],
+      deliveries: [
+        { deliveryId: 'd-r1', resultId: 'r-route', recipient: 'dr@x.mssante.test', kind: 'professional' as const, state: 'queued' as const, mailId: 'm-r1', messageId: '<r1@x>', mailbox: 'noreply@lab.mssante.test', detail: 'directory' },
+        { deliveryId: 'd-r2', resultId: 'r-route', recipient: 'dr@elsewhere.test', kind: 'professional' as const, state: 'refused' as const, reason: 'not-whitelisted', detail: 'elsewhere.test is not in the liste blanche' },
+      ],
+      acknowledgedAt,
+    };
+    expect((await status.recordRouting(record)).sort()).toEqual(['d-r1', 'd-r2']);
+    expect((await bodies.message((await bodies.outbound('d-r1'))!))!.toString()).toBe(`Subject: r1\r\n\r\n${attachments.content.toString()}`);
+    expect(await status.resultsByDocumentId('1.2.250.1^doc-7')).toEqual(['r-route']);
+    const result = (await status.getResult('r-route'))!;
+    expect(result.routedAt).toBeGreaterThan(0);
+    expect(result.acknowledgedAt).toBe(acknowledgedAt);
+    expect(result.deliveries.map((d) => [d.deliveryId, d.state, d.reason ?? null])).toEqual([['d-r2', 'refused', 'not-whitelisted'], ['d-r1', 'queued', null]]);
+    // The first event says how the recipient was chosen, or why it was refused (the reason's code).
+    expect((await status.history('d-r1')).map((e) => [e.state, e.detail])).toEqual([['queued', 'directory']]);
+    expect((await status.history('d-r2')).map((e) => [e.state, e.detail])).toEqual([['refused', 'not-whitelisted']]);
+    // A routing job retried: nothing recorded twice, no second event, no second outbox entry.
+    expect(await status.recordRouting(record)).toEqual([]);
+    expect((await status.history('d-r1')).length).toBe(1);
+    const outbox = await pool.query<{ n: number }>(`select count(*)::int as n from status_outbox where delivery_id in ('d-r1', 'd-r2')`);
+    expect(outbox.rows[0]!.n).toBe(2);
+    // A result whose every recipient is refused has no mail: the statement holds without one.
+    expect(await status.recordRouting({ ...record, resultId: 'r-route', mails: [], deliveries: [{ ...record.deliveries[1]!, deliveryId: 'd-r3' }] })).toEqual(['d-r3']);
   });
 });
