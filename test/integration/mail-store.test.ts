@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatusStore } from '@mssgw/status';
-import { connectPostgres, migrate, MessageBodies, OppositionStore, ResultStore, sha256Of, type Pool } from '@mssgw/store';
+import { FINAL_STATES } from '@mssgw/lifecycle';
+import { connectPostgres, migrate, MessageBodies, OppositionStore, pruneRecords, ResultStore, sha256Of, type Pool } from '@mssgw/store';
 import { testConfig } from '../support/env.ts';
 
 const part = (text: string) => {
@@ -133,5 +134,23 @@ describe('bodies in the message store (real PostgreSQL)', () => {
     expect(outbox.rows[0]!.n).toBe(2);
     // A result whose every recipient is refused has no mail: the statement holds without one.
     expect(await status.recordRouting({ ...record, resultId: 'r-route', mails: [], deliveries: [{ ...record.deliveries[1]!, deliveryId: 'd-r3' }] })).toEqual(['d-r3']);
+  });
+
+  it('prunes a conversation\'s closing record (no result row) once it is final and older than the retention, not before', async () => {
+    const status = new StatusStore(pool);
+    const bodies = new MessageBodies(pool);
+    const old = Date.now() - 40 * 86_400_000;
+    for (const [id, state] of [['c-0000000000000000000000a1', 'delivered'], ['c-0000000000000000000000a2', 'submitted']] as const) {
+      await bodies.putMails(id, [{ mailId: `${id}-fin`, head: Buffer.from('Subject: [FIN]\r\n\r\nclose') }]);
+      await status.createDelivery({ deliveryId: `d-${id}`, resultId: id, recipient: 'patient@patient.mssante.test', kind: 'patient', state, mailId: `${id}-fin`, messageId: `<${id}@x>`, mailbox: 'noreply@lab.mssante.test', updatedAt: old });
+    }
+    const options = { olderThan: new Date(Date.now() - 30 * 86_400_000), finalStates: FINAL_STATES };
+    expect(await pruneRecords(pool, { ...options, dryRun: true })).toMatchObject({ results: 0, deliveries: 1, events: 1 });
+    expect(await pruneRecords(pool, options)).toMatchObject({ results: 0, deliveries: 1, events: 1 });
+    expect(await status.getDelivery('d-c-0000000000000000000000a1')).toBeUndefined();
+    expect(await status.history('d-c-0000000000000000000000a1')).toEqual([]);
+    expect((await pool.query(`select 1 from mails where mail_id = 'c-0000000000000000000000a1-fin'`)).rowCount).toBe(0);
+    // Still waiting for its DSN: kept, however old.
+    expect((await status.getDelivery('d-c-0000000000000000000000a2'))!.state).toBe('submitted');
   });
 });

@@ -21,6 +21,14 @@ where r.received_at < $1
   and not exists (select 1 from deliveries d where d.result_id = r.result_id and not (d.state = any($2::text[])))
 order by r.received_at limit $3`;
 
+// A conversation's closing mail (mssgw patient close) is filed under its own id `c-…`, with no result row: its record
+// goes once its recipient is final and has not changed since the cutoff.
+const CLOSINGS_DUE = `
+select d.result_id from deliveries d
+where d.result_id like 'c-%' and d.updated_at < $1 and d.state = any($2::text[])
+  and not exists (select 1 from results r where r.result_id = d.result_id)
+order by d.updated_at limit $3`;
+
 // One batch, one transaction: the results, their recipients, their events, their document index, their mails and the
 // bodies nothing else holds. The version claims stay: they are what keeps a document version from being sent twice,
 // years later. Every sub-statement sees the tables as they were: what other results hold is found by leaving the
@@ -90,12 +98,21 @@ export async function pruneRecords(
         const emptied = options.bodiesOlderThan
           ? (await client.query<{ n: number }>(`select count(*)::int as n from (${BODIES_DUE.replace('limit $3', '')}) x`, [options.bodiesOlderThan, options.finalStates])).rows[0]!.n
           : 0;
-        return { ...res.rows[0]!, emptied };
+        // Closings have no result row: counted with the recipients and events they take.
+        const closings = (await client.query<{ deliveries: number; events: number }>(
+          `with due as (${CLOSINGS_DUE.replace('limit $3', '')})
+           select (select count(*) from due)::int as deliveries,
+             (select count(*) from delivery_events where delivery_id in (select delivery_id from deliveries where result_id in (select result_id from due)))::int as events`,
+          [options.olderThan, options.finalStates],
+        )).rows[0]!;
+        const r = res.rows[0]!;
+        return { ...r, deliveries: r.deliveries + closings.deliveries, events: r.events + closings.events, emptied };
       }
       const add = (r: Partial<PruneReport>) => {
         for (const k of Object.keys(r) as (keyof PruneReport)[]) total[k] += r[k]!;
       };
       await inBatches(client, DUE, [options.olderThan, options.finalStates], batch, async (due) => add((await client.query<PruneReport>(DELETE, [due])).rows[0]!));
+      await inBatches(client, CLOSINGS_DUE, [options.olderThan, options.finalStates], batch, async (due) => add((await client.query<PruneReport>(DELETE, [due])).rows[0]!));
       if (options.bodiesOlderThan) {
         await inBatches(client, BODIES_DUE, [options.bodiesOlderThan, options.finalStates], batch, async (due) => add((await client.query<Partial<PruneReport>>(EMPTY, [due])).rows[0]!));
       }
