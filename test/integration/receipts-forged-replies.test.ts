@@ -240,6 +240,33 @@ describe('a reply whose copy the operator refuses, on the sandbox operator', () 
   }, 120_000);
 });
 
+describe('a forwardRepliesTo outside the MSSanté liste blanche', () => {
+  it('sends no copy there, keeps the reply listed and counts it', async () => {
+    const t = tag();
+    const own = testConfig('outside', (c) => (c.mailboxes[0]!.forwardRepliesTo = `secretariat-${t}@gmail.example`));
+    const to = own.mailboxes[0]!.address;
+    const receipts = await startGateway(own, ['receipts']);
+    try {
+      await send(`inconnu-${t}@cabinet-demo.mssante.test`, to, [`From: inconnu-${t}@cabinet-demo.mssante.test`, `To: ${to}`, 'Subject: x', '', 'x', ''].join(CRLF));
+      const [r] = await waitFor('the reply recorded', async () => {
+        await receipts.receipts!.sweep();
+        const list = await receipts.ctx.status.listReplies({ mailbox: to });
+        return list.length ? list : undefined;
+      }, 60_000, 500);
+      await waitFor('the copy refused', async () => {
+        await receipts.receipts!.forwardReplies();
+        return (await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'not-whitelisted' })) >= 1;
+      }, 30_000, 500);
+      // Nothing reached the operator: no copy sent, none failed there; the reply is kept, unforwarded.
+      expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'sent' })).toBe(0);
+      expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })).toBe(0);
+      expect((await receipts.ctx.status.replies.get(r!.id))?.forwardedAt).toBeUndefined();
+    } finally {
+      await receipts.stop();
+    }
+  }, 120_000);
+});
+
 describe("the operator's own DSN without an ENVID, on the sandbox operator", () => {
   it('is applied by its Message-ID and recipient: the operator wrote it', async () => {
     const t = tag();

@@ -2,13 +2,14 @@ import type { ApplicativeMailboxConfig } from '@mssgw/config';
 import { createMailboxTransport } from '@mssgw/dispatcher';
 import { REPLY_MATCHES, type RecordedReply, type Reply } from '@mssgw/status';
 import type { Receipt } from '@mssgw/receipts';
+import { whitelistReader } from '@mssgw/routing';
 import type { ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 
 /** Series at zero from the start, so that rates and alerts have data before the first reply. */
 export function initReplyMetrics(mailbox: string): void {
   for (const matched of REPLY_MATCHES) metrics.replies.inc({ mailbox, matched }, 0);
-  for (const outcome of ['sent', 'failed']) metrics.repliesForwarded.inc({ mailbox, outcome }, 0);
+  for (const outcome of ['sent', 'failed', 'not-whitelisted']) metrics.repliesForwarded.inc({ mailbox, outcome }, 0);
   for (const kind of ['dsn', 'mdn']) metrics.receiptsForged.inc({ mailbox, kind, reason: kind === 'dsn' ? 'envelope-unknown' : 'mdn-sender' }, 0);
 }
 
@@ -53,6 +54,7 @@ export class ReplyForwarder {
   private again = false;
   /** Replies whose copy the operator refused for good (5xx), left pending in the store. */
   private readonly refused = new Set<string>();
+  private warnedWhitelist = false;
   private readonly ctx: ServiceContext;
   private readonly mailbox: ApplicativeMailboxConfig;
 
@@ -83,6 +85,15 @@ export class ReplyForwarder {
       if (!pending.length) return;
       for (const r of pending) {
         try {
+          // Never outside the MSSanté space: a copy to an address the liste blanche does not allow is not sent (the
+          // reply stays listed; GET /api/v1/replies). A liste blanche not yet in Redis throws: everything waits.
+          if (r.forwardTo && !(await whitelistReader(this.ctx).allows(r.forwardTo, false))) {
+            this.refused.add(r.id);
+            metrics.repliesForwarded.inc({ mailbox: address, outcome: 'not-whitelisted' });
+            if (!this.warnedWhitelist) this.ctx.log.error({ mailbox: address }, 'forwardRepliesTo is not in the MSSanté liste blanche: replies are kept, not forwarded');
+            this.warnedWhitelist = true;
+            continue;
+          }
           if (!(await this.forward(r))) {
             this.refused.add(r.id); // its body is gone (retention): nothing to send
             continue;
