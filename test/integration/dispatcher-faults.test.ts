@@ -1,12 +1,16 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeContext, createContext } from '@mssgw/runtime';
-import { listDeadLetters, replayDeadLetters } from '@mssgw/dispatcher';
+import { listDeadLetters } from '@mssgw/dispatcher';
 import { MllpClient } from '@mssgw/hl7';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
 import { faultyOperator } from '../support/operator.ts';
+
+const LAUNCHER = path.resolve(import.meta.dirname, '../../services/gateway/bin/mssgw');
 
 describe('dispatcher against an operator that refuses, defers and recovers', () => {
   const t = tag();
@@ -74,7 +78,13 @@ describe('dispatcher against an operator that refuses, defers and recovers', () 
       expect(dead.map((x) => x.deliveryId)).toEqual([d.deliveryId]);
       expect(dead[0]!.reason).toMatch(/451 4\.4\.1/);
       operator.recover();
-      expect(await replayDeadLetters(ctx, { deliveryId: d.deliveryId })).toEqual([d.deliveryId]);
+      // Replayed as an operator does it, from the command line: the replay is in the audit trail.
+      const env = { ...process.env, MSSGW_POSTGRES_SCHEMA: gateway.ctx.config.postgres.schema, MSSGW_REDIS_PREFIX: gateway.ctx.config.redis.prefix, MSSGW_LOG_LEVEL: 'silent' };
+      const mssgw = (...args: string[]) => spawnSync(LAUNCHER, args, { encoding: 'utf8', env, timeout: 60_000 });
+      const replayed = mssgw('dlq', 'replay', d.deliveryId);
+      expect(replayed.stdout, replayed.stderr).toContain(`1 deliveries replayed: ${d.deliveryId}`);
+      const audit = JSON.parse(mssgw('audit', '--json', '--limit', '5').stdout) as { route: string; ids: string[]; method: string }[];
+      expect(audit.find((e) => e.route === 'mssgw dlq replay')).toMatchObject({ method: 'CLI', ids: [d.deliveryId] });
       await waitFor('replayed delivery submitted', async () => (await states()).get(addr('down'))?.state === 'submitted');
       expect(await listDeadLetters(ctx)).toEqual([]);
       expect((await gateway.ctx.status.history(d.deliveryId)).filter((h) => h.applied).map((h) => h.state)).toEqual(['queued', 'dead-lettered', 'queued', 'submitted']);

@@ -351,6 +351,8 @@ async function main(argv: string[]): Promise<void> {
         } else if (rest[0] === 'replay' && (values.all || rest[1])) {
           const report = { refused: [] as { deliveryId: string; reason: string; detail: string }[] };
           const ids = await replayDeadLetters(ctx, values.all ? { all: true } : { deliveryId: rest[1]! }, report);
+          // Like the console's replay: who put what back on its queue, and what was refused, is in the audit trail.
+          if (ids.length || report.refused.length) await auditCli(ctx.pg, 'dlq replay', [...ids, ...report.refused.map((r) => r.deliveryId)]);
           for (const r of report.refused) console.log(`${r.deliveryId}  refused  ${r.reason}: ${r.detail}`);
           if (!values.all && ids.length === 0 && report.refused.length === 0) fail(`no dead-lettered delivery ${rest[1]}`, 2);
           console.log(`${ids.length} deliveries replayed${ids.length ? `: ${ids.join(', ')}` : ''}${report.refused.length ? `, ${report.refused.length} refused` : ''}`);
