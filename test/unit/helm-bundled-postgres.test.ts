@@ -5,7 +5,7 @@
 // gateway's connection: verify-full against the Secret's CA, for the host name the chart put in the url.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -191,6 +191,32 @@ describe('Helm chart: the bundled PostgreSQL for trials (postgres.bundled)', () 
     for (const [name, labels] of Object.entries(pods)) expect(selects(ingress[0]!.from[0]!.podSelector, labels), name).toBe(name !== 'test-mssgw-postgres');
     expect(selects(ingress[0]!.from[0]!.podSelector, { 'app.kubernetes.io/instance': 'test', 'app.kubernetes.io/component': 'redis' })).toBe(false);
     expect(selects(ingress[0]!.from[0]!.podSelector, { ...pods['test-mssgw-router']!, 'app.kubernetes.io/instance': 'other' })).toBe(false);
+  });
+
+  it('has helm install say it is a trial, and how to move to an external PostgreSQL (NOTES.txt)', () => {
+    // helm template does not render the notes, and helm install needs a cluster: a copy of the chart renders them
+    // into a ConfigMap, with the same values and helpers.
+    const chart = mkdtempSync(path.join(tmpdir(), 'mssgw-notes-'));
+    try {
+      cpSync(path.join(ROOT, 'helm/mssante-gateway'), chart, { recursive: true });
+      mkdirSync(path.join(chart, 'files'), { recursive: true });
+      writeFileSync(path.join(chart, 'files', 'notes-under-test.txt'), readFileSync(path.join(chart, 'templates', 'NOTES.txt')));
+      writeFileSync(path.join(chart, 'templates', 'notes-under-test.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: notes }\ndata:\n  notes: {{ tpl (.Files.Get "files/notes-under-test.txt") . | quote }}\n');
+      const notes = (...set: string[]) => {
+        const r = spawnSync(helm, ['template', 'mssgw', chart, '-n', 'hdh', '--show-only', 'templates/notes-under-test.yaml', ...set.flatMap((v) => ['--set', v])], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        return (parse(r.stdout) as { data: { notes: string } }).data.notes;
+      };
+      expect(notes()).not.toMatch(/bundled|pg_dump/i);
+      const bundled = notes(BUNDLED);
+      expect(bundled).toMatch(/WARNING: the message store is the BUNDLED PostgreSQL \(mssgw-mssgw-postgres\), for trials only: one replica, no backups/);
+      expect(bundled).toMatch(/kubectl -n hdh exec mssgw-mssgw-postgres-0 -- pg_dump -U postgres -d mssgw -Fc > mssgw\.dump/);
+      expect(bundled).toMatch(/pg_restore --no-owner --no-privileges -d /);
+      expect(bundled).toMatch(/kubectl -n hdh delete pvc data-mssgw-mssgw-postgres-0 && kubectl -n hdh delete secret mssgw-mssgw-postgres/);
+    } finally {
+      rmSync(chart, { recursive: true, force: true });
+    }
   });
 
   it('gives a server certificate for the url\'s host, signed by the CA the services trust, with its key', () => {
