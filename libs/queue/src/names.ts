@@ -36,4 +36,8 @@ export const redisKeys = (prefix: string) => ({
   directory: `${prefix}:{dir}:`,
   /** The API's per-caller request counters. */
   apiRate: `${prefix}:api-rate:`,
+  /** A service instance's health beacon (what the console's overview shows of it), expiring unless renewed. */
+  health: (service: string, instance: string) => `${prefix}:health:${service}:${instance}`,
+  /** The service instances seen lately (field <service>:<instance>, value: last beacon, Unix ms), pruned by the API. */
+  healthInstances: `${prefix}:health-instances`,
 });

@@ -1,12 +1,18 @@
 import { readFileSync } from 'node:fs';
 export { mailboxTls, watchCertificateExpiry, MSSANTE_CIPHERS, type MailboxTls } from './tls.ts';
-export { kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
+export { consumerLag, kafkaClient, kafkaClientConfig, kafkaLogCreator } from './kafka.ts';
+export {
+  BEACON_CAPS, BEACON_PERIOD_MS, gatewayVersion, instanceId, KAFKA_LAG_WARNING, publishBeacon, readClusterHealth, shapeBeacon, startHealthBeacon, summarizeBeacons,
+  type ClusterHealth, type HealthBeacon, type HealthBeaconHandle, type HealthWarning, type ImapHealth, type KafkaHealth, type KafkaPartitionHealth, type MllpHealth,
+  type ServiceHealth, type SmtpHealth,
+} from './health.ts';
 export { intakeQueue, sendQueue } from './queues.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
 import { connectOrderedRedis, connectRedis, redisOptions, type Redis, type RedisEndpoint, type RedisTls } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';
 import { connectPostgres, MessageBodies, ResultStore, type Pool } from '@mssgw/store';
 import { createLogger, type Logger } from '@mssgw/telemetry';
+import type { ServiceHealth } from './health.ts';
 import { watchCertificateExpiry } from './tls.ts';
 
 /** The stores, on one Redis connection. */
@@ -36,6 +42,8 @@ export interface ServiceContext extends Stores {
 export interface RunningService {
   name: string;
   stop(): Promise<void>;
+  /** What the service's health beacon says of it (health.ts), beyond its name, version and start time. */
+  health?(): ServiceHealth;
 }
 
 export function createContext(config: GatewayConfig, name = 'mssgw'): ServiceContext {

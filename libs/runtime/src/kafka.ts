@@ -54,3 +54,22 @@ export function kafkaClient(config: GatewayConfig, clientId: string, log: Logger
   }
   return new Kafka({ ...options, logLevel: KAFKA_LEVEL[config.logLevel]!, logCreator: kafkaLogCreator(log) });
 }
+
+/**
+ * A consumer group's lag per partition: each partition's high-water mark (admin.fetchTopicOffsets) minus the group's
+ * committed offset (admin.fetchOffsets). A partition the group never committed counts from its low-water mark, where
+ * the intake starts (fromBeginning); a committed offset outside [low, high] (records removed by retention) is clamped.
+ */
+export function consumerLag(
+  ends: readonly { topic: string; partitions: readonly { partition: number; high: string; low: string }[] }[],
+  committed: readonly { topic: string; partitions: readonly { partition: number; offset: string }[] }[],
+): { topic: string; partition: number; lag: number }[] {
+  const at = new Map(committed.flatMap((t) => t.partitions.map((p) => [`${t.topic}\u0000${p.partition}`, Number(p.offset)] as const)));
+  return ends.flatMap(({ topic, partitions }) => partitions.map(({ partition, high, low }) => {
+    const h = Number(high);
+    const l = Number(low);
+    const c = at.get(`${topic}\u0000${partition}`);
+    const from = c === undefined || !Number.isFinite(c) || c < 0 ? l : Math.min(Math.max(c, l), h);
+    return { topic, partition, lag: Number.isFinite(h) && Number.isFinite(from) ? Math.max(0, h - from) : 0 };
+  })).sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+}

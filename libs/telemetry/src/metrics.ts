@@ -125,6 +125,18 @@ export const metrics = {
     help: 'Feedback to producers that failed and waits in the outbox to be tried again, per channel (zam: a ZAM over MLLP to feedback.zamEndpoints; status-topic: the Kafka status topic)',
     labelNames: ['channel'] as const, registers: [registry],
   }),
+  imapConnected: new Gauge({
+    name: 'mssgw_imap_connected', help: '1 while the receipts service holds an open IMAP session on the applicative mailbox (logged in, INBOX open), 0 otherwise',
+    labelNames: ['mailbox'] as const, registers: [registry],
+  }),
+  imapLastPoll: new Gauge({
+    name: 'mssgw_imap_last_poll_timestamp_seconds', help: 'When the IMAP server last answered a poll of the mailbox\'s INBOX (Unix seconds; a sweep, periodic or on IDLE news)',
+    labelNames: ['mailbox'] as const, registers: [registry],
+  }),
+  operatorLastAccepted: new Gauge({
+    name: 'mssgw_operator_last_accepted_timestamp_seconds', help: 'When the operator last accepted a mail of the mailbox (SMTP 250; Unix seconds), per dispatcher',
+    labelNames: ['mailbox'] as const, registers: [registry],
+  }),
   operatorDsnSupported: new Gauge({
     name: 'mssgw_operator_dsn_supported', help: '1 when the operator advertises DSN (RFC 3461) to the mailbox, 0 when tracking degrades',
     labelNames: ['mailbox'] as const, registers: [registry],
@@ -147,6 +159,11 @@ export const metrics = {
   kafkaPartitionsPaused: new Gauge({
     name: 'mssgw_kafka_partitions_paused', help: 'Kafka intake partitions paused because the intake queue did not take their results',
     registers: [registry],
+  }),
+  kafkaConsumerLag: new Gauge({
+    name: 'mssgw_kafka_consumer_lag',
+    help: 'Records of an intake partition not yet committed by the intake\'s consumer group: the partition\'s high-water mark minus the group\'s committed offset, read every 10 s by each intake (the same number from every intake: read with max)',
+    labelNames: ['topic', 'partition'] as const, registers: [registry],
   }),
   kafkaRewinds: new Counter({
     name: 'mssgw_kafka_rewinds_total', help: 'Kafka intake partitions paused and consumed again from a result the intake queue did not take',

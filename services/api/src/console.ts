@@ -10,7 +10,7 @@ import { DELIVERY_STATES } from '@mssgw/lifecycle';
 import { DirectoryStore, practitionerKeys, structureKeys } from '@mssgw/directory';
 import { QUEUES, redisKeys } from '@mssgw/queue';
 import { domainAllowed, type LoadedWhitelist } from '@mssgw/whitelist';
-import { bullConnection, type ServiceContext } from '@mssgw/runtime';
+import { bullConnection, readClusterHealth, type ClusterHealth, type ServiceContext } from '@mssgw/runtime';
 import { registry } from '@mssgw/telemetry';
 
 /**
@@ -179,6 +179,7 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         return { ok: false, ms: null };
       }
     };
+    const cluster: { read: ClusterHealth | null } = { read: null };
     const [states, received, bySourceState, failures, queueRows, redis, postgres] = await Promise.all([
       // Recipients of the results received in the window, by their state now: one range of deliveries_state per state.
       ctx.pg.query<{ state: string; hour: string; day: string }>(
@@ -205,7 +206,8 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         const [oldest] = await q.getJobs(['waiting', 'prioritized'], 0, 0, true);
         return { queue: name, ...counts, oldestWaitingAt: oldest?.timestamp ?? null };
       })).catch(() => null),
-      timed(() => ctx.redis.ping()),
+      // The Redis ping is the read of every service instance's health beacon (one HGETALL, one MGET).
+      timed(async () => (cluster.read = await readClusterHealth(ctx.redis, ctx.config.redis.prefix, now))),
       timed(() => ctx.pg.query('select 1')),
     ]);
     const bySource = new Map<string, { hour: number; day: number }>();
@@ -230,12 +232,12 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       queues: queueRows,
       health: {
         redis, postgres,
-        // What this process sees (a process that runs the intake, the dispatcher): empty in an api-only pod.
-        mllpConnections: await gauge('mssgw_mllp_connections'),
-        mailboxPaused: (await gauge('mssgw_mailbox_paused')).filter((g) => g.value > 0),
-        operatorDsn: await gauge('mssgw_operator_dsn_supported'),
+        // Every service instance, from its beacon (services' own health: MLLP, Kafka lag, IMAP, SMTP), live or gone;
+        // null when Redis does not answer.
+        ...(cluster.read ?? { instances: null, services: null, warnings: null }),
+        // What this process sees: in a deployment of one pod per service, the api's own (empty unless it runs the
+        // dispatcher or the router).
         operatorRate: await gauge('mssgw_operator_rate_per_second'),
-        kafkaPartitionsPaused: (await gauge('mssgw_kafka_partitions_paused')).filter((g) => g.value > 0),
         referenceDataAge: await gauge('mssgw_reference_data_age_seconds'),
       },
     };

@@ -82,9 +82,121 @@ interface Overview {
   throughput: { at: number; count: number }[];
   queues: { queue: string; waiting?: number; active?: number; delayed?: number; failed?: number; prioritized?: number; oldestWaitingAt: number | null }[] | null;
   health: {
-    redis: { ok: boolean; ms: number | null }; postgres: { ok: boolean; ms: number | null }; mllpConnections: Gauge[]; mailboxPaused: Gauge[];
-    operatorRate?: Gauge[]; kafkaPartitionsPaused?: Gauge[]; referenceDataAge?: Gauge[];
+    redis: { ok: boolean; ms: number | null }; postgres: { ok: boolean; ms: number | null };
+    /** Every service instance's beacon (null when Redis does not answer). */
+    instances: Instance[] | null; services: { service: string; live: number; gone: number }[] | null; warnings: HealthWarning[] | null;
+    operatorRate?: Gauge[]; referenceDataAge?: Gauge[];
   };
+}
+
+interface Instance {
+  service: string; instance: string; state: 'live' | 'gone'; version: string; startedAt: number; lastSeenAt: number;
+  mllp?: { source: string; port: number; connections: number; peers: number }[];
+  kafka?: { groupId: string; consuming: boolean; lagAt: number | null; partitions: { topic: string; partition: number; lag: number; assigned: boolean; paused: boolean }[] };
+  imap?: { mailbox: string; connected: boolean; lastPollAt: number | null }[];
+  smtp?: { mailbox: string; paused: string | null; lastAcceptedAt: number | null; dsn: boolean | null }[];
+}
+interface HealthWarning { code: string; service: string; instance?: string; subject?: string }
+
+const Yes = ({ on, t, bad = !on }: { on: boolean | null; t: Words; bad?: boolean }) => (on === null ? <>—</> : <span class={bad ? 'down' : 'ok'}>{on ? t.yes : t.no}</span>);
+
+/** One table of the health section: its heading, its column headers, its rows. */
+function HealthTable({ title, kind, cols, children }: { title: string; kind: string; cols: [string, boolean?][]; children: ComponentChildren }) {
+  return (
+    <>
+      <h3>{title}</h3>
+      <table data-health={kind}>
+        <thead><tr>{cols.map(([c, num]) => <th key={c} scope="col" class={num ? 'num' : undefined}>{c}</th>)}</tr></thead>
+        <tbody>{children}</tbody>
+      </table>
+    </>
+  );
+}
+
+/** The health of every service instance (their beacons): what needs attention first, then one table per kind of link. */
+function Health({ h, t, lang }: { h: Overview['health']; t: Words; lang: Lang }) {
+  const live = (h.instances ?? []).filter((i) => i.state === 'live');
+  const rows = <T,>(pick: (i: Instance) => T[] | undefined) => live.flatMap((i) => (pick(i) ?? []).map((x) => ({ i, x })));
+  // Every intake reads its whole group's lag: one row per partition, with the instance that has it.
+  const partitions = new Map<string, { topic: string; partition: number; lag: number; by?: string; paused: boolean }>();
+  for (const { i, x } of rows((i) => i.kafka?.partitions)) {
+    const key = `${x.topic}/${x.partition}`;
+    const p = partitions.get(key) ?? { topic: x.topic, partition: x.partition, lag: 0, paused: false };
+    p.lag = Math.max(p.lag, x.lag);
+    if (x.assigned) Object.assign(p, { by: i.instance, paused: x.paused });
+    partitions.set(key, p);
+  }
+  const warned = (code: string, subject: string) => h.warnings?.some((w) => w.code === code && (w.subject ?? '').startsWith(subject)) ?? false;
+  const mllp = rows((i) => i.mllp);
+  const imap = rows((i) => i.imap);
+  const smtp = rows((i) => i.smtp);
+  return (
+    <div class="health">
+      <ul>
+        <li>Redis : <span class={h.redis.ok ? 'ok' : 'down'}>{h.redis.ok ? `${t.healthOk} (${h.redis.ms} ms)` : t.healthDown}</span></li>
+        <li>PostgreSQL : <span class={h.postgres.ok ? 'ok' : 'down'}>{h.postgres.ok ? `${t.healthOk} (${h.postgres.ms} ms)` : t.healthDown}</span></li>
+        {h.operatorRate?.length ? <li>{t.operatorRate} ({t.thisProcess}) : {h.operatorRate.map((g) => `${g.labels['operator'] ?? ''} ${Math.round(g.value)} ${t.perSecond}`).join(', ')}</li> : null}
+        {h.referenceDataAge?.length ? <li>{t.referenceAge} ({t.thisProcess}) : {h.referenceDataAge.map((g) => `${g.labels['data'] ?? ''} ${(g.value / 3600).toFixed(1)} ${t.hoursShort}`).join(', ')}</li> : null}
+      </ul>
+      <h3 id="h-health-warnings">{t.healthWarnings}</h3>
+      {h.warnings?.length ? (
+        <ul class="warnings" aria-labelledby="h-health-warnings">
+          {h.warnings.map((w, n) => (
+            <li key={n} data-warning={w.code}><span aria-hidden="true">⚠ </span><strong>{w.service}</strong>{w.instance ? ` (${w.instance})` : ''} : {t.warnings[w.code] ?? w.code}{w.subject ? ` — ${w.subject}` : ''}</li>
+          ))}
+        </ul>
+      ) : <p class="muted">{h.warnings ? t.noWarnings : t.healthDown}</p>}
+      <HealthTable title={t.instances} kind="instances" cols={[[t.service], [t.instance], [t.state], [t.version], [t.startedAt], [t.lastBeacon]]}>
+        {(h.instances ?? []).map((i) => (
+          <tr key={`${i.service}:${i.instance}`} data-service={i.service} data-instance-state={i.state} class={i.state === 'gone' ? 'warn' : undefined}>
+            <th scope="row">{i.service}</th><td class="ids">{i.instance}</td><td><span class={i.state === 'live' ? 'ok' : 'down'}>{i.state === 'live' ? t.live : t.gone}</span></td>
+            <td>{i.version || '—'}</td><td>{i.startedAt ? formatTime(lang, i.startedAt) : '—'}</td><td>{formatTime(lang, i.lastSeenAt)}</td>
+          </tr>
+        ))}
+      </HealthTable>
+      {mllp.length > 0 && (
+        <HealthTable title={t.mllpListeners} kind="mllp" cols={[[t.source], [t.instance], [t.port, true], [t.connections, true], [t.peers, true]]}>
+          {mllp.map(({ i, x }) => <tr key={`${i.instance}/${x.source}`}><th scope="row">{x.source}</th><td class="ids">{i.instance}</td><td class="num">{x.port}</td><td class="num">{x.connections}</td><td class="num">{x.peers}</td></tr>)}
+        </HealthTable>
+      )}
+      {partitions.size > 0 && (
+        <HealthTable title={t.kafkaLag} kind="kafka" cols={[[t.topic], [t.partition, true], [t.lag, true], [t.consumedBy], [t.paused]]}>
+          {[...partitions.values()].map((p) => {
+            const bad = warned('kafka-lag', `${p.topic}/${p.partition}:`);
+            return (
+              <tr key={`${p.topic}/${p.partition}`} class={bad ? 'warn' : undefined}>
+                <th scope="row">{p.topic}</th><td class="num">{p.partition}</td><td class="num"><span class={bad ? 'down' : undefined}>{p.lag}</span></td>
+                <td class="ids">{p.by ?? <span class="down">{t.none}</span>}</td><td><Yes on={p.paused} t={t} bad={p.paused} /></td>
+              </tr>
+            );
+          })}
+        </HealthTable>
+      )}
+      {imap.length > 0 && (
+        <HealthTable title={t.imapMailboxes} kind="imap" cols={[[t.mailbox], [t.instance], [t.connected], [t.lastPoll]]}>
+          {imap.map(({ i, x }) => {
+            const stale = warned('imap-poll-stale', x.mailbox);
+            return (
+              <tr key={`${i.instance}/${x.mailbox}`} class={!x.connected || stale ? 'warn' : undefined}>
+                <th scope="row">{x.mailbox}</th><td class="ids">{i.instance}</td><td><Yes on={x.connected} t={t} /></td>
+                <td><span class={stale ? 'down' : undefined}>{x.lastPollAt ? formatTime(lang, x.lastPollAt) : '—'}</span></td>
+              </tr>
+            );
+          })}
+        </HealthTable>
+      )}
+      {smtp.length > 0 && (
+        <HealthTable title={t.smtpMailboxes} kind="smtp" cols={[[t.mailbox], [t.instance], [t.pause], [t.lastAccepted], [t.dsnAdvertised]]}>
+          {smtp.map(({ i, x }) => (
+            <tr key={`${i.instance}/${x.mailbox}`} class={x.paused || x.dsn === false ? 'warn' : undefined}>
+              <th scope="row">{x.mailbox}</th><td class="ids">{i.instance}</td><td>{x.paused ? <span class="down">{x.paused}</span> : t.no}</td>
+              <td>{x.lastAcceptedAt ? formatTime(lang, x.lastAcceptedAt) : '—'}</td><td><Yes on={x.dsn} t={t} /></td>
+            </tr>
+          ))}
+        </HealthTable>
+      )}
+    </div>
+  );
 }
 
 /** Sources down, states across: the states some recipient is in, in the lifecycle's order. */
@@ -148,15 +260,7 @@ function OverviewPage({ t, lang }: Ctx) {
             </table>
           </Section>
           <Section title={t.health} id="health">
-            <ul class="health">
-              <li>Redis : <span class={data.health.redis.ok ? 'ok' : 'down'}>{data.health.redis.ok ? `${t.healthOk} (${data.health.redis.ms} ms)` : t.healthDown}</span></li>
-              <li>PostgreSQL : <span class={data.health.postgres.ok ? 'ok' : 'down'}>{data.health.postgres.ok ? `${t.healthOk} (${data.health.postgres.ms} ms)` : t.healthDown}</span></li>
-              <li>{t.mllpPeers} : {data.health.mllpConnections.length ? data.health.mllpConnections.map((g) => `${g.labels['source'] ?? '?'} ${g.value}`).join(', ') : t.none}</li>
-              <li>{t.pausedMailboxes} : {data.health.mailboxPaused.length ? data.health.mailboxPaused.map((g) => `${g.labels['mailbox'] ?? '?'} (${g.labels['reason'] ?? ''})`).join(', ') : t.none}</li>
-              {data.health.operatorRate?.length ? <li>{t.operatorRate} : {data.health.operatorRate.map((g) => `${g.labels['operator'] ?? ''} ${Math.round(g.value)} ${t.perSecond}`).join(', ')}</li> : null}
-              <li>{t.kafkaPaused} : {data.health.kafkaPartitionsPaused?.length ? data.health.kafkaPartitionsPaused.map((g) => `${g.labels['topic'] ?? ''} ${g.value}`).join(', ') : t.none}</li>
-              {data.health.referenceDataAge?.length ? <li>{t.referenceAge} : {data.health.referenceDataAge.map((g) => `${g.labels['data'] ?? ''} ${(g.value / 3600).toFixed(1)} ${t.hoursShort}`).join(', ')}</li> : null}
-            </ul>
+            <Health h={data.health} t={t} lang={lang} />
           </Section>
         </div>
       )}

@@ -40,16 +40,20 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
   const rate = new OperatorRate(ctx.redis, config.redis.prefix, config.operator.smtpHost, config.operator.rate);
   if (!(await useNativeSmtpTransparency())) ctx.log.warn('nodemailer\'s DataStream was not found: sending with its byte-by-byte escaping (slower)');
 
+  const senders: Sender[] = [];
   for (const mailbox of config.mailboxes) {
+    let dsn: boolean | undefined;
     try {
       const probe = await probeOperator(config, mailbox);
+      dsn = probe.dsn;
       if (!probe.dsn) ctx.log.warn({ mailbox: mailbox.address }, 'operator does not advertise DSN: deliveries will stay "submitted" until the confirmation timeout');
     } catch (err) {
       ctx.log.warn({ mailbox: mailbox.address, err: (err as Error).message }, 'operator probe failed; sending will retry');
     }
     const transport = createMailboxTransport(config, mailbox);
     transports.push(transport);
-    const sender: Sender = { transport, mailbox, rate, worker: undefined as unknown as Worker, deadLetters, pauses: 0 };
+    const sender: Sender = { transport, mailbox, rate, worker: undefined as unknown as Worker, deadLetters, pauses: 0, ...(dsn === undefined ? {} : { dsn }) };
+    senders.push(sender);
     // Every series exists from the start (at 0), so that the alert on it has data before the first pause.
     for (const reason of MAILBOX_PAUSES) metrics.mailboxPaused.set({ mailbox: mailbox.address, reason }, 0);
     const worker: Worker = new Worker(QUEUES.send(mailbox.address), (job: Job, token?: string) => deliver(ctx, sender, job, token), {
@@ -71,6 +75,9 @@ export async function startDispatcher(ctx: ServiceContext): Promise<DispatcherSe
   return {
     name: 'dispatcher',
     workers,
+    health: () => ({
+      smtp: senders.map((s) => ({ mailbox: s.mailbox.address, paused: s.paused ?? null, lastAcceptedAt: s.lastAcceptedAt ?? null, dsn: s.dsn ?? null })),
+    }),
     async stop() {
       // Stop taking jobs and let the ones in flight finish, then close the SMTP pools.
       await Promise.all(workers.map((w) => w.close()));
@@ -89,6 +96,9 @@ interface Sender {
   /** Pauses of this mailbox's queue in a row (an unreachable operator, or one refusing the mailbox); 0 once a mail goes. */
   pauses: number;
   paused?: MailboxPause;
+  /** Whether the operator advertised DSN at start-up, and when it last took a mail (the console's health). */
+  dsn?: boolean;
+  lastAcceptedAt?: number;
 }
 
 async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: string): Promise<void> {
@@ -189,6 +199,8 @@ async function deliver(ctx: ServiceContext, sender: Sender, job: Job, token?: st
   }
   resumed(ctx, sender);
   metrics.mailsSent.inc({ mailbox: mailbox.address });
+  sender.lastAcceptedAt = now;
+  metrics.operatorLastAccepted.set({ mailbox: mailbox.address }, now / 1000);
   if (out.acknowledgedAt) metrics.intakeToSmtp.observe({ mailbox: mailbox.address }, (Date.now() - out.acknowledgedAt) / 1000);
   ctx.log.info({ deliveryId: d.deliveryId, messageId: out.messageId, queueId: accepted.fields.queueId }, 'mail accepted by the operator');
 }

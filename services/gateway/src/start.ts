@@ -5,7 +5,7 @@ import { startFeedback, type FeedbackService } from '@mssgw/feedback';
 import { startIntake, type IntakeService } from '@mssgw/intake';
 import { startReceipts, type ReceiptsService } from '@mssgw/receipts-service';
 import { startRouter } from '@mssgw/router';
-import { closeContext, createContext, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { closeContext, createContext, startHealthBeacon, type HealthBeaconHandle, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { prepareSchema } from '@mssgw/store';
 
 export const SERVICE_NAMES = ['intake', 'router', 'dispatcher', 'receipts', 'feedback', 'api'] as const;
@@ -28,10 +28,12 @@ export interface Gateway {
 export async function startGateway(config: GatewayConfig, names: readonly ServiceName[] = SERVICE_NAMES): Promise<Gateway> {
   const ctx = createContext(config, names.length === 1 ? `mssgw-${names[0]}` : 'mssgw');
   const services: RunningService[] = [];
+  let beacon: HealthBeaconHandle | undefined = undefined;
   const gateway: Gateway = {
     ctx,
     services,
     async stop() {
+      await beacon?.stop();
       // Reverse order: stop taking input first, let the downstream stages finish what is in flight.
       for (const s of [...services].reverse()) {
         await s.stop().catch((err: Error) => ctx.log.error({ service: s.name, err: err.message }, 'stop failed'));
@@ -56,6 +58,12 @@ export async function startGateway(config: GatewayConfig, names: readonly Servic
     await gateway.stop();
     throw err;
   }
+  // One health beacon per service this process runs (the console's overview reads them all from Redis); the api
+  // process serves /healthz and /metrics whatever it runs, but is the api service only when named.
+  beacon = startHealthBeacon(ctx.redis, config.redis.prefix, ctx.log, names.map((name) => {
+    const service = services.find((s) => s.name === name);
+    return { name, health: service?.health && (() => service.health!()) };
+  }));
   ctx.log.info({ services: services.map((s) => s.name), node: process.version, nodeFlags: process.execArgv }, 'gateway started');
   return gateway;
 }

@@ -5,7 +5,7 @@ import { ResultIntake } from './pipeline.ts';
 
 export { ResultIntake, toleranceOf, type IntakeOutcome, type Transport } from './pipeline.ts';
 export { startMllpListener, type MllpListener } from './mllp-listener.ts';
-export { startKafkaIntake, ResultEnvelopeV1, KAFKA_RECORD_ATTEMPTS } from './kafka-consumer.ts';
+export { startKafkaIntake, ResultEnvelopeV1, KAFKA_LAG_EVERY_MS, KAFKA_RECORD_ATTEMPTS } from './kafka-consumer.ts';
 
 export interface IntakeService extends RunningService {
   listeners: MllpListener[];
@@ -28,6 +28,10 @@ export async function startIntake(ctx: ServiceContext): Promise<IntakeService> {
     name: 'intake',
     listeners,
     intake,
+    health: () => ({
+      mllp: listeners.map((l) => ({ source: l.source, port: l.port, ...l.stats() })),
+      ...(kafka ? { kafka: kafka.health() } : {}),
+    }),
     async stop() {
       await kafka?.stop();
       await Promise.all(listeners.map((l) => l.close()));

@@ -1,7 +1,7 @@
-import type { Batch, Consumer, KafkaMessage, Producer } from 'kafkajs';
+import type { Admin, Batch, Consumer, KafkaMessage, Producer } from 'kafkajs';
 import { z } from 'zod';
 import type { GatewayConfig } from '@mssgw/config';
-import { kafkaClient } from '@mssgw/runtime';
+import { consumerLag, kafkaClient, type KafkaHealth } from '@mssgw/runtime';
 import { loggableReason, Reason } from '@mssgw/hl7';
 import { metrics, type Logger } from '@mssgw/telemetry';
 import type { ResultIntake } from './pipeline.ts';
@@ -18,8 +18,13 @@ export const ResultEnvelopeV1 = z.object({
 }).strict();
 
 export interface KafkaIntake {
+  /** The group's lag per partition as last read, which partitions this member has, and whether it consumes. */
+  health(): KafkaHealth;
   stop(): Promise<void>;
 }
+
+/** How often each intake reads its group's lag from the broker (two requests: ListOffsets, OffsetFetch). */
+export const KAFKA_LAG_EVERY_MS = 10_000;
 
 /** How long a partition stays paused after a transient failure, doubling up to the maximum while it lasts. */
 const KAFKA_RETRY = { firstMs: 500, maxMs: 30_000 };
@@ -264,6 +269,41 @@ export async function startKafkaIntake(
     else lane.failures = 0;
   };
 
+  // The group's lag (mssgw_kafka_consumer_lag): what the broker holds past the group's commits, whoever consumes.
+  // Read once before consuming, then every KAFKA_LAG_EVERY_MS; a failed read keeps the last values (lagAt says when).
+  const admin: Admin = kafka.admin();
+  let lags: { topic: string; partition: number; lag: number }[] = [];
+  let lagAt: number | null = null;
+  let lagFailing = false;
+  let reading: Promise<void> | undefined;
+  const readLag = () => {
+    reading ??= (async () => {
+      try {
+        const topics = config.kafka.intakeTopics;
+        const [ends, committed] = await Promise.all([
+          Promise.all(topics.map(async (topic) => ({ topic, partitions: await admin.fetchTopicOffsets(topic) }))),
+          admin.fetchOffsets({ groupId: config.kafka.groupId, topics }),
+        ]);
+        lags = consumerLag(ends, committed);
+        lagAt = Date.now();
+        for (const l of lags) metrics.kafkaConsumerLag.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
+        lagFailing = false;
+      } catch (err) {
+        if (!lagFailing) log.warn({ groupId: config.kafka.groupId, reason: (err as Error).message }, 'Kafka consumer lag not read; tried again in 10 s');
+        lagFailing = true;
+      }
+    })().finally(() => (reading = undefined));
+    return reading;
+  };
+  try {
+    await admin.connect();
+    await readLag();
+  } catch (err) {
+    log.warn({ reason: (err as Error).message }, 'Kafka admin client not connected; the consumer lag is read later');
+  }
+  const lagTimer = setInterval(() => void readLag(), KAFKA_LAG_EVERY_MS);
+  lagTimer.unref();
+
   await consumer.run({
     autoCommit: false,
     // Each partition's batches stay in order; several partitions are queued at once.
@@ -289,7 +329,21 @@ export async function startKafkaIntake(
   });
   log.info({ topics: config.kafka.intakeTopics, groupId: config.kafka.groupId }, 'Kafka intake consuming');
   return {
+    health() {
+      const mine = (topic: string, partition: number) => assigned[topic]?.includes(partition) === true;
+      const paused = (topic: string, partition: number) => lanes.get(`${topic}|${partition}`)?.paused === true;
+      return {
+        groupId: config.kafka.groupId,
+        consuming: !stopping && Object.entries(assigned).some(([topic, ps]) => ps.some((p) => !paused(topic, p))),
+        lagAt,
+        partitions: lags.map((l) => ({ ...l, assigned: mine(l.topic, l.partition), paused: paused(l.topic, l.partition) })),
+      };
+    },
     async stop() {
+      clearInterval(lagTimer);
+      await reading;
+      await admin.disconnect().catch(() => undefined);
+      for (const l of lags) metrics.kafkaConsumerLag.remove({ topic: l.topic, partition: String(l.partition) });
       // Fetch no more, let the batches in flight commit, then leave the group.
       stopping = true;
       consumer.pause(config.kafka.intakeTopics.map((topic) => ({ topic })));

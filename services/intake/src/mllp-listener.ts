@@ -11,6 +11,8 @@ import type { ResultIntake } from './pipeline.ts';
 export interface MllpListener {
   source: string;
   port: number;
+  /** Its open connections and the distinct peer addresses they come from (the console's health). */
+  stats(): { connections: number; peers: number };
   close(): Promise<void>;
 }
 
@@ -303,6 +305,8 @@ export async function startMllpListener(config: MllpListenerConfig, intake: Resu
   return {
     source,
     port,
+    // The connections admitted (counted per peer in admit), before or after their TLS handshake.
+    stats: () => ({ connections: [...perPeer.values()].reduce((a, b) => a + b, 0), peers: perPeer.size }),
     async close() {
       // No new connections; the messages already received are queued and acknowledged, then connections close.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,7 +1,7 @@
 import { ImapFlow } from 'imapflow';
 import { readSecret, type ApplicativeMailboxConfig } from '@mssgw/config';
 import { messageIdHash, parseReceipt, UnreadableMail, type QuarantineReason, type ReceiptLimits } from '@mssgw/receipts';
-import { mailboxTls, type RunningService, type ServiceContext } from '@mssgw/runtime';
+import { mailboxTls, type ImapHealth, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 import { applyReceipt } from './apply.ts';
 import { initReplyMetrics, recordReply, ReplyForwarder } from './replies.ts';
@@ -65,6 +65,9 @@ class MailboxReader {
   private readonly failures = new Map<number, number>();
   /** Sends the copies of replies to mailboxes[].forwardRepliesTo. */
   readonly forwarder: ReplyForwarder;
+  /** The session is open (logged in, INBOX selected), and when the server last answered a poll: the console's health. */
+  private connected = false;
+  private lastPollAt: number | null = null;
 
   constructor(ctx: ServiceContext, mailbox: ApplicativeMailboxConfig) {
     this.ctx = ctx;
@@ -72,6 +75,18 @@ class MailboxReader {
     this.forwarder = new ReplyForwarder(ctx, mailbox);
     const { maxMailBytes, maxTextBytes, maxMimeParts, maxNestingDepth } = ctx.config.receipts;
     this.limits = { maxMailBytes, maxTextBytes, maxMimeParts, maxNestingDepth };
+    // Both series exist from the start: a mailbox never connected is one the alert must see (MssgwImapNotRead).
+    metrics.imapConnected.set({ mailbox: mailbox.address }, 0);
+    metrics.imapLastPoll.set({ mailbox: mailbox.address }, 0);
+  }
+
+  health(): ImapHealth {
+    return { mailbox: this.mailbox.address, connected: this.connected, lastPollAt: this.lastPollAt };
+  }
+
+  private setConnected(connected: boolean): void {
+    this.connected = connected;
+    metrics.imapConnected.set({ mailbox: this.mailbox.address }, connected ? 1 : 0);
   }
 
   /** Keeps one IMAP session open, reconnecting with backoff; IDLE announces new mail. */
@@ -92,6 +107,7 @@ class MailboxReader {
         await client.connect();
         for (const folder of FOLDERS) await client.mailboxCreate(folder).catch(() => undefined);
         await client.mailboxOpen('INBOX');
+        this.setConnected(true);
         client.on('exists', () => void this.sweepLogged());
         this.backoffMs = 1_000;
         await this.sweep();
@@ -99,6 +115,7 @@ class MailboxReader {
       } catch (err) {
         this.ctx.log.warn({ mailbox: this.mailbox.address, err: (err as Error).message }, 'IMAP session failed');
       }
+      this.setConnected(false);
       this.client = undefined;
       if (!this.running) break;
       await new Promise((r) => setTimeout(r, this.backoffMs));
@@ -145,6 +162,8 @@ class MailboxReader {
     const lock = await client.getMailboxLock('INBOX');
     try {
       await client.noop(); // the server reports mail that arrived since its last answer (EXISTS): the count is current
+      this.lastPollAt = Date.now();
+      metrics.imapLastPoll.set({ mailbox: this.mailbox.address }, this.lastPollAt / 1000);
       const exists = client.mailbox ? client.mailbox.exists : 0;
       if (skip >= exists) return { left: 0, more: false };
       const last = Math.min(exists, skip + this.ctx.config.receipts.maxMailsPerSweep);
@@ -252,6 +271,7 @@ class MailboxReader {
     await this.sweeping;
     await this.forwarder.stop();
     await this.client?.logout().catch(() => this.client?.close());
+    this.setConnected(false);
   }
 }
 
@@ -284,6 +304,7 @@ export function startReceipts(ctx: ServiceContext): Promise<ReceiptsService> {
   pruneTimer.unref();
   return Promise.resolve({
     name: 'receipts',
+    health: () => ({ imap: readers.map((r) => r.health()) }),
     sweep: async () => {
       await Promise.all(readers.map((r) => r.sweep()));
     },
