@@ -117,7 +117,7 @@ export const metrics = {
     labelNames: ['mailbox', 'matched'] as const, registers: [registry],
   }),
   repliesForwarded: new Counter({
-    name: 'mssgw_replies_forwarded_total', help: 'Copies of replies sent to mailboxes[].forwardRepliesTo, per outcome (sent, failed: tried again at the next sweep)',
+    name: 'mssgw_replies_forwarded_total', help: 'Copies of replies sent to mailboxes[].forwardRepliesTo, per outcome (sent; failed: tried again at the next sweep; not-whitelisted: never sent, the address is outside the liste blanche)',
     labelNames: ['mailbox', 'outcome'] as const, registers: [registry],
   }),
   feedbackFailed: new Counter({
