@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { connectRedis } from '@mssgw/queue';
 import { benchCompose } from './compose.ts';
+import { benchConsole, type ConsoleBench } from './console.ts';
 import { benchDirectory } from './directory.ts';
 import { benchDispatch } from './dispatch.ts';
 import { benchIntake } from './intake.ts';
@@ -44,8 +45,13 @@ const receipts = await benchReceipts(Number(process.env['MSSGW_BENCH_RECEIPTS'] 
 await settleRedis();
 const stages = await benchStages(Number(process.env['MSSGW_BENCH_STAGE_RESULTS'] ?? 1_500));
 await settleRedis();
-// PostgreSQL only: a message store of its own, loaded in bulk, searched, then dropped.
-const search = await benchSearch({ results: Number(process.env['MSSGW_BENCH_SEARCH_RESULTS'] ?? 1_000_000) });
+// PostgreSQL only: a message store of its own, loaded in bulk, searched, the console driven on it, then dropped.
+const held: { console?: ConsoleBench } = {};
+const search = await benchSearch({
+  results: Number(process.env['MSSGW_BENCH_SEARCH_RESULTS'] ?? 1_000_000),
+  whileLoaded: async (store) => void (held.console = await benchConsole(store)),
+});
+const ui = held.console!;
 const dispatch = await benchDispatch({
   results: Number(process.env['MSSGW_BENCH_DISPATCH_RESULTS'] ?? 3_000),
   pacedMailsPerSecond: Number(process.env['MSSGW_BENCH_PACED_MAILS'] ?? 300),
@@ -73,6 +79,7 @@ const rows: [string, string, string][] = [
   [`Dispatcher with ${dispatch.backlogJobs} jobs waiting`, `peak RSS ${dispatch.backlogDispatcherRssMb} MB`, ''],
   ['Composing mails (CI-SIS ORU, 40 KB PDF, practitioner + patient)', `${compose.cpuMsPerMail} ms CPU per mail`, `${compose.mails} mails of ${Math.round(compose.mailBytes / 1024)} KB`],
   [`Result search, ${search.results} results and ${search.deliveries} recipients (${search.loadSeconds} s to load)`, `p50 ${search.p50Ms} ms, p95 ${search.p95Ms} ms, max ${search.maxMs} ms`, `slowest kind p95 ${Math.max(...Object.values(search.kinds).map((k) => k.p95Ms))} ms; ${search.bytesPerResult} bytes per result (${search.searchIndexBytesPerResult} for the search indexes)`],
+  [`Console on ${ui.results} results (${ui.lastDayResults} in the last day), headless Chromium`, `overview p95 ${ui.signInToOverview.p95Ms} ms (sign-in), search page p95 ${ui.searchPage.p95Ms} ms`, `overview API p95 ${ui.overviewApi.p95Ms} ms uncached; JS ${round(ui.js.appJsGzipBytes / 1024, 1)} KB gzipped (+ CSS ${round(ui.js.appCssGzipBytes / 1024, 1)} KB); load average ${ui.load.start[0]}`],
   ['Directory lookup by RPPS, one at a time', `p50 ${directory.lookupP50Ms} ms, p99 ${directory.lookupP99Ms} ms`, `${directory.lookups} lookups`],
 ];
 await settleRedis();
@@ -80,7 +87,7 @@ const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 console.log(rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
 const out = path.resolve(import.meta.dirname, 'results/latest.json');
 mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, ...machine }, intake, receipts, directory, compose, stages, dispatch, search,
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, ...machine }, intake, receipts, directory, compose, stages, dispatch, search, console: ui,
   // The fields issue #6 names, at the top level.
   mailsPerSecond: dispatch.mailsPerSecond, ceilingMailsPerSecond: dispatch.ceilingMailsPerSecond, ratio: dispatch.ratio,
   p99AckToSmtpMs: dispatch.p99AckToSmtpMs, peakRssMb: { ...dispatch.peakRssMb, dispatcherWithBacklog: dispatch.backlogDispatcherRssMb },

@@ -1,5 +1,6 @@
 // Result search (the operator console) on a message store of 1,000,000 results with 2.5 recipients each: bulk-loaded
-// into a schema of its own with insert ... select generate_series, then a fixed mix of searches, one at a time.
+// into a schema of its own with insert ... select generate_series, then a fixed mix of searches, one at a time. While
+// the store is loaded, a caller may run more on it (`whileLoaded`: bench/console.ts drives the console on it).
 import { randomBytes } from 'node:crypto';
 import { demoConfig } from '@mssgw/config';
 import { connectPostgres, decodeCursor, migrate, patientSearchKey, searchResults, type Pool, type ResultSearch } from '@mssgw/store';
@@ -27,7 +28,7 @@ const SEARCH_INDEXES = ['results_patient_search', 'results_source', 'results_doc
 const log = (s: string) => console.log(`[search] ${s}`);
 
 // Family names as registers write them (accents, hyphens, particles), a long tail made of syllables, and given names.
-const FAMILIES = (
+export const FAMILIES = (
   'MARTIN BERNARD THOMAS PETIT ROBERT RICHARD DURAND DUBOIS MOREAU LAURENT SIMON MICHEL LEFÈVRE LEROY ROUX DAVID ' +
   'BERTRAND MOREL FOURNIER GIRARD BONNET DUPONT LAMBERT FONTAINE ROUSSEAU VINCENT MÜLLER MERCIER BLANC GUÉRIN BOYER ' +
   'GARNIER CHEVALIER FRANÇOIS LEGRAND GAUTHIER GARCIA PERRIN ROBIN CLÉMENT MORIN NICOLAS HENRY ROUSSEL MATHIEU MASSON ' +
@@ -64,7 +65,7 @@ function random(seed: number): () => number {
 interface BenchPatient { ins: string; family: string; given: string }
 
 /** Patients: 70 % with a common name (skewed, as surnames are), the rest a rarer one; an INS each. */
-function makePatients(n: number): BenchPatient[] {
+export function makePatients(n: number): BenchPatient[] {
   const rnd = random(21);
   const title = (s: string) => s[0]!.toUpperCase() + s.slice(1);
   return Array.from({ length: n }, (_, i) => {
@@ -84,16 +85,23 @@ export const PATHOLOGY = '11526-1';
 // u(x, seed): a uniform number in [0, 1) from a hash, so each column draws independently and reproducibly.
 const U = (x: string, seed: number) => `(((hashint8extended(${x}, ${seed}) % 1000000) + 1000000) % 1000000)::float8 / 1e6`;
 
+/** How many of `n` results fall in the last 24 hours by default: 3 % (30,000 of 1,000,000: a hospital's busy day). */
+export const lastDayShare = (n: number) => Math.round(n * 0.03);
+
 /**
- * Loads `n` results received over the last 365 days (ids in the order of reception, as the intake writes them), each
- * with 2 or 3 recipients: the patient (from a qualified INS, most of the time) and practitioners drawn from 20,000,
- * the first ranks receiving most. States: the recipients of the last 300 results still in flight, the others final
- * in proportions of a working gateway (55 % delivered, 20 % displayed, 6 % refused, 3 % failed...).
+ * Loads `n` results (ids in the order of reception, as the intake writes them): `lastDay` of them received over the
+ * last 24 hours (the day the console's overview counts), the others spread evenly over the 364 days before. Each has
+ * 2 or 3 recipients: the patient (from a qualified INS, most of the time) and practitioners drawn from 20,000, the
+ * first ranks receiving most. States: the recipients of the last 300 results still in flight, the others final in
+ * proportions of a working gateway (55 % delivered, 20 % displayed, 6 % refused, 3 % failed...), the last day too.
  */
-export async function loadSearchData(pool: Pool, n: number): Promise<void> {
+export async function loadSearchData(pool: Pool, n: number, lastDay = lastDayShare(n)): Promise<void> {
   const patients = makePatients(Math.max(10, Math.round(n * 0.3)));
   const end = Date.now() - 60_000;
-  const stepUs = Math.floor((365 * 86_400_000_000) / n);
+  const day = Math.min(Math.max(0, Math.round(lastDay)), n - 1);
+  const older = n - day;
+  const stepUs = Math.floor((364 * 86_400_000_000) / older);
+  const dayStepUs = Math.floor(86_400_000_000 / Math.max(1, day));
   const client = await pool.connect();
   try {
     await client.query('begin');
@@ -115,7 +123,10 @@ export async function loadSearchData(pool: Pool, n: number): Promise<void> {
         case when ${U('g', 4)} < 0.05 then null else p.ins end, at, at + interval '2 milliseconds', true, ${U('g', 5)} < 0.3, at + interval '40 milliseconds',
         p.family, p.given, p.search
       from (
-        select g, to_timestamp(${(end - 365 * 86_400_000) / 1000}) + ((g - 1) * ${stepUs}::bigint + floor(${U('g', 6)} * ${stepUs}))::bigint * interval '1 microsecond' as at,
+        select g, case when g <= ${older}
+            then to_timestamp(${(end - 365 * 86_400_000) / 1000}) + ((g - 1) * ${stepUs}::bigint + floor(${U('g', 6)} * ${stepUs}))::bigint * interval '1 microsecond'
+            else to_timestamp(${(end - 86_400_000) / 1000}) + ((g - ${older} - 1) * ${dayStepUs}::bigint + floor(${U('g', 6)} * ${dayStepUs}))::bigint * interval '1 microsecond'
+          end as at,
           case when ${U('g', 1)} < 0.60 then 'lab' when ${U('g', 1)} < 0.85 then 'radiology' when ${U('g', 1)} < 0.95 then 'lab-kafka' else 'pathology' end as src,
           (hashint8extended(g, 7) % $2 + $2) % $2 as pn
         from generate_series(1, $3::bigint) g) x
@@ -169,7 +180,7 @@ export async function loadSearchData(pool: Pool, n: number): Promise<void> {
 }
 
 /** The fixed mix: each kind of search with 20 values drawn from the data, the same on every run. */
-function searchMix(n: number): [kind: string, query: ResultSearch][] {
+export function searchMix(n: number): [kind: string, query: ResultSearch][] {
   const rnd = random(7);
   const patients = makePatients(Math.max(10, Math.round(n * 0.3)));
   const pick = <T>(a: T[]) => a[Math.floor(rnd() * a.length)]!;
@@ -214,8 +225,16 @@ function searchMix(n: number): [kind: string, query: ResultSearch][] {
 /** Pages 2 to 10 of broad searches, each from the cursor of the page before (keyset: as fast as the first). */
 const PAGED: Omit<ResultSearch, 'limit'>[] = [{}, { state: 'failed' }, { source: 'pathology' }, { recipient: doctorAddress(0) }, { name: 'mar' }, { documentCode: '18748-4' }];
 
-export async function benchSearch(opts: { results?: number; schema?: string; keep?: boolean } = {}): Promise<SearchBench> {
+/** The loaded store, for what runs on it before it is dropped (bench/console.ts). */
+export interface LoadedStore { pool: Pool; schema: string; results: number; lastDay: number }
+
+export async function benchSearch(opts: {
+  results?: number; schema?: string; keep?: boolean; lastDay?: number;
+  /** Runs once the searches are measured, on the same store, before it is dropped. */
+  whileLoaded?: (store: LoadedStore) => Promise<void>;
+} = {}): Promise<SearchBench> {
   const n = opts.results ?? 1_000_000;
+  const lastDay = opts.lastDay ?? lastDayShare(n);
   const schema = opts.schema ?? `bench_search_${randomBytes(4).toString('hex')}`;
   const pool = connectPostgres({ ...demoConfig().postgres, schema, poolSize: 2 }, 'mssgw-bench-search');
   try {
@@ -225,8 +244,8 @@ export async function benchSearch(opts: { results?: number; schema?: string; kee
     if (!loaded) {
       await migrate(pool);
       const t0 = performance.now();
-      log(`loading ${n} results into schema ${schema}`);
-      await loadSearchData(pool, n);
+      log(`loading ${n} results (${lastDay} in the last 24 hours) into schema ${schema}`);
+      await loadSearchData(pool, n, lastDay);
       loadSeconds = round((performance.now() - t0) / 1000, 1);
       log(`loaded in ${loadSeconds} s`);
     }
@@ -255,6 +274,7 @@ export async function benchSearch(opts: { results?: number; schema?: string; kee
     const all = [...times.values()].flat();
     const kinds = Object.fromEntries([...times].map(([k, v]) => [k, { searches: v.length, p50Ms: round(percentile(v, 50), 1), p95Ms: round(percentile(v, 95), 1), maxMs: round(Math.max(...v), 1) }]));
     for (const [k, v] of Object.entries(kinds)) log(`${k.padEnd(40)} p50 ${v.p50Ms} ms, p95 ${v.p95Ms} ms, max ${v.maxMs} ms`);
+    if (opts.whileLoaded) await opts.whileLoaded({ pool, schema, results: n, lastDay });
     return {
       results: n, deliveries, loadSeconds, kinds,
       p50Ms: round(percentile(all, 50), 1), p95Ms: round(percentile(all, 95), 1), maxMs: round(Math.max(...all), 1),
