@@ -241,7 +241,7 @@ describe('a reply whose copy the operator refuses, on the sandbox operator', () 
 });
 
 describe('a forwardRepliesTo outside the MSSanté liste blanche', () => {
-  it('sends no copy there, keeps the reply listed and counts it', async () => {
+  it('sends no copy there, keeps the reply pending and says so in a gauge', async () => {
     const t = tag();
     const own = testConfig('outside', (c) => (c.mailboxes[0]!.forwardRepliesTo = `secretariat-${t}@gmail.example`));
     const to = own.mailboxes[0]!.address;
@@ -253,14 +253,15 @@ describe('a forwardRepliesTo outside the MSSanté liste blanche', () => {
         const list = await receipts.ctx.status.listReplies({ mailbox: to });
         return list.length ? list : undefined;
       }, 60_000, 500);
-      await waitFor('the copy refused', async () => {
+      await waitFor('the copy held back', async () => {
         await receipts.receipts!.forwardReplies();
-        return (await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'not-whitelisted' })) >= 1;
+        return (await counter(metrics.repliesForwardingBlocked, { mailbox: to })) === 1;
       }, 30_000, 500);
-      // Nothing reached the operator: no copy sent, none failed there; the reply is kept, unforwarded.
+      // Nothing reached the operator: no copy sent, none failed there; the reply is kept, still pending.
       expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'sent' })).toBe(0);
       expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })).toBe(0);
       expect((await receipts.ctx.status.replies.get(r!.id))?.forwardedAt).toBeUndefined();
+      expect((await receipts.ctx.status.replies.pendingForwards(to, 20, [])).map((p) => p.id)).toEqual([r!.id]);
     } finally {
       await receipts.stop();
     }

@@ -191,6 +191,9 @@ describe('Helm chart: the bundled PostgreSQL for trials (postgres.bundled)', () 
     for (const [name, labels] of Object.entries(pods)) expect(selects(ingress[0]!.from[0]!.podSelector, labels), name).toBe(name !== 'test-mssgw-postgres');
     expect(selects(ingress[0]!.from[0]!.podSelector, { 'app.kubernetes.io/instance': 'test', 'app.kubernetes.io/component': 'redis' })).toBe(false);
     expect(selects(ingress[0]!.from[0]!.podSelector, { ...pods['test-mssgw-router']!, 'app.kubernetes.io/instance': 'other' })).toBe(false);
+    // The gateway's own policy turned off leaves PostgreSQL's in place: nothing else guards it.
+    const without = render(BUNDLED, 'networkPolicy.enabled=false').objects.filter((o) => o.kind === 'NetworkPolicy');
+    expect(without.map((p) => p.metadata.name)).toEqual(['test-mssgw-postgres']);
   });
 
   it('has helm install say it is a trial, and how to move to an external PostgreSQL (NOTES.txt)', () => {

@@ -203,6 +203,16 @@ export interface HealthBeaconHandle {
   stop(): Promise<void>;
 }
 
+/** `work`, or a rejection once `ms` have passed (the work itself goes on). */
+function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 /**
  * Starts writing the beacons of the services this process runs, one per service, every `periodMs`. A failed write
  * (Redis down) is logged once per outage; the console then shows the instance as gone, which is what it looks like.
@@ -221,9 +231,11 @@ export function startHealthBeacon(
     inFlight ??= (async () => {
       try {
         const now = Date.now();
-        await Promise.all(services.map((s) => publishBeacon(redis, prefix, shapeBeacon({
+        // Redis commands wait out an outage (maxRetriesPerRequest: null): bounded here, so that the outage is said
+        // and a stop never waits on a beacon.
+        await within(periodMs, Promise.all(services.map((s) => publishBeacon(redis, prefix, shapeBeacon({
           service: s.name, instance, version: gatewayVersion(), startedAt, now, ttlMs: 3 * periodMs, health: s.health?.(),
-        }))));
+        })))));
         if (failing) log.info('health beacon written again');
         failing = false;
       } catch (err) {
@@ -243,10 +255,10 @@ export function startHealthBeacon(
       clearInterval(timer);
       await inFlight;
       const keys = redisKeys(prefix);
-      await Promise.all([
+      await within(periodMs, Promise.all([
         redis.del(...services.map((s) => keys.health(s.name, instance))),
         redis.hdel(keys.healthInstances, ...services.map((s) => `${s.name}:${instance}`)),
-      ]).catch(() => undefined);
+      ])).catch(() => undefined);
     },
   };
 }

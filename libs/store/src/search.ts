@@ -96,11 +96,12 @@ export function buildSearch(q: ResultSearch): { text: string; values: unknown[] 
   if (q.patientIns !== undefined) where.push(`r.patient_ins = ${$(q.patientIns)}`);
   // The key holds letters, digits and spaces only: nothing in it is a LIKE wildcard. A "family given" names few
   // patients, but the planner can think it names thousands (its estimate for a long prefix comes from a sample) and
-  // then walks every result newest first to find them: 200-700 ms on 1,000,000 results. Such a name is looked up in
-  // its own index first (a materialized CTE the planner cannot undo), unless an INS already narrows the search. A
-  // family name alone may name tens of thousands of results: newest first, it finds a page of them soonest.
+  // then walks every result newest first to find them: 200-700 ms on 1,000,000 results. Such a name (two words, the
+  // last of two letters or more) is looked up in its own index first (a materialized CTE the planner cannot undo),
+  // unless an INS already narrows the search. A family name alone may name tens of thousands of results: newest
+  // first, it finds a page of them soonest.
   const nameKey = q.name !== undefined ? searchKey(q.name) : undefined;
-  const named = nameKey !== undefined && nameKey.includes(' ') && q.patientIns === undefined;
+  const named = nameKey !== undefined && /\S \S{2,}/.test(nameKey) && q.patientIns === undefined;
   if (nameKey !== undefined) where.push(named ? 'r.id in (select id from named)' : `r.patient_search like ${$(`${nameKey}%`)}`);
   if (q.source !== undefined) where.push(`r.source = ${$(q.source)}`);
   if (q.documentCode !== undefined) where.push(`r.document_code = ${$(q.documentCode)}`);

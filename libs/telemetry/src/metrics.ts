@@ -117,8 +117,12 @@ export const metrics = {
     labelNames: ['mailbox', 'matched'] as const, registers: [registry],
   }),
   repliesForwarded: new Counter({
-    name: 'mssgw_replies_forwarded_total', help: 'Copies of replies sent to mailboxes[].forwardRepliesTo, per outcome (sent; failed: tried again at the next sweep; not-whitelisted: never sent, the address is outside the liste blanche)',
+    name: 'mssgw_replies_forwarded_total', help: 'Copies of replies sent to mailboxes[].forwardRepliesTo, per outcome (sent, failed: tried again at the next sweep)',
     labelNames: ['mailbox', 'outcome'] as const, registers: [registry],
+  }),
+  repliesForwardingBlocked: new Gauge({
+    name: 'mssgw_replies_forwarding_blocked', help: '1 while a mailbox\'s forwardRepliesTo is outside the MSSanté liste blanche: its replies are kept, no copy is sent',
+    labelNames: ['mailbox'] as const, registers: [registry],
   }),
   feedbackFailed: new Counter({
     name: 'mssgw_feedback_failed_total',

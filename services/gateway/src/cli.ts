@@ -351,8 +351,9 @@ async function main(argv: string[]): Promise<void> {
         } else if (rest[0] === 'replay' && (values.all || rest[1])) {
           const report = { refused: [] as { deliveryId: string; reason: string; detail: string }[] };
           const ids = await replayDeadLetters(ctx, values.all ? { all: true } : { deliveryId: rest[1]! }, report);
-          // Like the console's replay: who put what back on its queue, and what was refused, is in the audit trail.
-          if (ids.length || report.refused.length) await auditCli(ctx.pg, 'dlq replay', [...ids, ...report.refused.map((r) => r.deliveryId)]);
+          // Like the console's replay: who put what back on its queue is in the audit trail, and each refusal with its reason.
+          if (ids.length) await auditCli(ctx.pg, 'dlq replay', ids);
+          for (const r of report.refused) await auditCli(ctx.pg, 'dlq replay', [r.deliveryId], r.reason);
           for (const r of report.refused) console.log(`${r.deliveryId}  refused  ${r.reason}: ${r.detail}`);
           if (!values.all && ids.length === 0 && report.refused.length === 0) fail(`no dead-lettered delivery ${rest[1]}`, 2);
           console.log(`${ids.length} deliveries replayed${ids.length ? `: ${ids.join(', ')}` : ''}${report.refused.length ? `, ${report.refused.length} refused` : ''}`);
@@ -499,11 +500,13 @@ async function withStore(cfg: GatewayConfig, fn: (pool: ReturnType<typeof connec
 
 /**
  * An action taken from the command line, in the audit trail beside the API's: ids only, the user as the actor (no API
- * credential: actor kind `none`), method `CLI`.
+ * credential: actor kind `none`), method `CLI`. An action the gateway refused (`refusedFor`, its reason code) has
+ * status 409, as the API records it.
  */
-async function auditCli(pool: ReturnType<typeof connectPostgres>, command: string, ids: string[]): Promise<void> {
+async function auditCli(pool: ReturnType<typeof connectPostgres>, command: string, ids: string[], refusedFor?: string): Promise<void> {
   await recordAudit(pool, {
-    actorKind: 'none', actor: cliUser(), role: null, method: 'CLI', route: `mssgw ${command}`, status: 200, outcome: 'allowed', reason: null,
+    actorKind: 'none', actor: cliUser(), role: null, method: 'CLI', route: `mssgw ${command}`, status: refusedFor ? 409 : 200,
+    outcome: 'allowed', reason: refusedFor ? `refused: ${refusedFor}` : null,
     ids, filters: [], client: 'local', requestId: `cli-${process.pid}-${Date.now()}`,
   });
 }

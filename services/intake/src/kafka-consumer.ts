@@ -276,9 +276,15 @@ export async function startKafkaIntake(
   let lagAt: number | null = null;
   let lagFailing = false;
   let reading: Promise<void> | undefined;
+  let adminConnected = false;
   const readLag = () => {
     reading ??= (async () => {
       try {
+        // Not connected at start (the broker was down): connected at the next read instead.
+        if (!adminConnected) {
+          await admin.connect();
+          adminConnected = true;
+        }
         const topics = config.kafka.intakeTopics;
         const [ends, committed] = await Promise.all([
           Promise.all(topics.map(async (topic) => ({ topic, partitions: await admin.fetchTopicOffsets(topic) }))),
@@ -295,38 +301,45 @@ export async function startKafkaIntake(
     })().finally(() => (reading = undefined));
     return reading;
   };
-  try {
-    await admin.connect();
-    await readLag();
-  } catch (err) {
-    log.warn({ reason: (err as Error).message }, 'Kafka admin client not connected; the consumer lag is read later');
-  }
+  await readLag();
   const lagTimer = setInterval(() => void readLag(), KAFKA_LAG_EVERY_MS);
   lagTimer.unref();
+  const stopLag = async () => {
+    clearInterval(lagTimer);
+    // A read in flight is not waited for (kafkajs retries for tens of seconds): disconnecting ends it.
+    await admin.disconnect().catch(() => undefined);
+    for (const l of lags) metrics.kafkaConsumerLag.remove({ topic: l.topic, partition: String(l.partition) });
+  };
 
-  await consumer.run({
-    autoCommit: false,
-    // Each partition's batches stay in order; several partitions are queued at once.
-    partitionsConsumedConcurrently: config.kafka.partitionsConcurrently,
-    eachBatchAutoResolve: false,
-    eachBatch: async (payload) => {
-      const { batch } = payload;
-      const { topic, partition } = batch;
-      const lane = laneOf(topic, partition);
-      const first = batch.messages[0];
-      const last = batch.messages.at(-1);
-      if (lane.paused || stopping || !first || !last) return;
-      const outcomes = acceptInSlices(batch.messages, topic);
-      const before = lane.tail;
-      const epoch = lane.epoch;
-      lane.tail = Promise.all([before, outcomes]).then(([, o]) => settle(lane, epoch, batch, o)).catch((err: unknown) => {
-        if (lane.epoch === epoch) rewind(lane, topic, partition, first.offset, `batch not settled: ${(err as Error).message}`);
-      });
-      payload.resolveOffset(last.offset);
-      await before;
-      await payload.heartbeat();
-    },
-  });
+  // Not consuming after all: nothing of the lag reading is left behind (its timer, the admin client's socket).
+  try {
+    await consumer.run({
+      autoCommit: false,
+      // Each partition's batches stay in order; several partitions are queued at once.
+      partitionsConsumedConcurrently: config.kafka.partitionsConcurrently,
+      eachBatchAutoResolve: false,
+      eachBatch: async (payload) => {
+        const { batch } = payload;
+        const { topic, partition } = batch;
+        const lane = laneOf(topic, partition);
+        const first = batch.messages[0];
+        const last = batch.messages.at(-1);
+        if (lane.paused || stopping || !first || !last) return;
+        const outcomes = acceptInSlices(batch.messages, topic);
+        const before = lane.tail;
+        const epoch = lane.epoch;
+        lane.tail = Promise.all([before, outcomes]).then(([, o]) => settle(lane, epoch, batch, o)).catch((err: unknown) => {
+          if (lane.epoch === epoch) rewind(lane, topic, partition, first.offset, `batch not settled: ${(err as Error).message}`);
+        });
+        payload.resolveOffset(last.offset);
+        await before;
+        await payload.heartbeat();
+      },
+    });
+  } catch (err) {
+    await stopLag();
+    throw err;
+  }
   log.info({ topics: config.kafka.intakeTopics, groupId: config.kafka.groupId }, 'Kafka intake consuming');
   return {
     health() {
@@ -340,13 +353,10 @@ export async function startKafkaIntake(
       };
     },
     async stop() {
-      clearInterval(lagTimer);
-      await reading;
-      await admin.disconnect().catch(() => undefined);
-      for (const l of lags) metrics.kafkaConsumerLag.remove({ topic: l.topic, partition: String(l.partition) });
       // Fetch no more, let the batches in flight commit, then leave the group.
       stopping = true;
       consumer.pause(config.kafka.intakeTopics.map((topic) => ({ topic })));
+      await stopLag();
       for (const lane of lanes.values()) {
         clearTimeout(lane.timer);
         if (lane.paused) metrics.kafkaPartitionsPaused.dec();

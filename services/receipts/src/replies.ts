@@ -9,7 +9,8 @@ import { metrics } from '@mssgw/telemetry';
 /** Series at zero from the start, so that rates and alerts have data before the first reply. */
 export function initReplyMetrics(mailbox: string): void {
   for (const matched of REPLY_MATCHES) metrics.replies.inc({ mailbox, matched }, 0);
-  for (const outcome of ['sent', 'failed', 'not-whitelisted']) metrics.repliesForwarded.inc({ mailbox, outcome }, 0);
+  metrics.repliesForwardingBlocked.set({ mailbox }, 0);
+  for (const outcome of ['sent', 'failed']) metrics.repliesForwarded.inc({ mailbox, outcome }, 0);
   for (const kind of ['dsn', 'mdn']) metrics.receiptsForged.inc({ mailbox, kind, reason: kind === 'dsn' ? 'envelope-unknown' : 'mdn-sender' }, 0);
 }
 
@@ -54,7 +55,7 @@ export class ReplyForwarder {
   private again = false;
   /** Replies whose copy the operator refused for good (5xx), left pending in the store. */
   private readonly refused = new Set<string>();
-  private warnedWhitelist = false;
+  private wasBlocked = false;
   private readonly ctx: ServiceContext;
   private readonly mailbox: ApplicativeMailboxConfig;
 
@@ -78,6 +79,13 @@ export class ReplyForwarder {
     return this.running;
   }
 
+  /** Whether this mailbox's copies are held back by the liste blanche: a gauge, and one log line when it starts. */
+  private blocked(now: boolean): void {
+    metrics.repliesForwardingBlocked.set({ mailbox: this.mailbox.address }, now ? 1 : 0);
+    if (now && !this.wasBlocked) this.ctx.log.error({ mailbox: this.mailbox.address }, 'forwardRepliesTo is not in the MSSanté liste blanche: replies are kept, not forwarded');
+    this.wasBlocked = now;
+  }
+
   private async pass(): Promise<void> {
     const address = this.mailbox.address;
     for (;;) {
@@ -85,15 +93,13 @@ export class ReplyForwarder {
       if (!pending.length) return;
       for (const r of pending) {
         try {
-          // Never outside the MSSanté space: a copy to an address the liste blanche does not allow is not sent (the
-          // reply stays listed; GET /api/v1/replies). A liste blanche not yet in Redis throws: everything waits.
+          // Never outside the MSSanté space: a copy to an address the liste blanche does not allow is not sent. The
+          // reply stays pending (GET /api/v1/replies lists it) and goes once the address is allowed again.
           if (r.forwardTo && !(await whitelistReader(this.ctx).allows(r.forwardTo, false))) {
-            this.refused.add(r.id);
-            metrics.repliesForwarded.inc({ mailbox: address, outcome: 'not-whitelisted' });
-            if (!this.warnedWhitelist) this.ctx.log.error({ mailbox: address }, 'forwardRepliesTo is not in the MSSanté liste blanche: replies are kept, not forwarded');
-            this.warnedWhitelist = true;
-            continue;
+            this.blocked(true);
+            return;
           }
+          this.blocked(false);
           if (!(await this.forward(r))) {
             this.refused.add(r.id); // its body is gone (retention): nothing to send
             continue;
