@@ -136,7 +136,7 @@ describe('bodies in the message store (real PostgreSQL)', () => {
     expect(await status.recordRouting({ ...record, resultId: 'r-route', mails: [], deliveries: [{ ...record.deliveries[1]!, deliveryId: 'd-r3' }] })).toEqual(['d-r3']);
   });
 
-  it('prunes a conversation\'s closing record (no result row) once it is final and older than the retention, not before', async () => {
+  it('empties a conversation\'s closing mail, then prunes its record (no result row), once final and past each retention, not before', async () => {
     const status = new StatusStore(pool);
     const bodies = new MessageBodies(pool);
     const old = Date.now() - 40 * 86_400_000;
@@ -144,6 +144,12 @@ describe('bodies in the message store (real PostgreSQL)', () => {
       await bodies.putMails(id, [{ mailId: `${id}-fin`, head: Buffer.from('Subject: [FIN]\r\n\r\nclose') }]);
       await status.createDelivery({ deliveryId: `d-${id}`, resultId: id, recipient: 'patient@patient.mssante.test', kind: 'patient', state, mailId: `${id}-fin`, messageId: `<${id}@x>`, mailbox: 'noreply@lab.mssante.test', updatedAt: old });
     }
+    // Past the body retention first: the final closing's head (it names the patient's address) is emptied, its record kept.
+    const heads = async () => (await pool.query<{ mail_id: string; kept: boolean }>(
+      `select mail_id, head is not null as kept from mails where mail_id like 'c-0000000000000000000000a%' order by mail_id`)).rows.map((r) => [r.mail_id, r.kept]);
+    await pruneRecords(pool, { olderThan: new Date(Date.now() - 90 * 86_400_000), bodiesOlderThan: new Date(Date.now() - 30 * 86_400_000), finalStates: FINAL_STATES });
+    expect(await heads()).toEqual([['c-0000000000000000000000a1-fin', false], ['c-0000000000000000000000a2-fin', true]]);
+    expect((await status.getDelivery('d-c-0000000000000000000000a1'))!.state).toBe('delivered');
     const options = { olderThan: new Date(Date.now() - 30 * 86_400_000), finalStates: FINAL_STATES };
     expect(await pruneRecords(pool, { ...options, dryRun: true })).toMatchObject({ results: 0, deliveries: 1, events: 1 });
     expect(await pruneRecords(pool, options)).toMatchObject({ results: 0, deliveries: 1, events: 1 });

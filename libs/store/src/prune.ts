@@ -57,6 +57,14 @@ where r.bodies_pruned_at is null and r.received_at < $1
   and not exists (select 1 from deliveries d where d.result_id = r.result_id and (not (d.state = any($2::text[])) or d.updated_at >= $1))
 order by r.received_at limit $3`;
 
+// A closing's mail head names the patient's address: emptied with the bodies, once its recipient is final and has
+// been for the body retention; its record stays until the record retention (CLOSINGS_DUE).
+const CLOSING_HEADS = `
+update mails m set head = null
+from deliveries d
+where d.mail_id = m.mail_id and m.head is not null and d.result_id like 'c-%' and d.updated_at < $1 and d.state = any($2::text[])
+  and not exists (select 1 from results r where r.result_id = d.result_id)`;
+
 const EMPTY = `
 with r as (update results set normalized = null, bodies_pruned_at = now() where result_id = any($1::text[]) returning hl7_sha256),
 m as (update mails set head = null where result_id = any($1::text[]) and head is not null),
@@ -115,6 +123,7 @@ export async function pruneRecords(
       await inBatches(client, CLOSINGS_DUE, [options.olderThan, options.finalStates], batch, async (due) => add((await client.query<PruneReport>(DELETE, [due])).rows[0]!));
       if (options.bodiesOlderThan) {
         await inBatches(client, BODIES_DUE, [options.bodiesOlderThan, options.finalStates], batch, async (due) => add((await client.query<Partial<PruneReport>>(EMPTY, [due])).rows[0]!));
+        await client.query(CLOSING_HEADS, [options.bodiesOlderThan, options.finalStates]);
       }
       return total;
     } finally {
