@@ -28,7 +28,7 @@ const ROLE_MAPPING = { 'mssgw-viewer': 'viewer', 'mssgw-operator': 'operator', '
 const withOidc = (c: GatewayConfig, idp: TestIdp, patch: Partial<GatewayConfig['api'] & object> = {}) => {
   c.api = {
     ...apiAccessOf(c),
-    oidc: { issuer: idp.issuer, audience: idp.audience, rolesClaim: 'roles', roleMapping: { ...ROLE_MAPPING }, algorithms: ['ES256'], clockToleranceSeconds: 5 },
+    oidc: { issuer: idp.issuer, audience: idp.audience, rolesClaim: 'roles', roleMapping: { ...ROLE_MAPPING }, algorithms: ['ES256'], clockToleranceSeconds: 5, accessTokenType: 'at+jwt' },
     ...patch,
   };
 };

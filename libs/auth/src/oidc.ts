@@ -11,6 +11,8 @@ export interface OidcOptions {
   roleMapping: Readonly<Record<string, Role>>;
   algorithms: string[];
   clockToleranceSeconds: number;
+  /** The header typ a token must have (at+jwt); undefined: not checked. */
+  accessTokenType?: string | undefined;
 }
 
 export type TokenCheck =
@@ -58,6 +60,7 @@ export class OidcVerifier {
         algorithms: this.options.algorithms,
         clockTolerance: this.options.clockToleranceSeconds,
         requiredClaims: ['exp'],
+        ...(this.options.accessTokenType ? { typ: this.options.accessTokenType } : {}),
       }));
     } catch (err) {
       return describeTokenError(err);
@@ -72,7 +75,7 @@ export class OidcVerifier {
 export function describeTokenError(err: unknown): TokenCheck {
   if (err instanceof errors.JWTExpired) return { refused: 'token expired' };
   if (err instanceof errors.JWTClaimValidationFailed) {
-    const claim = ['iss', 'aud', 'nbf', 'iat', 'exp'].includes(err.claim) ? err.claim : 'a claim';
+    const claim = ['iss', 'aud', 'nbf', 'iat', 'exp', 'typ'].includes(err.claim) ? err.claim : 'a claim';
     return { refused: `token ${claim} not accepted` };
   }
   if (err instanceof errors.JWSSignatureVerificationFailed) return { refused: 'token signature invalid' };

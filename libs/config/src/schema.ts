@@ -224,6 +224,11 @@ const ApiAccess = z
           .describe("The IdP's role names → the API's roles (viewer, operator, admin); the highest one a token has applies, none: 403."),
         algorithms: z.array(z.string().min(1)).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']).describe('Signature algorithms accepted.'),
         clockToleranceSeconds: z.number().int().min(0).max(300).default(30).describe('Clock skew allowed on exp and nbf.'),
+        accessTokenType: z
+          .string()
+          .regex(/^[\x21-\x7e]{1,64}$/, 'expected a JWT type such as at+jwt')
+          .optional()
+          .describe("The type a token's header must give (typ), e.g. at+jwt (RFC 9068): an ID token or another JWT of the IdP is then refused even when it names the audience. Absent: not checked (some IdPs, Keycloak among them, sign access tokens as plain JWT)."),
       })
       .strict()
       .optional()
