@@ -75,19 +75,19 @@ describe('Helm chart: the bundled PostgreSQL for trials (postgres.bundled)', () 
   it('on, draws a StatefulSet, a headless Service, a Secret and a ConfigMap that the schema check accepts', () => {
     const { text, objects } = render(BUNDLED);
     expect(existsSync(validator), `${validator} is missing: bash deploy/local/helm.sh install builds it`).toBe(true);
-    // k8s-validate takes a StatefulSet's volumeClaimTemplates for no volume: each mount of one is given to it as the
-    // claim the StatefulSet makes (and only those: another mount without a volume still fails).
-    const claimed = parseAllDocuments(text).map((d) => d.toJS() as K8s | null).filter((o) => o !== null).map((o) => {
-      if (o.kind !== 'StatefulSet') return o;
-      const claims = (o.spec['volumeClaimTemplates'] as { metadata: { name: string } }[]).map((t) => t.metadata.name);
-      const copy = structuredClone(o);
-      copy.spec.template.spec.volumes.push(...claims.map((name) => ({ name, persistentVolumeClaim: { claimName: name } }) as Volume));
-      return copy;
-    });
-    const checked = spawnSync(validator, CRDS, { input: claimed.map((o) => JSON.stringify(o)).join('\n---\n'), encoding: 'utf8' });
+    // Its data volume comes from volumeClaimTemplates, which k8s-validate counts as the pod's volumes (only those: a
+    // mount of nothing still fails, below).
+    const checked = spawnSync(validator, CRDS, { input: text, encoding: 'utf8' });
     // The 22 objects of the default rendering, plus the StatefulSet, Service, Secret, ConfigMap and NetworkPolicy.
     expect(checked.stdout + checked.stderr).toMatch(/^27 valid, 2 skipped$/m);
     expect(checked.status).toBe(0);
+    const stray = objects.map((o) => {
+      if (o.kind !== 'StatefulSet') return JSON.stringify(o);
+      const copy = structuredClone(o);
+      (copy.spec.template.spec.containers[0]!.volumeMounts as unknown[]).push({ name: 'nothing', mountPath: '/x' });
+      return JSON.stringify(copy);
+    }).join('\n---\n');
+    expect(spawnSync(validator, CRDS, { input: stray, encoding: 'utf8' }).stdout).toMatch(/volumeMounts: no volume "nothing"/);
 
     const set = one(objects, 'StatefulSet');
     expect(set.spec['replicas']).toBe(1);

@@ -175,13 +175,17 @@ func check(obj any) []string {
 			p = append(p, fmt.Sprintf("%s: %d is not a port", at, n))
 		}
 	}
-	pod := func(spec corev1.PodSpec, at string) {
+	// claims: the volumes a StatefulSet's volumeClaimTemplates give its pods, mounted by name like the pod's own.
+	pod := func(spec corev1.PodSpec, at string, claims ...string) {
 		if len(spec.Containers) == 0 {
 			p = append(p, at+".containers: required")
 		}
 		volumes := map[string]bool{}
 		for _, v := range spec.Volumes {
 			volumes[v.Name] = true
+		}
+		for _, c := range claims {
+			volumes[c] = true
 		}
 		for i, c := range spec.Containers {
 			cat := fmt.Sprintf("%s.containers[%d]", at, i)
@@ -239,7 +243,11 @@ func check(obj any) []string {
 	case *appsv1.StatefulSet:
 		meta(o.ObjectMeta)
 		selects(o.Spec.Selector, o.Spec.Template.Labels, "spec.selector")
-		pod(o.Spec.Template.Spec, "spec.template.spec")
+		claims := []string{}
+		for _, t := range o.Spec.VolumeClaimTemplates {
+			claims = append(claims, t.Name)
+		}
+		pod(o.Spec.Template.Spec, "spec.template.spec", claims...)
 	case *corev1.Service:
 		meta(o.ObjectMeta)
 		if len(o.Spec.Ports) == 0 {
