@@ -174,6 +174,8 @@ describe('operator console, in headless Chromium', () => {
     await signIn(page, operator.key);
     await page.locator('#h-states').waitFor();
     await expect.poll(() => page.locator('[data-state="delivered"]').count(), PATIENT).toBeGreaterThan(0);
+    // The router's reference data, from its beacon: the oppositions at least (the sandbox has no liste blanche location).
+    await expect.poll(() => page.locator('table[data-health="reference"] tbody th').allTextContents(), PATIENT).toContain('Oppositions des patients');
     await shot(page, '1-overview', 'console-overview.png');
     expect(await axe(page)).toEqual([]);
 

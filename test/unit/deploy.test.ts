@@ -182,7 +182,7 @@ describe('Helm chart', async () => {
     expect(Number.parseInt(intake.spec.template.spec.containers[0]!.resources.limits.memory, 10)).toBeGreaterThanOrEqual(400 + budgetMi);
   });
 
-  it('has a NetworkPolicy that lets in only the HTTP and MLLP ports, and an Ingress for the API when asked', () => {
+  it('has a NetworkPolicy that lets in only the HTTP and MLLP ports, and an Ingress for the API and the console when asked', () => {
     const { objects } = render('networkPolicy.mllpFrom[0].ipBlock.cidr=10.20.0.0/24');
     const policy = objects.find((o) => o.kind === 'NetworkPolicy')!;
     expect(policy.spec['policyTypes']).toEqual(['Ingress']);
@@ -192,7 +192,11 @@ describe('Helm chart', async () => {
     ]);
     expect(render().objects.find((o) => o.kind === 'Ingress')).toBeUndefined();
     const ingress = render('ingress.enabled=true', 'ingress.tlsSecretName=mssgw-api-tls').objects.find((o) => o.kind === 'Ingress')!;
-    expect((ingress.spec['rules'] as { http: { paths: unknown } }[])[0]!.http.paths).toEqual([{ path: '/api/', pathType: 'Prefix', backend: { service: { name: 'test-mssgw-api', port: { name: 'http' } } } }]);
+    // The API and the console's page and files; not /metrics nor /healthz.
+    const backend = { service: { name: 'test-mssgw-api', port: { name: 'http' } } };
+    expect((ingress.spec['rules'] as { http: { paths: unknown } }[])[0]!.http.paths).toEqual([
+      { path: '/api/', pathType: 'Prefix', backend }, { path: '/', pathType: 'Exact', backend }, { path: '/console/', pathType: 'Prefix', backend },
+    ]);
     expect(ingress.spec['tls']).toEqual([{ hosts: ['mssgw.chu-exemple.fr'], secretName: 'mssgw-api-tls' }]);
   });
 });

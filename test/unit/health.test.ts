@@ -110,4 +110,15 @@ describe('the cluster health the console shows', () => {
     const c = beacon('intake', 'i2', { kafka: { groupId: 'g', consuming: true, lagAt: NOW, partitions: partitions([1, 2]) } });
     expect(summarizeBeacons([seen(a), seen(c)], [JSON.stringify(a), JSON.stringify(c)], NOW).warnings.map((w) => w.code)).toEqual(['kafka-lag']);
   });
+
+  it('warns of a directory or liste blanche loaded over 48 h ago, as the MssgwReferenceDataStale alert', () => {
+    const r = beacon('router', 'ro1', { reference: [
+      { data: 'directory', loadedAt: NOW - 49 * 3_600_000 }, { data: 'whitelist', loadedAt: NOW - 47 * 3_600_000 },
+      { data: 'patient-opposition', loadedAt: NOW - 72 * 3_600_000 }, { data: 'whitelist', loadedAt: NOW - 50 * 3_600_000 },
+    ] });
+    const h = summarizeBeacons([seen(r)], [JSON.stringify(r)], NOW);
+    expect(h.instances[0]!.reference).toHaveLength(4);
+    // The oppositions live in the store (no refresh to go stale); a load under 48 h old is no warning.
+    expect(h.warnings.map((w) => `${w.code} ${w.instance} ${w.subject}`)).toEqual(['reference-stale ro1 directory', 'reference-stale ro1 whitelist']);
+  });
 });

@@ -25,8 +25,14 @@ export interface KafkaHealth {
 export interface ImapHealth { mailbox: string; connected: boolean; lastPollAt: number | null }
 export interface SmtpHealth { mailbox: string; paused: string | null; lastAcceptedAt: number | null; dsn: boolean | null }
 
+/**
+ * The reference data a router decides with (directory, liste blanche, oppositions), and what date each in use bears:
+ * the directory's import, the liste blanche's generation (else its download), the oppositions' last count.
+ */
+export interface ReferenceHealth { data: string; loadedAt: number | null }
+
 /** What a service says of itself; each section only from the services that have it. Read every beat: cheap, synchronous. */
-export interface ServiceHealth { mllp?: MllpHealth[]; kafka?: KafkaHealth; imap?: ImapHealth[]; smtp?: SmtpHealth[] }
+export interface ServiceHealth { mllp?: MllpHealth[]; kafka?: KafkaHealth; imap?: ImapHealth[]; smtp?: SmtpHealth[]; reference?: ReferenceHealth[] }
 
 export interface HealthBeacon extends ServiceHealth {
   v: 1;
@@ -43,13 +49,15 @@ export interface HealthBeacon extends ServiceHealth {
 /** How often an instance writes its beacon; it expires after three periods without one. */
 export const BEACON_PERIOD_MS = 5_000;
 /** The lists' caps: a beacon stays a few kilobytes whatever the configuration. */
-export const BEACON_CAPS = { listeners: 32, partitions: 64, mailboxes: 64, text: 120 } as const;
+export const BEACON_CAPS = { listeners: 32, partitions: 64, mailboxes: 64, reference: 8, text: 120 } as const;
 /** An instance whose beacon expired is shown as gone this long, then forgotten. */
 export const GONE_KEPT_MS = 3_600_000;
 /** At most this many instances are read. */
 export const MAX_INSTANCES = 200;
 /** A Kafka lag from this many records is a warning, whoever consumes. */
 export const KAFKA_LAG_WARNING = 1_000;
+/** The directory or the liste blanche loaded longer ago than this is a warning (as the MssgwReferenceDataStale alert). */
+export const REFERENCE_STALE_MS = 48 * 3_600_000;
 /** An IMAP mailbox not polled for this long is a warning (the periodic sweep is 30 s by default). */
 export const IMAP_POLL_STALE_MS = 10 * 60_000;
 
@@ -94,9 +102,11 @@ export function shapeBeacon(input: { service: string; instance: string; version:
   const smtp = cap(h.smtp, BEACON_CAPS.mailboxes)?.map((m) => ({
     mailbox: text(m.mailbox), paused: m.paused ? text(m.paused) : null, lastAcceptedAt: time(m.lastAcceptedAt), dsn: typeof m.dsn === 'boolean' ? m.dsn : null,
   }));
+  const reference = cap(h.reference, BEACON_CAPS.reference)?.map((r) => ({ data: text(r.data), loadedAt: time(r.loadedAt) }));
   return {
     v: 1, service: text(input.service), instance: text(input.instance), version: text(input.version), startedAt: Math.round(input.startedAt), at: Math.round(input.now), ttlMs: Math.round(input.ttlMs),
-    ...(mllp ? { mllp } : {}), ...(kafka ? { kafka } : {}), ...(imap ? { imap } : {}), ...(smtp ? { smtp } : {}), ...(truncated ? { truncated } : {}),
+    ...(mllp ? { mllp } : {}), ...(kafka ? { kafka } : {}), ...(imap ? { imap } : {}), ...(smtp ? { smtp } : {}), ...(reference ? { reference } : {}),
+    ...(truncated ? { truncated } : {}),
   };
 }
 
@@ -106,7 +116,7 @@ export interface ClusterHealth {
   services: { service: string; live: number; gone: number }[];
   warnings: { code: HealthWarning; service: string; instance?: string; subject?: string }[];
 }
-export type HealthWarning = 'service-gone' | 'instance-gone' | 'kafka-lag' | 'kafka-lag-unknown' | 'imap-disconnected' | 'imap-poll-stale' | 'smtp-paused' | 'dsn-unsupported';
+export type HealthWarning = 'service-gone' | 'instance-gone' | 'kafka-lag' | 'kafka-lag-unknown' | 'imap-disconnected' | 'imap-poll-stale' | 'smtp-paused' | 'dsn-unsupported' | 'reference-stale';
 
 /**
  * The cluster's health from the instances noted (field "<service>:<instance>", last beacon in Unix ms) and their
@@ -161,6 +171,12 @@ export function summarizeBeacons(seen: { field: string; lastSeenAt: number }[], 
     for (const m of i.smtp ?? []) {
       if (m.paused) warnings.push({ code: 'smtp-paused', service: i.service, instance: i.instance, subject: `${m.mailbox} (${m.paused})` });
       if (m.dsn === false) warnings.push({ code: 'dsn-unsupported', service: i.service, instance: i.instance, subject: m.mailbox });
+    }
+    // The directory and the liste blanche are refreshed daily: as the MssgwReferenceDataStale alert, 48 h is stale.
+    for (const r of i.reference ?? []) {
+      if (r.data !== 'patient-opposition' && r.loadedAt !== null && i.at - r.loadedAt > REFERENCE_STALE_MS) {
+        warnings.push({ code: 'reference-stale', service: i.service, instance: i.instance, subject: r.data });
+      }
     }
   }
   for (const [key, p] of partitions) {

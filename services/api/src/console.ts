@@ -236,9 +236,8 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
         // null when Redis does not answer.
         ...(cluster.read ?? { instances: null, services: null, warnings: null }),
         // What this process sees: in a deployment of one pod per service, the api's own (empty unless it runs the
-        // dispatcher or the router).
+        // dispatcher). The routers' reference data come with their beacons.
         operatorRate: await gauge('mssgw_operator_rate_per_second'),
-        referenceDataAge: await gauge('mssgw_reference_data_age_seconds'),
       },
     };
   }

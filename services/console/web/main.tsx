@@ -85,7 +85,7 @@ interface Overview {
     redis: { ok: boolean; ms: number | null }; postgres: { ok: boolean; ms: number | null };
     /** Every service instance's beacon (null when Redis does not answer). */
     instances: Instance[] | null; services: { service: string; live: number; gone: number }[] | null; warnings: HealthWarning[] | null;
-    operatorRate?: Gauge[]; referenceDataAge?: Gauge[];
+    operatorRate?: Gauge[];
   };
 }
 
@@ -95,6 +95,7 @@ interface Instance {
   kafka?: { groupId: string; consuming: boolean; lagAt: number | null; partitions: { topic: string; partition: number; lag: number; assigned: boolean; paused: boolean }[] };
   imap?: { mailbox: string; connected: boolean; lastPollAt: number | null }[];
   smtp?: { mailbox: string; paused: string | null; lastAcceptedAt: number | null; dsn: boolean | null }[];
+  reference?: { data: string; loadedAt: number | null }[];
 }
 interface HealthWarning { code: string; service: string; instance?: string; subject?: string }
 
@@ -130,13 +131,13 @@ function Health({ h, t, lang }: { h: Overview['health']; t: Words; lang: Lang })
   const mllp = rows((i) => i.mllp);
   const imap = rows((i) => i.imap);
   const smtp = rows((i) => i.smtp);
+  const reference = rows((i) => i.reference);
   return (
     <div class="health">
       <ul>
         <li>Redis : <span class={h.redis.ok ? 'ok' : 'down'}>{h.redis.ok ? `${t.healthOk} (${h.redis.ms} ms)` : t.healthDown}</span></li>
         <li>PostgreSQL : <span class={h.postgres.ok ? 'ok' : 'down'}>{h.postgres.ok ? `${t.healthOk} (${h.postgres.ms} ms)` : t.healthDown}</span></li>
         {h.operatorRate?.length ? <li>{t.operatorRate} ({t.thisProcess}) : {h.operatorRate.map((g) => `${g.labels['operator'] ?? ''} ${Math.round(g.value)} ${t.perSecond}`).join(', ')}</li> : null}
-        {h.referenceDataAge?.length ? <li>{t.referenceAge} ({t.thisProcess}) : {h.referenceDataAge.map((g) => `${g.labels['data'] ?? ''} ${(g.value / 3600).toFixed(1)} ${t.hoursShort}`).join(', ')}</li> : null}
       </ul>
       <h3 id="h-health-warnings">{t.healthWarnings}</h3>
       {h.warnings?.length ? (
@@ -193,6 +194,19 @@ function Health({ h, t, lang }: { h: Overview['health']; t: Words; lang: Lang })
               <td>{x.lastAcceptedAt ? formatTime(lang, x.lastAcceptedAt) : '—'}</td><td><Yes on={x.dsn} t={t} /></td>
             </tr>
           ))}
+        </HealthTable>
+      )}
+      {reference.length > 0 && (
+        <HealthTable title={t.referenceAge} kind="reference" cols={[[t.referenceData], [t.instance], [t.loadedAt]]}>
+          {reference.map(({ i, x }) => {
+            const stale = h.warnings?.some((w) => w.code === 'reference-stale' && w.instance === i.instance && w.subject === x.data) ?? false;
+            return (
+              <tr key={`${i.instance}/${x.data}`} class={stale ? 'warn' : undefined}>
+                <th scope="row">{t.referenceNames[x.data] ?? x.data}</th><td class="ids">{i.instance}</td>
+                <td><span class={stale ? 'down' : undefined}>{x.loadedAt ? formatTime(lang, x.loadedAt) : '—'}</span></td>
+              </tr>
+            );
+          })}
         </HealthTable>
       )}
     </div>

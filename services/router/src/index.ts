@@ -8,11 +8,14 @@ import type { Recipient, Refusal } from '@mssgw/routing';
 import { bullConnection, intakeQueue, sendQueue, type RunningService, type ServiceContext } from '@mssgw/runtime';
 import type { StatusStore } from '@mssgw/status';
 import { pruneRecords, sha256Of, type StoredMail } from '@mssgw/store';
-import { metrics } from '@mssgw/telemetry';
+import { metrics, referenceData } from '@mssgw/telemetry';
 import { startReferenceData, type ReferenceData } from './reference-data.ts';
 import { Sweeper } from './sweeper.ts';
 
 export { startReferenceData, type ReferenceData, Sweeper };
+
+/** The reference data a router decides with, as its health beacon names them. */
+const REFERENCE_DATA = ['directory', 'whitelist', 'patient-opposition'] as const;
 
 export interface RouterService extends RunningService {
   worker: Worker;
@@ -153,6 +156,9 @@ export async function startRouter(ctx: ServiceContext): Promise<RouterService> {
   });
   return {
     name: 'router',
+    // When each reference data in use was loaded (the console warns past 48 h, as MssgwReferenceDataStale does); one
+    // not configured (no directory import, no liste blanche location) is not listed.
+    health: () => ({ reference: REFERENCE_DATA.flatMap((data) => (referenceData[data] ? [{ data, loadedAt: referenceData[data] }] : [])) }),
     worker,
     reference,
     sweeper,
