@@ -138,7 +138,7 @@ export const ERRORS = {
   MSSGW_API_BAD_REQUEST: { family: 'api', value: 'bad-request', meaning: 'HTTP 400: a parameter or body the route does not take (the reason names it, never its value).', remedy: 'Fix the request (docs/api.md).' },
   MSSGW_API_UNAUTHORIZED: { family: 'api', value: 'unauthorized', meaning: 'HTTP 401: no credential, or one that is not valid (an unknown or revoked API key, a token that does not verify).', remedy: 'Send a valid API key or OIDC token.' },
   MSSGW_API_FORBIDDEN: { family: 'api', value: 'forbidden', meaning: 'HTTP 403: the caller\'s role does not allow the route (viewer, operator, admin).', remedy: 'Use a key or token with the role the route needs.' },
-  MSSGW_API_NOT_FOUND: { family: 'api', value: 'not-found', meaning: 'HTTP 404: no such route, or no such result, mail, delivery, key or document (or no longer kept).', remedy: 'Check the id; records stay `receipts.retentionDays` after their last change.' },
+  MSSGW_API_NOT_FOUND: { family: 'api', value: 'not-found', meaning: 'HTTP 404: no such route, or no such result, mail, delivery, key or document (or no longer kept).', remedy: 'Check the id; records stay `receipts.retentionDays` from their reception (longer while a recipient is not final).' },
   MSSGW_API_METHOD_NOT_ALLOWED: { family: 'api', value: 'method-not-allowed', meaning: 'HTTP 405.', remedy: 'Use the method the route takes.' },
   MSSGW_API_NOT_ACCEPTABLE: { family: 'api', value: 'not-acceptable', meaning: 'HTTP 406.', remedy: 'Accept application/json.' },
   MSSGW_API_TOO_LARGE: { family: 'api', value: 'too-large', meaning: 'HTTP 413: the request body is too large.', remedy: 'Send a smaller body.' },
