@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
 import { tag, testConfig, waitFor } from '../support/env.ts';
 
 const CRLF = '\r\n';
+const LAUNCHER = path.resolve(import.meta.dirname, '../../services/gateway/bin/mssgw');
 /** The operator's injection port (plain SMTP): mail from anyone in the MSSanté space, as their operator relays it. */
 const inject = nodemailer.createTransport({ host: '127.0.0.1', port: 10025, ignoreTLS: true });
 const send = (from: string, to: string, raw: string) => inject.sendMail({ envelope: { from, to }, raw });
@@ -234,6 +236,16 @@ describe('a reply whose copy the operator refuses, on the sandbox operator', () 
       // Refused for good: not tried again by this process, and nothing else waits behind it.
       await receipts.receipts!.forwardReplies();
       expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })).toBe(1);
+      // Listed from the command line (mssgw replies), without its sender or subject unless --json, and audited.
+      const env = { ...process.env, MSSGW_POSTGRES_SCHEMA: own.postgres.schema, MSSGW_REDIS_PREFIX: own.redis.prefix, MSSGW_LOG_LEVEL: 'silent' };
+      const mssgw = (...args: string[]) => spawnSync(LAUNCHER, args, { encoding: 'utf8', env, timeout: 60_000 });
+      const listed = mssgw('replies', '--unmatched', '--mailbox', to);
+      expect(listed.stdout, listed.stderr).toMatch(new RegExp(`^ *${r!.id}  \\S+  ${to.replace(/[.]/g, '\\.')}  none  -  -  copy pending$`, 'm'));
+      expect(listed.stdout).toContain('1 reply, newest first');
+      expect(listed.stdout).not.toContain(`inconnu-${t}`);
+      expect((JSON.parse(mssgw('replies', '--json').stdout) as { from: string }[])[0]!.from).toBe(`inconnu-${t}@cabinet-demo.mssante.test`);
+      const audit = JSON.parse(mssgw('audit', '--json', '--limit', '5').stdout) as { route: string; ids: string[] }[];
+      expect(audit.filter((e) => e.route === 'mssgw replies').map((e) => e.ids)).toContainEqual([`reply:${r!.id}`]);
     } finally {
       await receipts.stop();
     }

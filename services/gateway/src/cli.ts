@@ -19,6 +19,7 @@ import { connectPostgres, describePostgres, migrationStatus, OppositionStore, pr
 import { oppositionDirections, parseOppositionSubject } from '@mssgw/routing';
 import { closePatientConversation, CloseRefused, FIN_SUBJECT } from '@mssgw/api';
 import { FINAL_STATES } from '@mssgw/lifecycle';
+import { StatusStore } from '@mssgw/status';
 import { createApiKey, isRole, listApiKeys, pruneAudit, queryAudit, recordAudit, revokeApiKey, ROLES, type AuditEvent } from '@mssgw/auth';
 import { userInfo } from 'node:os';
 import { formatTable, runDemo } from './demo.ts';
@@ -65,6 +66,10 @@ Usage:
   mssgw opposition list [ID] [--json]        the oppositions recorded (file, CLI, API), oldest first
   mssgw patient close INS --mailbox M        end the patient's conversation with the sending mailbox M:
                                              sends the one mail whose subject is [FIN] (docs/message.md)
+  mssgw replies [--mailbox M] [--unmatched] [--limit N] [--json]
+                                             the replies that reached the sending mailboxes, newest
+                                             first: what each answers, how it was matched, its copy
+                                             (--json adds the sender and subject; audited)
   mssgw apikey create --role R --name N      make an API key (R = viewer, operator, admin); the key
                                              is printed once, only its hash is kept
   mssgw apikey list [--json]                 the API keys: id, role, name, created, last used, revoked
@@ -135,6 +140,7 @@ async function main(argv: string[]): Promise<void> {
       direction: { type: 'string' },
       date: { type: 'string' },
       mailbox: { type: 'string' },
+      unmatched: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -393,6 +399,27 @@ async function main(argv: string[]): Promise<void> {
           if (!(await revokeApiKey(pool, arg))) fail(`no active key ${arg}`, 3);
           console.log(`${arg} revoked`);
         } else fail('usage: mssgw apikey create --role R --name N | list [--json] | revoke ID', 2);
+      });
+      return;
+    }
+    case 'replies': {
+      await withStore(config(), async (pool) => {
+        if (rest.length) fail('usage: mssgw replies [--mailbox M] [--unmatched] [--limit N] [--json]', 2);
+        const limit = Number(values.limit ?? 50);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 500) fail(`--limit: expected 1 to 500, got "${values.limit}"`, 2);
+        const replies = await new StatusStore(pool).listReplies({
+          limit, ...(values.mailbox !== undefined ? { mailbox: values.mailbox } : {}), ...(values.unmatched ? { unmatched: true } : {}),
+        });
+        // A reply's sender and subject are the patient's or a practitioner's words: read like the API's, so audited.
+        await auditCli(pool, 'replies', replies.flatMap((r) => [`reply:${r.id}`, ...(r.deliveryId ? [r.deliveryId] : []), ...(r.resultId ? [r.resultId] : [])]));
+        if (values.json) console.log(JSON.stringify(replies, null, 2));
+        else {
+          for (const r of replies) {
+            const copy = r.auto ? 'auto-reply, not forwarded' : r.forwardedAt ? `forwarded ${new Date(r.forwardedAt).toISOString()}` : r.forwardTo ? 'copy pending' : 'no copy';
+            console.log(`${r.id.padStart(6)}  ${new Date(r.receivedAt).toISOString()}  ${r.mailbox}  ${r.matchedBy}  ${r.resultId ?? '-'}  ${r.deliveryId ?? '-'}  ${copy}`);
+          }
+          console.log(`${replies.length} repl${replies.length === 1 ? 'y' : 'ies'}, newest first`);
+        }
       });
       return;
     }
