@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createApiKey } from '@mssgw/auth';
 import { DEMO_CONFIG_FILE } from '@mssgw/config';
-import { DELIVERY_STATES } from '@mssgw/lifecycle';
+import { OVERVIEW_QUERIES } from '@mssgw/api';
 import { startGatewayProcess, type GatewayProcess } from './process.ts';
 import { benchSearch, FAMILIES, type LoadedStore, type SearchBench } from './search.ts';
 import { percentile, round } from './stats.ts';
@@ -64,30 +64,12 @@ export interface ConsoleBench {
   screenshots: string[];
 }
 
-/**
- * The overview's statements as services/api/src/console.ts runs them (computeOverview), to time and explain each alone.
- * Keep them in step with that file.
- */
-const OVERVIEW_SQL: Record<string, { sql: string; params: (day: Date, hour: Date) => unknown[] }> = {
-  'recipients by state (24 h)': {
-    sql: `select state, count(*) filter (where received_at >= $2) as hour, count(*) as day
-         from deliveries where state = any($3::text[]) and received_at >= $1 group by state`,
-    params: (day, hour) => [day, hour, [...DELIVERY_STATES]],
-  },
-  'results by source and hour (24 h)': {
-    sql: `select source, date_trunc('hour', received_at) as at, received_at >= $2 as recent, count(*) as count
-         from results where received_at >= $1 group by 1, 2, 3`,
-    params: (day, hour) => [day, hour],
-  },
-  'source × state (1 h)': {
-    sql: `select r.source, d.state, count(*) as count from deliveries d join results r on r.id = d.result_row
-         where d.state = any($2::text[]) and d.received_at >= $1 and r.received_at >= $1 group by 1, 2`,
-    params: (_day, hour) => [hour, [...DELIVERY_STATES]],
-  },
-  'failures by reason (24 h)': {
-    sql: `select state, reason, count(*) as count from deliveries where state = any($2::text[]) and received_at >= $1 group by state, reason order by count desc limit 20`,
-    params: (day) => [day, ['failed', 'dead-lettered', 'refused', 'unconfirmed', 'processing-error']],
-  },
+/** The overview's statements (OVERVIEW_QUERIES, as the api runs them), each timed and explained alone, by these names. */
+const OVERVIEW_LABELS: Record<keyof typeof OVERVIEW_QUERIES, string> = {
+  states: 'recipients by state (24 h)',
+  received: 'results by source and hour (24 h)',
+  sourceStates: 'source × state (1 h)',
+  failures: 'failures by reason (24 h)',
 };
 
 // Waited for with locators: the page's Content-Security-Policy refuses the eval that waitForFunction would need.
@@ -152,16 +134,17 @@ export async function benchConsole(store: LoadedStore): Promise<ConsoleBench> {
 
     // The overview's statements alone, with the api's parameters: timed, then explained.
     const overviewSql: ConsoleBench['overviewSql'] = {};
-    for (const [name, q] of Object.entries(OVERVIEW_SQL)) {
+    for (const [key, name] of Object.entries(OVERVIEW_LABELS)) {
+      const q = OVERVIEW_QUERIES[key as keyof typeof OVERVIEW_QUERIES];
       const times: number[] = [];
       for (let i = 0; i <= RUNS; i++) {
         const now = Date.now();
         const t0 = performance.now();
-        await pool.query(q.sql, q.params(new Date(now - 86_400_000), new Date(now - 3_600_000)));
+        await pool.query(q.text, q.params(new Date(now - 86_400_000), new Date(now - 3_600_000)));
         if (i > 0) times.push(performance.now() - t0);
       }
       const now = Date.now();
-      const plan = (await pool.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${q.sql}`, q.params(new Date(now - 86_400_000), new Date(now - 3_600_000))))
+      const plan = (await pool.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${q.text}`, q.params(new Date(now - 86_400_000), new Date(now - 3_600_000))))
         .rows.map((r) => r['QUERY PLAN']).join('\n');
       overviewSql[name] = { ...timing(times), plan };
       log(`SQL ${name.padEnd(36)} p50 ${overviewSql[name].p50Ms} ms, p95 ${overviewSql[name].p95Ms} ms`);

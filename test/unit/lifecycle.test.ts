@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   DELIVERY_STATES, ENTER_FROM, EVENT_SOURCES, FINAL_STATES, INITIAL_STATES, REASONS, REOPENINGS,
-  afterFailedAttempt, canEnter, confirmationClock, confirmationTimeout, dsnTransition, failureText, isDeliveryState, isFinal, isSendable,
+  afterFailedAttempt, canEnter, confirmationClock, confirmationTimeout, dsnTransition, failureText, isDeliveryState, isFinal, isResendable, isSendable,
   mdnTransition, nextRetry, operatorReplay, pauseDelay, retriesExhausted, retryDelayRange, routingRefusal, sendingJobOptions, smtpAccepted, smtpFailure,
   statusEventV1, zamFor, type DeliveryState, type Transition,
 } from '@mssgw/lifecycle';
@@ -53,8 +53,11 @@ describe('delivery lifecycle: states and transitions', () => {
     expect(DELIVERY_STATES.filter((s) => !isFinal(s))).toEqual(['queued', 'submitted', 'delayed']);
   });
 
-  it('sends only a queued recipient', () => {
+  it('sends only a queued recipient, and resends only one whose delivery is over', () => {
     expect(DELIVERY_STATES.filter(isSendable)).toEqual(['queued']);
+    expect([...DELIVERY_STATES.filter(isResendable)].sort()).toEqual(
+      ['delivered', 'relayed', 'expanded', 'failed', 'unconfirmed', 'displayed', 'processed', 'deleted', 'processing-error'].sort(),
+    );
   });
 
   it('starts the confirmation clock on submission and stops it on any final outcome, not on a delay', () => {

@@ -12,7 +12,7 @@
  */
 export {
   DELIVERY_STATES, EVENT_SOURCES, INITIAL_STATES, FINAL_STATES, ENTER_FROM, REOPENINGS,
-  isDeliveryState, isFinal, canEnter, isSendable, confirmationClock,
+  isDeliveryState, isFinal, canEnter, isSendable, isResendable, confirmationClock,
   type DeliveryState, type DeliveryEventSource,
 } from './states.ts';
 export { REASONS, FORGED_RECEIPT_REASONS, DISPATCH_REFUSALS, type DispatchRefusalReason, type LifecycleReason, type SmtpReplyClass, type ForgedReceiptReason } from './reasons.ts';

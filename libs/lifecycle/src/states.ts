@@ -85,6 +85,12 @@ export const canEnter = (from: DeliveryState, to: DeliveryState): boolean => ENT
 export const isSendable = (s: DeliveryState): boolean => s === 'queued';
 
 /**
+ * Whether an operator may resend to a recipient (a new mail, linked to the first): only once its delivery is over. One
+ * refused stays refused, a dead letter is replayed instead, one in flight waits.
+ */
+export const isResendable = (s: DeliveryState): boolean => isFinal(s) && s !== 'refused' && s !== 'dead-lettered';
+
+/**
  * What entering `state` does to the confirmation clock (recipients awaiting a final DSN): submission starts it, a
  * final outcome stops it, anything else (a "delayed" DSN) leaves it running from the submission.
  */

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { redisKeys, type Redis } from '@mssgw/queue';
 import type { Logger } from '@mssgw/telemetry';
+import { withTimeout } from './timeout.ts';
 
 /**
  * Health beacons (issue #24): every service instance writes what the operator console's overview shows of it to
@@ -219,16 +220,6 @@ export interface HealthBeaconHandle {
   stop(): Promise<void>;
 }
 
-/** `work`, or a rejection once `ms` have passed (the work itself goes on). */
-function within<T>(ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
-    timer.unref();
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Starts writing the beacons of the services this process runs, one per service, every `periodMs`. A failed write
  * (Redis down) is logged once per outage; the console then shows the instance as gone, which is what it looks like.
@@ -249,9 +240,9 @@ export function startHealthBeacon(
         const now = Date.now();
         // Redis commands wait out an outage (maxRetriesPerRequest: null): bounded here, so that the outage is said
         // and a stop never waits on a beacon.
-        await within(periodMs, Promise.all(services.map((s) => publishBeacon(redis, prefix, shapeBeacon({
+        await withTimeout(Promise.all(services.map((s) => publishBeacon(redis, prefix, shapeBeacon({
           service: s.name, instance, version: gatewayVersion(), startedAt, now, ttlMs: 3 * periodMs, health: s.health?.(),
-        })))));
+        })))), periodMs, 'Redis');
         if (failing) log.info('health beacon written again');
         failing = false;
       } catch (err) {
@@ -271,10 +262,10 @@ export function startHealthBeacon(
       clearInterval(timer);
       await inFlight;
       const keys = redisKeys(prefix);
-      await within(periodMs, Promise.all([
+      await withTimeout(Promise.all([
         redis.del(...services.map((s) => keys.health(s.name, instance))),
         redis.hdel(keys.healthInstances, ...services.map((s) => `${s.name}:${instance}`)),
-      ])).catch(() => undefined);
+      ]), periodMs, 'Redis').catch(() => undefined);
     },
   };
 }

@@ -7,6 +7,7 @@ export {
   type ServiceHealth, type SmtpHealth,
 } from './health.ts';
 export { intakeQueue, sendQueue } from './queues.ts';
+export { withTimeout } from './timeout.ts';
 import { readSecret, type GatewayConfig } from '@mssgw/config';
 import { connectOrderedRedis, connectRedis, redisOptions, type Redis, type RedisEndpoint, type RedisTls } from '@mssgw/queue';
 import { StatusStore } from '@mssgw/status';

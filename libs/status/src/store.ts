@@ -153,6 +153,16 @@ export interface RoutingRecord {
 
 type NewDelivery = Omit<Delivery, 'updatedAt'> & { updatedAt?: number };
 
+/** The parameters of CREATE_CTES ($1-$13): the recipients' columns, the time, each first event's detail. */
+function createParams(list: NewDelivery[], eventDetails: (string | undefined)[], at: number): unknown[] {
+  const col = (f: (d: NewDelivery) => string | undefined) => list.map((d) => f(d) ?? null);
+  return [
+    col((d) => d.deliveryId), col((d) => d.resultId), col((d) => d.recipient), col((d) => d.recipientId), col((d) => d.kind), col((d) => d.state),
+    col((d) => d.mailId), col((d) => d.messageId), col((d) => d.mailbox), col((d) => d.reason), col((d) => d.detail), new Date(at),
+    eventDetails.map((e) => e ?? null),
+  ];
+}
+
 const STATEMENT_NAMES = new Map<string, string>();
 
 /**
@@ -217,15 +227,11 @@ export class StatusStore {
    * Returns the ids of the recipients recorded now (none when a retried job finds them recorded).
    */
   async recordRouting(r: RoutingRecord, at = Date.now()): Promise<string[]> {
-    const list = r.deliveries;
-    const col = (f: (d: NewDelivery) => string | undefined) => list.map((d) => f(d) ?? null);
     const mails = mailsWrite(r.resultId, r.mails, 18);
     const sql = `with ${[CREATE_CTES, ROUTED_CTES, ...(r.mails.length ? mails.ctes : [])].join(',\n')}
 select delivery_id from ins`;
     const res = await this.q<{ delivery_id: string }>(sql, [
-      col((d) => d.deliveryId), col((d) => d.resultId), col((d) => d.recipient), col((d) => d.recipientId), col((d) => d.kind), col((d) => d.state),
-      col((d) => d.mailId), col((d) => d.messageId), col((d) => d.mailbox), col((d) => d.reason), col((d) => d.detail), new Date(at),
-      list.map((d) => (d.state === 'refused' ? d.reason : d.detail ?? d.reason) ?? null),
+      ...createParams(r.deliveries, r.deliveries.map((d) => (d.state === 'refused' ? d.reason : d.detail ?? d.reason)), at),
       r.resultId, r.documentIds, new Date(at), date(r.acknowledgedAt),
       ...(r.mails.length ? mails.params : []),
     ]);
@@ -234,12 +240,7 @@ select delivery_id from ins`;
 
   private async create(list: NewDelivery[], eventDetails: (string | undefined)[], at: number): Promise<string[]> {
     if (!list.length) return [];
-    const col = (f: (d: NewDelivery) => string | undefined) => list.map((d) => f(d) ?? null);
-    const res = await this.q<{ delivery_id: string }>(CREATE, [
-      col((d) => d.deliveryId), col((d) => d.resultId), col((d) => d.recipient), col((d) => d.recipientId), col((d) => d.kind), col((d) => d.state),
-      col((d) => d.mailId), col((d) => d.messageId), col((d) => d.mailbox), col((d) => d.reason), col((d) => d.detail), new Date(at),
-      eventDetails.map((e) => e ?? null),
-    ]);
+    const res = await this.q<{ delivery_id: string }>(CREATE, createParams(list, eventDetails, at));
     return res.rows.map((r) => r.delivery_id);
   }
 

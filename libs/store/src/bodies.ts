@@ -102,6 +102,9 @@ export function mailsWrite(resultId: string, mails: StoredMail[], first: number)
   };
 }
 
+/** The oppositions `o` of the patient of the result `r` (its INS, or its IPP with the sending facility). */
+const RESULT_PATIENT_OPPOSITIONS = OPPOSITION_MATCH('r.patient_ins', "(r.normalized -> 'patient' ->> 'ipp')", 'r.sending_facility');
+
 /** Attachments parts a process keeps after reading them (about 110 KB each for a 40 KB PDF). */
 const RECENT_ATTACHMENTS = 32;
 
@@ -126,7 +129,7 @@ export class MessageBodies {
       name: 'bodies_for_routing',
       text: `select r.normalized::text as normalized, (r.routed_at is not null or r.duplicate_of is not null) as settled,
           (select coalesce(json_agg(json_build_object('direction', o.direction, 'opposedAt', (extract(epoch from o.opposed_at) * 1000)::bigint) order by o.id), '[]')
-            from oppositions o where ${OPPOSITION_MATCH('r.patient_ins', "(r.normalized -> 'patient' ->> 'ipp')", 'r.sending_facility')})::text as oppositions,
+            from oppositions o where ${RESULT_PATIENT_OPPOSITIONS})::text as oppositions,
           encode(b.sha256, 'hex') as sha256, b.content
         from results r
         left join result_bodies rb on rb.result_id = r.result_id and rb.sha256 <> r.hl7_sha256
@@ -164,7 +167,7 @@ export class MessageBodies {
       text: `select d.state, d.result_id, d.recipient, d.mailbox, d.message_id, d.envelope_id, r.acknowledged_at, m.head,
           encode(m.attachments_sha256, 'hex') as attachments_sha256, d.kind,
           array(select distinct o.direction from oppositions o
-            where ${OPPOSITION_MATCH('r.patient_ins', "(r.normalized -> 'patient' ->> 'ipp')", 'r.sending_facility')}) as oppositions
+            where ${RESULT_PATIENT_OPPOSITIONS}) as oppositions
         from deliveries d left join mails m on m.mail_id = d.mail_id left join results r on r.result_id = d.result_id
         where d.delivery_id = $1`,
       values: [deliveryId],

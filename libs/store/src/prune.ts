@@ -23,10 +23,11 @@ order by r.received_at limit $3`;
 
 // A conversation's closing mail (mssgw patient close) is filed under its own id `c-…`, with no result row: its record
 // goes once its recipient is final and has not changed since the cutoff.
+const CLOSING_OVER = `d.result_id like 'c-%' and d.updated_at < $1 and d.state = any($2::text[])
+  and not exists (select 1 from results r where r.result_id = d.result_id)`;
 const CLOSINGS_DUE = `
 select d.result_id from deliveries d
-where d.result_id like 'c-%' and d.updated_at < $1 and d.state = any($2::text[])
-  and not exists (select 1 from results r where r.result_id = d.result_id)
+where ${CLOSING_OVER}
 order by d.updated_at limit $3`;
 
 // One batch, one transaction: the results, their recipients, their events, their document index, their mails and the
@@ -62,8 +63,7 @@ order by r.received_at limit $3`;
 const CLOSING_HEADS = `
 update mails m set head = null
 from deliveries d
-where d.mail_id = m.mail_id and m.head is not null and d.result_id like 'c-%' and d.updated_at < $1 and d.state = any($2::text[])
-  and not exists (select 1 from results r where r.result_id = d.result_id)`;
+where d.mail_id = m.mail_id and m.head is not null and ${CLOSING_OVER}`;
 
 const EMPTY = `
 with r as (update results set normalized = null, bodies_pruned_at = now() where result_id = any($1::text[]) returning hl7_sha256),

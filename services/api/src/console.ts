@@ -6,12 +6,13 @@ import { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { apiAccessOf } from '@mssgw/config';
 import { maskDelivery, maskIns, maskName } from '@mssgw/auth';
-import { DELIVERY_STATES } from '@mssgw/lifecycle';
+import { DELIVERY_STATES, isResendable } from '@mssgw/lifecycle';
 import { DirectoryStore, practitionerKeys, structureKeys } from '@mssgw/directory';
 import { QUEUES, redisKeys } from '@mssgw/queue';
 import { domainAllowed, type LoadedWhitelist } from '@mssgw/whitelist';
 import { bullConnection, readClusterHealth, type ClusterHealth, type ServiceContext } from '@mssgw/runtime';
 import { registry } from '@mssgw/telemetry';
+import { OVERVIEW_QUERIES } from './overview.ts';
 
 /**
  * The operator console (issue #24, docs/console.md): its assets at / (built by services/console, no CDN), and the
@@ -180,26 +181,12 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
       }
     };
     const cluster: { read: ClusterHealth | null } = { read: null };
+    const count = <R extends object>(q: { text: string; params: (day: Date, hour: Date) => unknown[] }) => ctx.pg.query<R>(q.text, q.params(day, hour));
     const [states, received, bySourceState, failures, queueRows, redis, postgres] = await Promise.all([
-      // Recipients of the results received in the window, by their state now: one range of deliveries_state per state.
-      ctx.pg.query<{ state: string; hour: string; day: string }>(
-        `select state, count(*) filter (where received_at >= $2) as hour, count(*) as day
-         from deliveries where state = any($3::text[]) and received_at >= $1 group by state`, [day, hour, [...DELIVERY_STATES]],
-      ),
-      // One pass over the day's results (results_received): per source, per hour, and whether in the last hour.
-      ctx.pg.query<{ source: string; at: Date; recent: boolean; count: string }>(
-        `select source, date_trunc('hour', received_at) as at, received_at >= $2 as recent, count(*) as count
-         from results where received_at >= $1 group by 1, 2, 3`, [day, hour],
-      ),
-      // Per source and state, the last hour only: the recipients reach their result's source through its row.
-      ctx.pg.query<{ source: string; state: string; count: string }>(
-        `select r.source, d.state, count(*) as count from deliveries d join results r on r.id = d.result_row
-         where d.state = any($2::text[]) and d.received_at >= $1 and r.received_at >= $1 group by 1, 2`, [hour, [...DELIVERY_STATES]],
-      ),
-      ctx.pg.query<{ state: string; reason: string | null; count: string }>(
-        `select state, reason, count(*) as count from deliveries where state = any($2::text[]) and received_at >= $1 group by state, reason order by count desc limit 20`,
-        [day, ['failed', 'dead-lettered', 'refused', 'unconfirmed', 'processing-error']],
-      ),
+      count<{ state: string; hour: string; day: string }>(OVERVIEW_QUERIES.states),
+      count<{ source: string; at: Date; recent: boolean; count: string }>(OVERVIEW_QUERIES.received),
+      count<{ source: string; state: string; count: string }>(OVERVIEW_QUERIES.sourceStates),
+      count<{ state: string; reason: string | null; count: string }>(OVERVIEW_QUERIES.failures),
       Promise.all([QUEUES.intake, QUEUES.deadLetter, ...ctx.config.mailboxes.map((m) => QUEUES.send(m.address))].map(async (name) => {
         const q = queueOf(name);
         const counts = await q.getJobCounts(...QUEUE_STATES);
@@ -377,19 +364,27 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     };
   });
 
+  // An action on one recipient: the delivery it names, audited with its result.
+  const deliveryNamed = async (req: FastifyRequest, id: string) => {
+    req.audit.ids = [id];
+    const d = await ctx.status.getDelivery(id);
+    if (d) req.audit.ids.push(d.resultId);
+    return d;
+  };
+  // An action the gateway refuses (409), with its reason in the audit trail.
+  const refuse = (req: FastifyRequest, reply: FastifyReply, why: string) => {
+    req.audit.reason = why;
+    return reply.code(409).send({ error: 'refused', reason: why });
+  };
+
   // Cancels what is still waiting: a queued or dead-lettered recipient becomes refused (reason "cancelled", by the
   // operator, in its history), and its job leaves its queue. One being sent at this moment is not cancelled (409).
   const deliveryParam = { type: 'object', properties: { id: { type: 'string', pattern: '^d-[0-9a-f]{24}$' } }, required: ['id'] } as const;
   app.post('/api/v1/console/deliveries/:id/cancel', { config: { role: 'operator' }, schema: { params: deliveryParam } }, async (req, reply) => {
     const { id } = req.params as { id: string };
-    req.audit.ids = [id];
-    const d = await ctx.status.getDelivery(id);
+    const d = await deliveryNamed(req, id);
     if (!d) return reply.code(404).send({ error: 'not-found', reason: `no delivery ${id}` });
-    req.audit.ids.push(d.resultId);
-    const conflict = (why: string) => {
-      req.audit.reason = why;
-      return reply.code(409).send({ error: 'refused', reason: why });
-    };
+    const conflict = (why: string) => refuse(req, reply, why);
     if (d.state !== 'queued' && d.state !== 'dead-lettered') return conflict(`only a queued or dead-lettered recipient can be cancelled; this one is ${d.state}`);
     const queue = queueOf(d.state === 'dead-lettered' ? QUEUES.deadLetter : QUEUES.send(d.mailbox ?? ''));
     const job = await queue.getJob(id);
@@ -408,18 +403,12 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   // the first both ways (the new one's first event names it; the first one's history notes the new one). Only a
   // recipient whose delivery is over (delivered, failed, read...): one in flight waits, a dead letter is replayed, a
   // refusal stands (the dispatcher checks the liste blanche and oppositions again before sending anyway).
-  const RESENDABLE = new Set(['delivered', 'relayed', 'expanded', 'failed', 'unconfirmed', 'displayed', 'processed', 'deleted', 'processing-error']);
   app.post('/api/v1/console/deliveries/:id/resend', { config: { role: 'operator' }, schema: { params: deliveryParam } }, async (req, reply) => {
     const { id } = req.params as { id: string };
-    req.audit.ids = [id];
-    const d = await ctx.status.getDelivery(id);
+    const d = await deliveryNamed(req, id);
     if (!d) return reply.code(404).send({ error: 'not-found', reason: `no delivery ${id}` });
-    req.audit.ids.push(d.resultId);
-    const refused = (why: string) => {
-      req.audit.reason = why;
-      return reply.code(409).send({ error: 'refused', reason: why });
-    };
-    if (!RESENDABLE.has(d.state)) return refused(`only a recipient whose delivery is over can be resent; this one is ${d.state}`);
+    const refused = (why: string) => refuse(req, reply, why);
+    if (!isResendable(d.state)) return refused(`only a recipient whose delivery is over can be resent; this one is ${d.state}`);
     if (!d.mailId || !d.messageId || !d.mailbox) return refused('this recipient was never sent a mail');
     const mail = await ctx.pg.query<{ head: Buffer | null; attachments_sha256: Buffer | null }>('select head, attachments_sha256 from mails where mail_id = $1', [d.mailId]);
     const head = mail.rows[0]?.head;

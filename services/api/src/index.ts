@@ -17,6 +17,7 @@ import { parseSearch, resultsQuerySchema, unknownParameters, type ResultsQuery }
 
 export { credentialOf, hostAllowed, type Caller } from './access.ts';
 export { closePatientConversation, CloseRefused, FIN_SUBJECT, INS_PATTERN, type ClosedConversation } from './patient.ts';
+export { OVERVIEW_QUERIES } from './overview.ts';
 
 export interface ApiService extends RunningService {
   app: FastifyInstance;

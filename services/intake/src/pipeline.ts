@@ -6,7 +6,7 @@ import {
 } from '@mssgw/hl7';
 import { afterIssuedWrites, resultIdOf, type IntakeJob } from '@mssgw/queue';
 import { wrappedSetKey } from '@mssgw/mssante';
-import { intakeQueue, type ServiceContext } from '@mssgw/runtime';
+import { intakeQueue, withTimeout, type ServiceContext } from '@mssgw/runtime';
 import type { ReceivedResult } from '@mssgw/store';
 import { metrics } from '@mssgw/telemetry';
 
@@ -103,14 +103,6 @@ class IntakeBatch {
     const jobs = this.queueOfResults.addBulk(items.map((it) => ({ name: 'result', data: { ...it.job, acknowledgedAt }, opts: { jobId: it.resultId } })));
     return { sent: afterIssuedWrites(), done: jobs };
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** How strictly a source's results are read: its intake.tolerance entry, else the defaults (mailBody warn, flagMatrix strict). */
