@@ -1,5 +1,3 @@
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeContext, createContext } from '@mssgw/runtime';
 import { listDeadLetters } from '@mssgw/dispatcher';
@@ -7,10 +5,8 @@ import { MllpClient } from '@mssgw/hl7';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
-import { tag, testConfig, waitFor } from '../support/env.ts';
+import { mssgwFor, tag, testConfig, waitFor } from '../support/env.ts';
 import { faultyOperator } from '../support/operator.ts';
-
-const LAUNCHER = path.resolve(import.meta.dirname, '../../services/gateway/bin/mssgw');
 
 describe('dispatcher against an operator that refuses, defers and recovers', () => {
   const t = tag();
@@ -79,8 +75,7 @@ describe('dispatcher against an operator that refuses, defers and recovers', () 
       expect(dead[0]!.reason).toMatch(/451 4\.4\.1/);
       operator.recover();
       // Replayed as an operator does it, from the command line: the replay is in the audit trail.
-      const env = { ...process.env, MSSGW_POSTGRES_SCHEMA: gateway.ctx.config.postgres.schema, MSSGW_REDIS_PREFIX: gateway.ctx.config.redis.prefix, MSSGW_LOG_LEVEL: 'silent' };
-      const mssgw = (...args: string[]) => spawnSync(LAUNCHER, args, { encoding: 'utf8', env, timeout: 60_000 });
+      const mssgw = mssgwFor(gateway.ctx.config);
       const replayed = mssgw('dlq', 'replay', d.deliveryId);
       expect(replayed.stdout, replayed.stderr).toContain(`1 deliveries replayed: ${d.deliveryId}`);
       const audit = JSON.parse(mssgw('audit', '--json', '--limit', '5').stdout) as { route: string; ids: string[]; method: string }[];

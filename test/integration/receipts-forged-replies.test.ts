@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,10 +12,9 @@ import { mailboxTls } from '@mssgw/runtime';
 import { metrics } from '@mssgw/telemetry';
 import { startGateway, type Gateway } from '../../services/gateway/src/start.ts';
 import { DOCTORS, makeCisisResult, PATIENTS } from '../support/samples.ts';
-import { tag, testConfig, waitFor } from '../support/env.ts';
+import { mssgwFor, tag, testConfig, waitFor } from '../support/env.ts';
 
 const CRLF = '\r\n';
-const LAUNCHER = path.resolve(import.meta.dirname, '../../services/gateway/bin/mssgw');
 /** The operator's injection port (plain SMTP): mail from anyone in the MSSanté space, as their operator relays it. */
 const inject = nodemailer.createTransport({ host: '127.0.0.1', port: 10025, ignoreTLS: true });
 const send = (from: string, to: string, raw: string) => inject.sendMail({ envelope: { from, to }, raw });
@@ -213,6 +211,17 @@ describe('receipts a co-recipient forges, and replies, on the sandbox operator',
   });
 });
 
+/** A reply from someone no result was sent to, as the operator delivers it, once the receipts reader recorded it. */
+async function unmatchedReply(receipts: Gateway, to: string, t: string) {
+  await send(`inconnu-${t}@cabinet-demo.mssante.test`, to, [`From: inconnu-${t}@cabinet-demo.mssante.test`, `To: ${to}`, 'Subject: x', '', 'x', ''].join(CRLF));
+  const [r] = await waitFor('the reply recorded', async () => {
+    await receipts.receipts!.sweep();
+    const list = await receipts.ctx.status.listReplies({ mailbox: to });
+    return list.length ? list : undefined;
+  }, 60_000, 500);
+  return r!;
+}
+
 describe('a reply whose copy the operator refuses, on the sandbox operator', () => {
   it('keeps a reply whose copy the operator refuses, counts the failure, and reads on', async () => {
     const t = tag();
@@ -221,31 +230,25 @@ describe('a reply whose copy the operator refuses, on the sandbox operator', () 
     const to = own.mailboxes[0]!.address;
     const receipts = await startGateway(own, ['receipts']);
     try {
-      await send(`inconnu-${t}@cabinet-demo.mssante.test`, to, [`From: inconnu-${t}@cabinet-demo.mssante.test`, `To: ${to}`, 'Subject: x', '', 'x', ''].join(CRLF));
-      const [r] = await waitFor('the reply recorded', async () => {
-        await receipts.receipts!.sweep();
-        const list = await receipts.ctx.status.listReplies({ mailbox: to });
-        return list.length ? list : undefined;
-      }, 60_000, 500);
+      const r = await unmatchedReply(receipts, to, t);
       await waitFor('the refusal counted', async () => {
         await receipts.receipts!.forwardReplies();
         return (await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })) >= 1;
       }, 30_000, 500);
-      expect(await receipts.ctx.status.replies.get(r!.id)).toMatchObject({ forwardTo: `reject-${t}@chu-demo.mssante.test`, matchedBy: 'none' });
-      expect((await receipts.ctx.status.replies.get(r!.id))?.forwardedAt).toBeUndefined();
+      expect(await receipts.ctx.status.replies.get(r.id)).toMatchObject({ forwardTo: `reject-${t}@chu-demo.mssante.test`, matchedBy: 'none' });
+      expect((await receipts.ctx.status.replies.get(r.id))?.forwardedAt).toBeUndefined();
       // Refused for good: not tried again by this process, and nothing else waits behind it.
       await receipts.receipts!.forwardReplies();
       expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })).toBe(1);
       // Listed from the command line (mssgw replies), without its sender or subject unless --json, and audited.
-      const env = { ...process.env, MSSGW_POSTGRES_SCHEMA: own.postgres.schema, MSSGW_REDIS_PREFIX: own.redis.prefix, MSSGW_LOG_LEVEL: 'silent' };
-      const mssgw = (...args: string[]) => spawnSync(LAUNCHER, args, { encoding: 'utf8', env, timeout: 60_000 });
+      const mssgw = mssgwFor(own);
       const listed = mssgw('replies', '--unmatched', '--mailbox', to);
-      expect(listed.stdout, listed.stderr).toMatch(new RegExp(`^ *${r!.id}  \\S+  ${to.replace(/[.]/g, '\\.')}  none  -  -  copy pending$`, 'm'));
+      expect(listed.stdout, listed.stderr).toMatch(new RegExp(`^ *${r.id}  \\S+  ${to.replace(/[.]/g, '\\.')}  none  -  -  copy pending$`, 'm'));
       expect(listed.stdout).toContain('1 reply, newest first');
       expect(listed.stdout).not.toContain(`inconnu-${t}`);
       expect((JSON.parse(mssgw('replies', '--json').stdout) as { from: string }[])[0]!.from).toBe(`inconnu-${t}@cabinet-demo.mssante.test`);
       const audit = JSON.parse(mssgw('audit', '--json', '--limit', '5').stdout) as { route: string; ids: string[] }[];
-      expect(audit.filter((e) => e.route === 'mssgw replies').map((e) => e.ids)).toContainEqual([`reply:${r!.id}`]);
+      expect(audit.filter((e) => e.route === 'mssgw replies').map((e) => e.ids)).toContainEqual([`reply:${r.id}`]);
     } finally {
       await receipts.stop();
     }
@@ -259,12 +262,7 @@ describe('a forwardRepliesTo outside the MSSanté liste blanche', () => {
     const to = own.mailboxes[0]!.address;
     const receipts = await startGateway(own, ['receipts']);
     try {
-      await send(`inconnu-${t}@cabinet-demo.mssante.test`, to, [`From: inconnu-${t}@cabinet-demo.mssante.test`, `To: ${to}`, 'Subject: x', '', 'x', ''].join(CRLF));
-      const [r] = await waitFor('the reply recorded', async () => {
-        await receipts.receipts!.sweep();
-        const list = await receipts.ctx.status.listReplies({ mailbox: to });
-        return list.length ? list : undefined;
-      }, 60_000, 500);
+      const r = await unmatchedReply(receipts, to, t);
       await waitFor('the copy held back', async () => {
         await receipts.receipts!.forwardReplies();
         return (await counter(metrics.repliesForwardingBlocked, { mailbox: to })) === 1;
@@ -272,8 +270,8 @@ describe('a forwardRepliesTo outside the MSSanté liste blanche', () => {
       // Nothing reached the operator: no copy sent, none failed there; the reply is kept, still pending.
       expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'sent' })).toBe(0);
       expect(await counter(metrics.repliesForwarded, { mailbox: to, outcome: 'failed' })).toBe(0);
-      expect((await receipts.ctx.status.replies.get(r!.id))?.forwardedAt).toBeUndefined();
-      expect((await receipts.ctx.status.replies.pendingForwards(to, 20, [])).map((p) => p.id)).toEqual([r!.id]);
+      expect((await receipts.ctx.status.replies.get(r.id))?.forwardedAt).toBeUndefined();
+      expect((await receipts.ctx.status.replies.pendingForwards(to, 20, [])).map((p) => p.id)).toEqual([r.id]);
     } finally {
       await receipts.stop();
     }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -43,6 +44,13 @@ export function testConfig(name: string, patch: (c: GatewayConfig) => void = () 
   c.dispatcher.backoffMs = 200;
   patch(c);
   return c;
+}
+
+/** `mssgw <args>` run through the launcher, as an operator runs it, on a test configuration's schema and Redis prefix. */
+export function mssgwFor(config: GatewayConfig): (...args: string[]) => { status: number | null; stdout: string; stderr: string } {
+  const launcher = path.resolve(import.meta.dirname, '../../services/gateway/bin/mssgw');
+  const env = { ...process.env, MSSGW_POSTGRES_SCHEMA: config.postgres.schema, MSSGW_REDIS_PREFIX: config.redis.prefix, MSSGW_LOG_LEVEL: 'silent' };
+  return (...args) => spawnSync(launcher, args, { encoding: 'utf8', env, timeout: 60_000 });
 }
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
